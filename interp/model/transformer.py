@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformer_lens.HookedRootModule import HookedRootModule
-from transformer_lens.hook_points import HookPoint
+from interp.model.components.hook import HookPoint
 
 from interp.errors import InvalidInputError
 from interp.model.components import Block, Embed, PosEmbed, Unembed, make_norm

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformer_lens.hook_points import HookPoint
+from interp.model.components.hook import HookPoint
 
 from interp.model.components.norm import RMSNorm
 from interp.model.components.rope import Rotary, apply_rotary

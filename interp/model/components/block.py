@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from transformer_lens.hook_points import HookPoint
+from interp.model.components.hook import HookPoint
 
 from interp.model.components.attention import Attention, LayerCache
 from interp.model.components.mlp import MLP

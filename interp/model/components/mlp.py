@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformer_lens.hook_points import HookPoint
+from interp.model.components.hook import HookPoint
 
 from interp.model.config import ModelConfig
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from transformer_lens.hook_points import HookPoint
+from interp.model.components.hook import HookPoint
 
 from interp.model.config import ModelConfig
 
