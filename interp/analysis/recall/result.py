@@ -1,0 +1,176 @@
+"""The result of a lost-in-the-middle sweep: tables, the U-curve and attention figures, a Markdown summary."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from interp.analysis.recall.sweep import RecallParams
+
+
+def _num(x: Any) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+
+@dataclass
+class RecallResult:
+    """Per-example scores, per-point curves with 95% intervals, retrieval heads and their correlation."""
+
+    model_name: str
+    params: RecallParams
+    examples: pd.DataFrame  # one row per scored prompt
+    curves: pd.DataFrame  # one row per (condition, n_items, gold_position)
+    heads: pd.DataFrame  # top retrieval heads (baseline prompts)
+    attention_by_position: pd.DataFrame
+    correlations: pd.DataFrame  # r of retrieval-head gold mass with each metric, across positions
+    mitigations: pd.DataFrame = field(default_factory=pd.DataFrame)
+    heatmap: dict = field(default_factory=dict)
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        out = {"examples": self.examples, "curves": self.curves, "retrieval_heads": self.heads,
+               "attention_by_position": self.attention_by_position, "correlations": self.correlations}
+        if not self.mitigations.empty:
+            out["mitigations"] = self.mitigations
+        return out
+
+    def to_json(self) -> dict:
+        curves = []
+        for r in self.curves.itertuples():
+            curves.append({
+                "condition": r.condition, "n_items": int(r.n_items), "gold_position": int(r.gold_position),
+                "accuracy": _num(r.accuracy), "accuracy_ci": [_num(r.accuracy_lo), _num(r.accuracy_hi)],
+                "choice_accuracy": _num(r.choice_accuracy), "logprob": _num(r.logprob),
+                "logprob_ci": [_num(r.logprob_lo), _num(r.logprob_hi)], "median_rank": _num(r.median_rank),
+                "n": int(r.n),
+            })
+        return {
+            "model": self.model_name, "task": self.params.task, "file": self.params.file, "seed": self.params.seed,
+            "curves": curves,
+            "retrieval_heads": [{"layer": int(h.layer), "head": int(h.head), "gold_mass": float(h.gold_mass),
+                                 "distractor_mass": float(h.distractor_mass)} for h in self.heads.itertuples()],
+            "correlations": [{k: (_num(v) if isinstance(v, float) else v) for k, v in row.items()}
+                             for row in self.correlations.to_dict("records")],
+            "mitigations": self.mitigations.to_dict("records"),
+        }
+
+    # -- figures -------------------------------------------------------------------------------------
+    def save_figures(self, out_dir: Path) -> list[Path]:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        paths = [self._u_curve(plt, out_dir / "u_curve.png", "baseline")]
+        if not self.mitigations.empty:
+            paths.append(self._mitigation_figure(plt, out_dir / "mitigations.png"))
+        if self.heatmap:
+            paths.append(self._heatmap(plt, out_dir / "attention_heatmap.png"))
+        return paths
+
+    def _accuracy_column(self) -> str:
+        return "accuracy" if self.curves["accuracy"].notna().any() else "choice_accuracy"
+
+    def _u_curve(self, plt, path: Path, condition: str) -> Path:
+        acc = self._accuracy_column()
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+        for k, g in self.curves[self.curves["condition"] == condition].groupby("n_items"):
+            x = g["gold_position"] + 1
+            for ax, col in zip(axes, (acc, "logprob")):
+                line, = ax.plot(x, g[col], marker="o", label=f"{k} items")
+                ax.fill_between(x, g[f"{col}_lo"], g[f"{col}_hi"], color=line.get_color(), alpha=0.2)
+        if acc == "choice_accuracy":
+            for k in sorted(self.curves["n_items"].unique()):
+                axes[0].axhline(1 / k, ls=":", color="grey", lw=0.8)
+        axes[0].set_ylabel(acc.replace("_", " ") + " (95% Wilson)")
+        axes[1].set_ylabel("log p(answer) (95% bootstrap)")
+        for ax in axes:
+            ax.set_xlabel("position of the gold item (1 = first)")
+            ax.legend()
+        fig.suptitle(f"{self.model_name}: {self.params.task}, recall by gold position ({condition})")
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        return path
+
+    def _mitigation_figure(self, plt, path: Path) -> Path:
+        acc = self._accuracy_column()
+        sizes = sorted(self.curves["n_items"].unique())
+        fig, axes = plt.subplots(1, len(sizes), figsize=(4.5 * len(sizes), 3.8), squeeze=False)
+        for ax, k in zip(axes[0], sizes):
+            for cond, g in self.curves[self.curves["n_items"] == k].groupby("condition"):
+                x = g["gold_position"] + 1
+                line, = ax.plot(x, g[acc], marker="o", label=cond)
+                ax.fill_between(x, g[f"{acc}_lo"], g[f"{acc}_hi"], color=line.get_color(), alpha=0.15)
+            ax.set_title(f"{k} items")
+            ax.set_xlabel("gold position")
+            ax.set_ylabel(acc.replace("_", " "))
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        return path
+
+    def _heatmap(self, plt, path: Path) -> Path:
+        h = self.heatmap
+        fig, axes = plt.subplots(1, 2, figsize=(11, 5))
+        im = axes[0].imshow(h["head_score"], aspect="auto", cmap="RdBu_r",
+                            vmin=-np.abs(h["head_score"]).max(), vmax=np.abs(h["head_score"]).max())
+        axes[0].set(xlabel="head", ylabel="layer", title="gold - mean distractor attention mass")
+        fig.colorbar(im, ax=axes[0])
+        im = axes[1].imshow(h["position_layer"].T, aspect="auto", cmap="viridis")
+        axes[1].set_xticks(range(len(h["positions"])), [str(p + 1) for p in h["positions"]])
+        axes[1].set(xlabel="gold position", ylabel="layer", title="attention mass on gold (sum over heads)")
+        fig.colorbar(im, ax=axes[1])
+        fig.suptitle(f"{self.model_name}: final token's attention, {h['n_items']} items (baseline)")
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        return path
+
+    # -- text ----------------------------------------------------------------------------------------
+    def curve_table(self) -> str:
+        """The curves as a Markdown table: one row per (condition, size), each cell "position: value"."""
+        cols = [c for c in ("accuracy", "choice_accuracy", "logprob") if self.curves[c].notna().any()]
+        lines = ["| condition | items | " + " | ".join(c.replace("_", " ") + " by gold position" for c in cols) + " |",
+                 "|---|---|" + "---|" * len(cols)]
+        for (cond, k), g in self.curves.groupby(["condition", "n_items"]):
+            cells = [" / ".join(f"{p + 1}: {v:.2f}" for p, v in zip(g["gold_position"], g[c])) for c in cols]
+            lines.append(f"| {cond} | {k} | " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+    def summary_markdown(self) -> str:
+        p = self.params
+        n = self.curves["n"].min()
+        parts = [f"## Lost in the middle: {self.model_name}, task {p.task}", "",
+                 f"{len(self.examples)} prompts ({n}+ per point, seed {p.seed}); accuracy = greedy answer "
+                 f"contains the gold answer (first line); choice accuracy (KV) = gold value's first token beats "
+                 f"every other value in the context (chance 1/k); log p = teacher-forced answer log-probability.",
+                 "", self.curve_table(), ""]
+        if not self.heads.empty:
+            top = ", ".join(f"L{r.layer}H{r.head} ({r.gold_mass:.3f} vs {r.distractor_mass:.3f})"
+                            for r in self.heads.head(5).itertuples())
+            parts += [f"Top retrieval heads (final token's attention mass on the gold item vs a distractor "
+                      f"item): {top}.", ""]
+        for r in self.correlations.itertuples():
+            if math.isnan(r.r):
+                parts.append(f"- {r.condition}, {r.n_items} items: {r.metric} is constant across positions "
+                             "(no correlation to measure)")
+                continue
+            parts.append(f"- {r.condition}, {r.n_items} items: r(retrieval-head gold mass, {r.metric}) across "
+                         f"{r.n_positions} positions = {r.r:.2f} [95% CI {r.r_lo:.2f}, {r.r_hi:.2f}]")
+        if not self.mitigations.empty:
+            parts.append("")
+            for r in self.mitigations.itertuples():
+                parts.append(f"- {r.condition}, {r.n_items} items: mean change in accuracy "
+                             f"{r.delta_accuracy:+.2f}, choice accuracy {r.delta_choice_accuracy:+.2f}, "
+                             f"log p {r.delta_logprob:+.2f} (at the baseline's worst position "
+                             f"{r.worst_position + 1}: {r.delta_logprob_at_worst:+.2f})")
+        return "\n".join(parts) + "\n"
