@@ -1,0 +1,177 @@
+"""The induction analysis' result: tables, figure data, JSON summary, figures and a Markdown summary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass
+class InductionResult:
+    model: str
+    params: dict
+    heads: pd.DataFrame  # one row per head, sorted by induction score
+    loss_by_position: pd.DataFrame  # position, loss (repeat 1 / 2)
+    ablation: pd.DataFrame  # kind, seed, mode, heads, loss_increase
+    composition: pd.DataFrame  # target, source, k_comp, source_prev_token, rank
+    text_check: dict | None  # natural-text check (bigram-continuing vs other tokens)
+    peer: dict  # agreement with TransformerLens' head detector
+    circuit: dict  # summary of K-composition
+    example: dict  # strongest head's pattern on one example: layer, head, pattern (q, k), tokens
+    induction_grid: np.ndarray  # (n_layers, n_heads)
+    prev_grid: np.ndarray  # (n_layers, n_heads)
+    loss_first: float = 0.0
+    loss_second: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    # -- summaries ----------------------------------------------------------------------------------
+    def ablation_summary(self) -> dict:
+        ab = self.ablation
+        top = ab[ab.kind == "top"].set_index("mode").loss_increase
+        rnd = ab[ab.kind == "random"]
+        out = {"k": int(self.params["top_k"]), "top_loss_increase": float(top["zero"]),
+               "random_loss_increase_mean": float(rnd[rnd["mode"] == "zero"].loss_increase.mean()),
+               "random_loss_increase_std": float(rnd[rnd["mode"] == "zero"].loss_increase.std(ddof=0)),
+               "mode": "zero", "seeds": int(rnd.seed.nunique())}
+        m = rnd[rnd["mode"] == "mean"].loss_increase
+        out["mean_ablation"] = {"top_loss_increase": float(top["mean"]),
+                                "random_loss_increase_mean": float(m.mean()),
+                                "random_loss_increase_std": float(m.std(ddof=0))}
+        out["top_heads"] = [[int(a), int(b)] for a, b in self.params["top_heads"]]
+        return out
+
+    def to_json(self) -> dict:
+        heads = [
+            {"layer": int(r.layer), "head": int(r.head), "induction_score": float(r.induction),
+             "prev_token_score": float(r.prev_token), "duplicate_score": float(r.duplicate),
+             "copying_score": float(r.copying), "direct_logit": float(r.direct_logit),
+             "ablation_effect": None if pd.isna(r.ablation_effect) else float(r.ablation_effect)}
+            for r in self.heads.itertuples()
+        ]
+        return {"model": self.model, "params": {k: v for k, v in self.params.items() if k != "top_heads"},
+                "heads": heads, "ablation": self.ablation_summary(),
+                "loss": {"first_repeat": self.loss_first, "second_repeat": self.loss_second},
+                "circuit": self.circuit, "natural_text": self.text_check, "peer": self.peer, "notes": self.notes}
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {"heads": self.heads, "loss_by_position": self.loss_by_position, "ablation": self.ablation,
+                "composition": self.composition}
+
+    def summary_markdown(self) -> str:
+        p, ab = self.params, self.ablation_summary()
+        top = self.heads.head(p["top_k"])
+        lines = [f"# Induction heads in {self.model}", "",
+                 f"Repeated random tokens, batch {p['batch']} x (1 + 2 x {p['seq_len']}), seed {p['seed']}. "
+                 f"Loss on the first repeat {self.loss_first:.2f} nats, on the second {self.loss_second:.2f} "
+                 f"(in-context copying gap {self.loss_first - self.loss_second:.2f}).", "",
+                 "| head | induction | prev-token | duplicate | copying (OV eig.) | direct logit | ablation (zero, alone) |",
+                 "|---|---|---|---|---|---|---|"]
+        for r in top.itertuples():
+            eff = "" if pd.isna(r.ablation_effect) else f"{r.ablation_effect:+.3f}"
+            lines.append(f"| L{r.layer}.H{r.head} | {r.induction:.3f} | {r.prev_token:.3f} | {r.duplicate:.3f} | "
+                         f"{r.copying:+.2f} | {r.direct_logit:+.2f} | {eff} |")
+        n_above = int((self.heads.induction > p["threshold"]).sum())
+        lines += ["", f"{n_above} heads score above {p['threshold']} (ARENA's threshold).", "",
+                  f"**Ablation** of the top {ab['k']} heads raises second-repeat loss by {ab['top_loss_increase']:.3f} "
+                  f"(zero) / {ab['mean_ablation']['top_loss_increase']:.3f} (mean); {ab['k']} random heads from the same "
+                  f"layers: {ab['random_loss_increase_mean']:.3f} +- {ab['random_loss_increase_std']:.3f} (zero) / "
+                  f"{ab['mean_ablation']['random_loss_increase_mean']:.3f} +- "
+                  f"{ab['mean_ablation']['random_loss_increase_std']:.3f} (mean), {ab['seeds']} seeds."]
+        c = self.circuit
+        if c and c["prev_heads_mean"] is not None and c["other_heads_mean"] is not None:
+            lines += ["", f"**Circuit** (K-composition): previous-token heads (prev-token score > {c['prev_threshold']}) "
+                          f"feed the top induction heads with mean K-composition {c['prev_heads_mean']:.3f} vs "
+                          f"{c['other_heads_mean']:.3f} for other earlier heads. Strongest edges: "
+                      + ", ".join(f"{e['source']}->{e['target']} ({e['k_comp']:.3f})" for e in c["edges"][:5]) + "."]
+        t = self.text_check
+        if t:
+            lines += ["", f"**Natural text** ({t['source']}, {t['mode']} ablation): top heads raise the loss of "
+                          f"bigram-continuing tokens by {t['top_bigram']:+.3f} (n={t['n_bigram']}) vs "
+                          f"{t['top_other']:+.3f} for other tokens (n={t['n_other']}); random heads: "
+                          f"{t['random_bigram']:+.3f} vs {t['random_other']:+.3f}."]
+        pr = self.peer
+        if pr:
+            if pr.get("bridge_top10_overlap") is not None:
+                lines += ["", f"**Peer**: TransformerLens `detect_head` on a TransformerBridge of the same model: top-10 "
+                              f"overlap with our induction score {pr['bridge_top10_overlap']}/10; TL's detector logic on "
+                              f"our patterns vs the bridge: {pr['tl_logic_vs_bridge_top10_overlap']}/10."]
+            else:
+                lines += ["", f"**Peer**: the TransformerBridge could not be built ({pr.get('bridge_error')}); TL's detector "
+                              f"logic on our patterns: top-10 overlap with our score {pr['tl_logic_top10_overlap']}/10."]
+        for n in self.notes:
+            lines.append(f"\n_Note_: {n}")
+        return "\n".join(lines) + "\n"
+
+    # -- figures ------------------------------------------------------------------------------------
+    def save_figures(self, out_dir: Path) -> list[Path]:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        paths = []
+
+        fig, axes = plt.subplots(1, 2, figsize=(10, max(4, 0.22 * self.induction_grid.shape[0] + 1.5)))
+        for ax, grid, title in zip(axes, (self.induction_grid, self.prev_grid), ("induction", "previous-token")):
+            im = ax.imshow(grid, aspect="auto", cmap="viridis", vmin=0, vmax=1)
+            ax.set(title=f"{title} score", xlabel="head", ylabel="layer")
+            fig.colorbar(im, ax=ax)
+        fig.suptitle(self.model)
+        fig.tight_layout()
+        paths.append(out_dir / "heatmap.png")
+        fig.savefig(paths[-1], dpi=110)
+        plt.close(fig)
+
+        ex = self.example
+        fig, ax = plt.subplots(figsize=(6, 5.5))
+        ax.imshow(np.asarray(ex["pattern"]), cmap="Blues", vmin=0, vmax=1)
+        ax.set(title=f"L{ex['layer']}.H{ex['head']} attention on [BOS] + r + r", xlabel="key position",
+               ylabel="query position")
+        fig.tight_layout()
+        paths.append(out_dir / "strongest_head_pattern.png")
+        fig.savefig(paths[-1], dpi=110)
+        plt.close(fig)
+
+        paths.append(self._circuit_figure(plt, out_dir / "circuit.png"))
+
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+        lp = self.loss_by_position
+        ax.plot(lp.position, lp.loss, lw=1)
+        ax.axvline(self.params["seq_len"] + 0.5, color="grey", ls="--")
+        ax.set(xlabel="position (predicting the next token)", ylabel="loss (nats)", title="loss by position")
+        fig.tight_layout()
+        paths.append(out_dir / "loss_by_position.png")
+        fig.savefig(paths[-1], dpi=110)
+        plt.close(fig)
+        return paths
+
+    def _circuit_figure(self, plt, path: Path) -> Path:
+        """Nodes at (layer, head); an edge from each previous-token source to each induction head, width
+        and darkness by K-composition."""
+        edges = self.circuit.get("edges", []) if self.circuit else []
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        if edges:
+            w = np.array([e["k_comp"] for e in edges])
+            lo, hi = w.min(), max(w.max(), w.min() + 1e-9)
+            nodes = {}
+            for e in edges:
+                nodes[e["source"]] = (e["source_layer"], e["source_head"], "prev")
+                nodes[e["target"]] = (e["target_layer"], e["target_head"], "ind")
+            for e, wi in zip(edges, w):
+                t = (wi - lo) / (hi - lo)
+                ax.annotate("", xy=(e["target_layer"], e["target_head"]), xytext=(e["source_layer"], e["source_head"]),
+                            arrowprops=dict(arrowstyle="->", lw=0.5 + 3.5 * t, color=plt.cm.Reds(0.35 + 0.65 * t),
+                                            shrinkA=7, shrinkB=7))
+            for name, (layer, head, kind) in nodes.items():
+                ax.scatter([layer], [head], s=260, color="tab:orange" if kind == "ind" else "tab:blue", zorder=3)
+                ax.annotate(name, (layer, head), ha="center", va="center", fontsize=6, zorder=4)
+        ax.set(xlabel="layer", ylabel="head", title="K-composition: previous-token heads (blue) -> induction heads (orange)")
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return path
