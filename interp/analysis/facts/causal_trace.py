@@ -1,0 +1,332 @@
+"""Causal tracing: which hidden states, at which token and layer, carry a fact to the answer.
+
+Meng et al. 2022, "Locating and Editing Factual Associations in GPT" (ROME, section 2). Three runs of
+the model on a factual prompt ("The Eiffel Tower is located in the city of" -> " Paris"):
+
+1. clean: the prompt as it is; p_clean = p(answer) at the last token;
+2. corrupted: Gaussian noise of std ``noise x sigma`` is added to the embeddings of the subject tokens
+   (at ``hook_embed``, so after Gemma's sqrt(d_model) scale), which usually destroys the recall;
+3. corrupted with one clean state restored: at one (token t, layer l) the hidden state is set back to
+   its clean value. If p(answer) recovers, that state carries the fact. Three kinds of state: the
+   residual stream (block output, ``hook_resid_post``), and the MLP or attention output
+   (``hook_mlp_out`` / ``hook_attn_out``) restored over a window of layers l-w/2 .. l+w/2-1 at token t.
+
+Scores are p(answer) averaged over ``samples`` noise draws; the indirect effect of a state is
+IE = p_restored - p_corrupted and the total effect TE = p_clean - p_corrupted. The noise is drawn once
+per fact from ``seed`` and reused for every restoration (the reference's pairing: lower variance).
+sigma is one scalar: the standard deviation of the embedding outputs (embedding rows x embed scale) of
+the tokens of ``" " + subject`` over a fixed list of well-known subjects (``NOISE_SUBJECTS``).
+
+Speed (the reference runs one forward per cell): restoring a state at layer l leaves every layer below
+the restored one identical to the corrupted run, so the corrupted residual stream entering each layer is
+computed once (one batched corrupted run over the samples) and the restored runs start there
+(``start_at_layer``), batching every (sample, token) cell of a layer into one forward. A restored residual
+at (t, l) is simply the corrupted stream entering l+1 with row t replaced, so it needs no hooks at all.
+Only the last position is unembedded. Cells at tokens before the subject equal the corrupted run (nothing
+differs there yet), so they are not run. ``trace_bruteforce`` is the one-forward-per-cell reference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+
+from interp.errors import InvalidInputError
+from interp.interventions import capture, intervene, set_activation
+from interp.model import hook_names
+
+KINDS = ("resid", "mlp", "attn")
+# The token positions the paper averages over (its Figure 2 rows).
+CATEGORIES = ("first_subject", "middle_subject", "last_subject", "first_subsequent", "last")
+# sigma is measured over these subjects' token embeddings (a fixed list, so sigma is one number per model).
+NOISE_SUBJECTS = (
+    "Eiffel Tower", "Michael Jordan", "Barack Obama", "Albert Einstein", "Microsoft", "Toyota", "Nintendo",
+    "the Amazon River", "Mount Everest", "Leonardo da Vinci", "William Shakespeare", "Lionel Messi",
+    "the Great Wall of China", "Beethoven", "Apple", "Google", "the Colosseum", "Big Ben", "Tokyo",
+    "Pablo Picasso", "Serena Williams", "Isaac Newton", "the Statue of Liberty", "Charles Darwin",
+    "Coca-Cola", "Sony", "the Nile", "Mozart", "Napoleon Bonaparte", "Marie Curie", "Roger Federer",
+    "the Taj Mahal", "Angela Merkel", "Vincent van Gogh", "IBM", "Samsung", "the Louvre", "Tom Brady",
+    "Sydney Opera House", "Wolfgang Amadeus Mozart", "Cristiano Ronaldo", "Volkswagen",
+)
+
+Progress = Callable[..., Iterable] | None
+
+
+@dataclass(frozen=True)
+class TraceParams:
+    """What to trace and how. ``facts`` (FactRecords) are averaged over, traced at the key tokens only;
+    the single prompt/subject/target is traced at every token (the heatmaps)."""
+
+    prompt: str = "The {} is located in the city of"
+    subject: str = "Eiffel Tower"
+    target: str | None = None  # None: the model's own greedy answer
+    facts: tuple = ()  # FactRecord, ...
+    samples: int = 10
+    noise: float = 3.0  # noise std in units of sigma
+    window: int = 10
+    seed: int = 0
+    sigma: float | None = None  # None: measured over NOISE_SUBJECTS
+    kinds: tuple[str, ...] = KINDS
+    batch_size: int = 128  # rows per forward
+
+    def __post_init__(self) -> None:
+        if self.samples < 1:
+            raise InvalidInputError(f"samples must be at least 1, got {self.samples}.")
+        if self.noise < 0:
+            raise InvalidInputError(f"noise must be non-negative, got {self.noise}.")
+        if self.window < 1:
+            raise InvalidInputError(f"window must be at least 1, got {self.window}.")
+        if self.batch_size < 1:
+            raise InvalidInputError(f"batch_size must be at least 1, got {self.batch_size}.")
+        bad = [k for k in self.kinds if k not in KINDS]
+        if bad or not self.kinds:
+            raise InvalidInputError(f"kinds must be chosen from {', '.join(KINDS)}; got {self.kinds}.")
+
+
+@dataclass
+class FactCase:
+    """A prompt ready to trace: token ids, where the subject is, which token answers."""
+
+    prompt: str
+    subject: str
+    target: str
+    tokens: torch.Tensor  # (1, p)
+    str_tokens: list[str]
+    subject_start: int  # first subject token
+    subject_end: int  # one past the last subject token
+    answer_id: int
+    case_id: object = None
+
+    def category_positions(self) -> dict[str, list[int]]:
+        s, e, p = self.subject_start, self.subject_end, self.tokens.shape[1]
+        return {
+            "first_subject": [s],
+            "middle_subject": list(range(s + 1, e - 1)),
+            "last_subject": [e - 1],
+            "first_subsequent": [e] if e < p else [],
+            "last": [p - 1],
+        }
+
+
+@dataclass
+class FactTrace:
+    """One fact's trace: ``scores[kind]`` is (len(positions), n_layers) mean p(answer) after restoring."""
+
+    case: FactCase
+    p_clean: float
+    p_corrupted: float
+    positions: list[int]
+    scores: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def effects(self, kind: str) -> np.ndarray:
+        """Indirect effects IE = p_restored - p_corrupted, (len(positions), n_layers)."""
+        return self.scores[kind] - self.p_corrupted
+
+    def category_effects(self, kind: str) -> dict[str, np.ndarray]:
+        """IE per layer averaged over each category's positions (NaN where a category is empty)."""
+        row = {pos: i for i, pos in enumerate(self.positions)}
+        ie = self.effects(kind)
+        n_layers = ie.shape[1]
+        out = {}
+        for cat, poss in self.case.category_positions().items():
+            out[cat] = ie[[row[q] for q in poss]].mean(0) if poss else np.full(n_layers, np.nan)
+        return out
+
+
+# --- setting up a prompt -----------------------------------------------------------------------------
+def prepare_case(model, prompt: str, subject: str, target: str | None = None, case_id: object = None) -> FactCase:
+    """Tokenize ``prompt`` with ``subject`` filled in, find the subject's tokens and the answer token.
+
+    The prompt holds "{}" where the subject goes (CounterFact's form) or the subject itself. The answer
+    is the first token of ``" " + target`` (CounterFact targets carry no leading space), or the model's
+    greedy next token when ``target`` is None.
+    """
+    if not subject or not subject.strip():
+        raise InvalidInputError("The subject is empty; give the words of the prompt to corrupt.")
+    if not prompt or not prompt.strip():
+        raise InvalidInputError("The prompt is empty; give some text.")
+    if "{}" not in prompt:
+        if subject not in prompt:
+            raise InvalidInputError(f"The subject {subject!r} is not in the prompt {prompt!r}.")
+        prompt = prompt.replace(subject, "{}", 1)
+    if prompt.count("{}") != 1:
+        raise InvalidInputError(f"The prompt {prompt!r} must contain exactly one '{{}}'.")
+    text = prompt.replace("{}", subject)
+    start_char = prompt.index("{}")
+    end_char = start_char + len(subject)
+    enc = model.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids = model.encode(text)
+    offset = len(ids) - len(enc["input_ids"])  # a BOS token in front, where the model wants one
+    inside = [i + offset for i, (a, b) in enumerate(enc["offset_mapping"]) if a < end_char and b > start_char]
+    if not inside:
+        raise InvalidInputError(f"The subject {subject!r} maps to no token of {text!r}.")
+    tokens = torch.tensor([ids], device=model.device)  # (1, p)
+    if target is None:
+        with torch.no_grad():
+            answer_id = int(_answer_probs(model, model(tokens, return_type="resid")[:, -1]).argmax())
+        target = model.to_string([answer_id]).strip()
+    else:
+        answer_id = answer_token(model, target)
+    return FactCase(prompt, subject, target, tokens, model.to_str_tokens(tokens[0]), inside[0], inside[-1] + 1,
+                    answer_id, case_id)
+
+
+def answer_token(model, target: str) -> int:
+    """The first token of the answer as it follows the prompt: ``" " + target``."""
+    if not target or not target.strip():
+        raise InvalidInputError("The target is empty; give the answer's text, e.g. Paris.")
+    ids = model.encode(target if target.startswith(" ") else " " + target, prepend_bos=False)
+    if not ids:
+        raise InvalidInputError(f"The target {target!r} tokenizes to nothing.")
+    return ids[0]
+
+
+def embedding_std(model, subjects: Sequence[str] = NOISE_SUBJECTS) -> float:
+    """sigma: std of the embedding outputs (what ``hook_embed`` sees) of the subjects' tokens."""
+    ids = [i for s in subjects for i in model.encode(" " + s.strip(), prepend_bos=False)]
+    with torch.no_grad():
+        emb = model.embed(torch.tensor(ids, device=model.device))  # (n_tokens, d_model)
+    return float(emb.float().std())
+
+
+def make_noise(samples: int, n_tokens: int, d_model: int, scale: float, seed: int) -> torch.Tensor:
+    """The corruption: (samples, n_tokens, d_model) Gaussian noise of std ``scale``, from ``seed`` alone."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(samples, n_tokens, d_model, generator=gen) * scale
+
+
+def noise_hook(noise: torch.Tensor, start: int) -> list:
+    """Add noise (rows, n_subject_tokens, d) to the embeddings at positions start .. start+n-1, row by row."""
+    end = start + noise.shape[1]
+
+    def hook(emb: torch.Tensor, hook) -> torch.Tensor:
+        emb = emb.clone()
+        emb[:, start:end] = emb[:, start:end] + noise.to(emb.device, emb.dtype)
+        return emb
+
+    return [(hook_names.HOOK_EMBED, hook)]
+
+
+def _answer_probs(model, final_resid: torch.Tensor) -> torch.Tensor:
+    """Softmax over the vocabulary from the final residual at the read position: (rows, d) -> (rows, vocab)."""
+    logits = model.unembed(model.ln_final(final_resid))  # (rows, vocab)
+    return torch.softmax(logits.float(), dim=-1)
+
+
+def _window(layer: int, window: int, n_layers: int) -> range:
+    """The reference's window: l - w//2 .. l + ceil(w/2) - 1, clipped (w = 10: l-5 .. l+4)."""
+    return range(max(0, layer - window // 2), min(n_layers, layer - (-window // 2)))
+
+
+def _hook_name(kind: str, layer: int) -> str:
+    return {"resid": hook_names.resid_post, "mlp": hook_names.mlp_out, "attn": hook_names.attn_out}[kind](layer)
+
+
+def _restore_rows(clean_rows: torch.Tensor, positions: torch.Tensor) -> Callable:
+    """A hook setting row i at position positions[i] to clean_rows[i] (rows, d): each batch row restores its
+    own token, which `set_activation` (one position for all rows) cannot express."""
+    rows = torch.arange(len(positions))
+
+    def hook(act: torch.Tensor, hook) -> torch.Tensor:
+        act = act.clone()
+        act[rows, positions] = clean_rows.to(act.dtype)
+        return act
+
+    return hook
+
+
+# --- the batched trace -------------------------------------------------------------------------------
+@torch.no_grad()
+def clean_and_corrupted(model, case: FactCase, noise: torch.Tensor, kinds: Sequence[str]):
+    """One clean run (caching the states to restore) and one corrupted run over the noise samples
+    (caching the residual entering every layer). Returns (p_clean, p_corrupted, clean, entering)."""
+    n = model.cfg.n_layers
+    clean: dict = {}
+    names = [_hook_name(k, l) for k in kinds for l in range(n)]
+    with intervene(model, capture(names, clean)):
+        final = model(case.tokens, return_type="resid")  # (1, p, d)
+    p_clean = float(_answer_probs(model, final[:, -1])[0, case.answer_id])
+    corrupted: dict = {}
+    rows = case.tokens.expand(noise.shape[0], -1)  # (samples, p)
+    entering_names = [hook_names.resid_pre(l) for l in range(n)]
+    with intervene(model, noise_hook(noise, case.subject_start), capture(entering_names, corrupted)):
+        final_c = model(rows, return_type="resid")  # (samples, p, d)
+    p_corrupted = float(_answer_probs(model, final_c[:, -1])[:, case.answer_id].mean())
+    entering = [corrupted[name] for name in entering_names] + [final_c]  # [l]: stream entering layer l
+    return p_clean, p_corrupted, clean, entering
+
+
+@torch.no_grad()
+def trace_case(model, case: FactCase, noise: torch.Tensor, params: TraceParams,
+               positions: Sequence[int] | None = None, progress: Progress = None) -> FactTrace:
+    """Trace one prompt at ``positions`` (default: every token), batching all cells of a (kind, layer)."""
+    n, p = model.cfg.n_layers, case.tokens.shape[1]
+    positions = list(range(p)) if positions is None else sorted(set(positions))
+    p_clean, p_corr, clean, entering = clean_and_corrupted(model, case, noise, params.kinds)
+    # Tokens before the subject are identical in clean and corrupted runs: restoring them changes nothing.
+    live = [q for q in positions if q >= case.subject_start]
+    samples, t = noise.shape[0], len(live)
+    row_sample = torch.arange(samples).repeat_interleave(t)  # (samples * t,): sample of each row
+    row_pos = torch.tensor(live, dtype=torch.long).repeat(samples)  # (samples * t,): restored token
+    jobs = [(kind, layer) for kind in params.kinds for layer in range(n)]
+    scores = {kind: np.full((len(positions), n), p_corr) for kind in params.kinds}
+    index = [positions.index(q) for q in live]
+    for kind, layer in (progress(jobs, desc="tracing") if progress else jobs):
+        if not live:
+            break
+        probs = torch.empty(samples * t)
+        for chunk in torch.arange(samples * t).split(params.batch_size):
+            rs, rp = row_sample[chunk], row_pos[chunk]
+            if kind == "resid":
+                x = entering[layer + 1][rs]  # (rows, p, d): corrupted stream entering l+1
+                x[torch.arange(len(chunk)), rp] = clean[_hook_name(kind, layer)][0, rp]
+                start, hooks = layer + 1, []
+            else:
+                span = _window(layer, params.window, n)
+                start = span.start
+                x = entering[start][rs]  # (rows, p, d)
+                hooks = [(_hook_name(kind, L), _restore_rows(clean[_hook_name(kind, L)][0, rp], rp)) for L in span]
+            with intervene(model, hooks):
+                final = model(x, start_at_layer=start, return_type="resid")  # (rows, p, d)
+            probs[chunk] = _answer_probs(model, final[:, -1])[:, case.answer_id].cpu()
+        scores[kind][index, layer] = probs.view(samples, t).mean(0).double().numpy()
+    return FactTrace(case, p_clean, p_corr, positions, scores)
+
+
+@torch.no_grad()
+def trace_bruteforce(model, case: FactCase, noise: torch.Tensor, params: TraceParams,
+                     positions: Sequence[int] | None = None, progress: Progress = None) -> FactTrace:
+    """The reference algorithm: one full forward (over the noise samples) per (kind, token, layer) cell,
+    restoring with `set_activation` hooks and unembedding every position. Slow; for tests and benchmarks."""
+    n, p = model.cfg.n_layers, case.tokens.shape[1]
+    positions = list(range(p)) if positions is None else sorted(set(positions))
+    clean: dict = {}
+    names = [_hook_name(k, l) for k in params.kinds for l in range(n)]
+    with intervene(model, capture(names, clean)):
+        p_clean = float(torch.softmax(model(case.tokens)[0, -1].float(), -1)[case.answer_id])
+    rows = case.tokens.expand(noise.shape[0], -1)  # (samples, p)
+    corrupt = noise_hook(noise, case.subject_start)
+
+    def p_answer(*hooks) -> float:
+        with intervene(model, corrupt, *hooks):
+            logits = model(rows)  # (samples, p, vocab)
+        return float(torch.softmax(logits[:, -1].float(), -1)[:, case.answer_id].mean())
+
+    p_corr = p_answer()
+    scores = {kind: np.zeros((len(positions), n)) for kind in params.kinds}
+    cells = [(k, i, l) for k in params.kinds for i in range(len(positions)) for l in range(n)]
+    for kind, i, layer in (progress(cells, desc="brute force") if progress else cells):
+        q = positions[i]
+        span = [layer] if kind == "resid" else _window(layer, params.window, n)
+        hooks = [set_activation(_hook_name(kind, L), clean[_hook_name(kind, L)][0, q], pos=q) for L in span]
+        scores[kind][i, layer] = p_answer(*hooks)
+    return FactTrace(case, p_clean, p_corr, positions, scores)
+
+
+def case_noise(model, case: FactCase, params: TraceParams, sigma: float) -> torch.Tensor:
+    """The fact's noise: the same draw (from params.seed) for every restoration of this fact."""
+    n_subject = case.subject_end - case.subject_start
+    return make_noise(params.samples, n_subject, model.cfg.d_model, params.noise * sigma, params.seed)
