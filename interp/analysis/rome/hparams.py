@@ -1,0 +1,67 @@
+"""Hyper-parameters of ROME and MEMIT as data, with the reference defaults and our per-model layers.
+
+Reference values (Meng et al. 2022, rome/hparams/ROME/gpt2-xl.json; Meng et al. 2023, MEMIT/hparams):
+Adam lr 0.5, at most 20 steps, early stop when the target NLL < 0.05, KL weight 0.0625, weight decay 0.5,
+||delta|| <= 4 ||v0||, 10 contexts of 5 tokens + 10 of 10 tokens sampled from the model with top-k 5,
+MEMIT lambda (mom2_update_weight) 15,000.
+
+Default layers (evidence in benchmarks/rome.md): inside the early band of layers where causal tracing
+puts the MLP effect at the subject's last token (SmolLM2: windows centred on layers 0-5 restore most,
+falling from 6; Gemma-3: a plateau over 1-8), at ROME's depth fraction of about 0.2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# model name -> ROME layer (0-based) and MEMIT layer range; evidence (causal traces, evaluation) in benchmarks/rome.md
+DEFAULT_LAYERS: dict[str, int] = {"smollm2-135m": 6, "gemma3-270m": 4}
+DEFAULT_MEMIT_LAYERS: dict[str, tuple[int, ...]] = {"smollm2-135m": (3, 4, 5, 6), "gemma3-270m": (2, 3, 4)}
+DEPTH_FRACTION = 0.2  # fallback for other models: ROME's GPT-2 XL / GPT-J layers sit at 0.2-0.35 of depth
+
+
+@dataclass(frozen=True)
+class StatsParams:
+    """Where the key second moment C comes from. corpus=None samples text from the model itself."""
+
+    corpus: str | None = None  # a text file or a folder of .txt files; None: sample from the model
+    n_tokens: int = 4_000  # tokens whose keys enter C (the reference: ~44M; d_mlp here is 1536 / 2048)
+    seed: int = 0
+    sample_len: int = 128  # tokens per sampled document
+    batch_size: int = 32
+
+
+@dataclass(frozen=True)
+class ROMEParams:
+    layer: int | None = None  # None: DEFAULT_LAYERS[model], else DEPTH_FRACTION of depth
+    lr: float = 0.5
+    steps: int = 20
+    early_stop_nll: float = 0.05
+    kl_weight: float = 0.0625
+    weight_decay: float = 0.5
+    clamp_norm_factor: float = 4.0
+    context_lengths: tuple[tuple[int, int], ...] = ((5, 10), (10, 10))  # (tokens, how many)
+    context_seed: int = 0
+    kl_prompt: str = "{} is a"
+    ridge: float = 1e-3  # C + ridge * mean(diag C) * I, so a C from few tokens is invertible
+    stats: StatsParams = field(default_factory=StatsParams)
+
+
+@dataclass(frozen=True)
+class MEMITParams:
+    layers: tuple[int, ...] | None = None  # None: DEFAULT_MEMIT_LAYERS[model]
+    lam: float = 15_000.0  # lambda: weight of C against the new keys (MEMIT's mom2_update_weight)
+    rome: ROMEParams = field(default_factory=ROMEParams)  # z optimisation and contexts share ROME's settings
+
+
+def default_layer(model_name: str, n_layers: int) -> int:
+    if model_name in DEFAULT_LAYERS:
+        return DEFAULT_LAYERS[model_name]
+    return max(1, round(DEPTH_FRACTION * n_layers))
+
+
+def default_memit_layers(model_name: str, n_layers: int) -> tuple[int, ...]:
+    if model_name in DEFAULT_MEMIT_LAYERS:
+        return DEFAULT_MEMIT_LAYERS[model_name]
+    last = default_layer(model_name, n_layers)
+    return tuple(range(max(0, last - 3), last + 1))

@@ -1,0 +1,92 @@
+"""MEMIT: many facts in one update spread over several layers (Meng et al. 2023, "Mass-Editing Memory
+in a Transformer", Algorithm 1).
+
+1. For each request optimise z_i: the residual stream after the last edited layer L at the subject's
+   last token, made to say the new target (the same loss as ROME's v*, with delta added to the output
+   of ``blocks[L]``): z_i = h_L(average over contexts) + delta_i.
+2. For each layer l in the range, in order: recompute the keys K_l (n, d_mlp; each request's key averaged
+   over the contexts, as ROME's k*) and the current h_L, so earlier layers' updates count; spread the
+   remaining residual R = (Z - h_L) / (layers left) and solve the least-squares update
+
+       delta W_l = R^T K_l (lambda C_l + K_l^T K_l)^-1        (our storage: w_out += left @ right)
+
+   which keeps W_l k ~ unchanged for typical keys (weighted by lambda C_l) while adding R to the
+   new keys. Apply it before moving to the next layer.
+The result is one :class:`Edit` of rank n per layer. With Gemma-3's post-norm (ln2_post) the layer's
+output is normalised before it joins the stream, so spreading R linearly is an approximation there.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+
+from interp.analysis.rome.covariance import second_moment
+from interp.analysis.rome.edit import Edit, LayerDelta, weight_hash
+from interp.analysis.rome.hparams import MEMITParams, default_memit_layers
+from interp.analysis.rome.key import EditRequest, context_templates, prefixed, subject_states
+from interp.analysis.rome.value import optimise_delta
+from interp.errors import EditError
+from interp.model import hook_names
+
+
+def _states(model, requests: Sequence[EditRequest], contexts: Sequence[str], layer: int, last: int):
+    """Per request, averaged over contexts: the key at `layer` (n, d_mlp) and h at `last` (n, d_model)."""
+    templates, subjects = [], []
+    for r in requests:
+        templates += prefixed(contexts, r.prompt)
+        subjects += [r.subject] * len(contexts)
+    names = [hook_names.mlp_post(layer), hook_names.resid_post(last)]
+    out = subject_states(model, templates, subjects, names, last + 1)
+    n, c = len(requests), len(contexts)
+    return out[names[0]].reshape(n, c, -1).mean(1), out[names[1]].reshape(n, c, -1).mean(1)
+
+
+def memit_edit(model, requests: Sequence[EditRequest], params: MEMITParams = MEMITParams(), apply: bool = True,
+               progress: Callable | None = None) -> Edit:
+    """Compute (and by default apply) one MEMIT edit for all `requests`."""
+    requests = list(requests)
+    if not requests:
+        raise EditError("MEMIT needs at least one request.")
+    layers = sorted(params.layers or default_memit_layers(model.cfg.name, model.cfg.n_layers))
+    if layers[0] < 0 or layers[-1] >= model.cfg.n_layers:
+        raise EditError(f"Layers {layers} do not all exist in {model.cfg.name} (0-{model.cfg.n_layers - 1}).")
+    last = layers[-1]
+    rp = params.rome
+    covs = {l: second_moment(model, l, rp.stats, progress) for l in layers}
+    contexts = context_templates(model, rp.context_lengths, rp.context_seed)
+
+    # 1. target residuals z at the last layer
+    _, h0 = _states(model, requests, contexts, layers[0], last)
+    zs, infos = [], []
+    for i, r in enumerate(requests):
+        val = optimise_delta(model, r, contexts, last, model.blocks[last], h0[i], rp)
+        zs.append(h0[i] + val.delta)
+        infos.append({"steps": val.steps, "nll_before": val.nll_before, "nll_after": val.nll_after})
+    z = torch.stack(zs)  # (n, d_model)
+
+    # 2. spread the change over the layers, in order, recomputing keys after each update
+    deltas: list[LayerDelta] = []
+    originals = {l: model.blocks[l].mlp.w_out.detach().clone() for l in layers}
+    try:
+        for j, layer in enumerate(layers):
+            keys, h = _states(model, requests, contexts, layer, last)  # (n, d_mlp), (n, d_model)
+            resid = (z - h) / (len(layers) - j)  # (n, d_model)
+            c = covs[layer].double()
+            k = keys.double().cpu()
+            a = params.lam * c + k.T @ k  # (d_mlp, d_mlp)
+            right = torch.linalg.solve(a, k.T).T  # (n, d_mlp) = K (lambda C + K^T K)^-1 (A is symmetric)
+            left = resid.double().cpu().T  # (d_model, n)
+            w = model.blocks[layer].mlp.w_out
+            d = LayerDelta(layer, left.float().to(w.device), right.float().to(w.device), weight_hash(w))
+            with torch.no_grad():
+                w.add_(d.matrix.to(w.dtype))
+            deltas.append(d)
+    finally:
+        with torch.no_grad():
+            for l, o in originals.items():
+                model.blocks[l].mlp.w_out.copy_(o)
+    info = {"layers": layers, "lambda": params.lam, "z": infos}
+    edit = Edit(model.cfg.name, "memit", deltas, requests, info)
+    return edit.apply(model, check=False) if apply else edit

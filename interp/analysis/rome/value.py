@@ -1,0 +1,135 @@
+"""The value v*: what the edited layer should output at the subject so the model says the new target
+(ROME section 3.1, step 2; the same optimisation gives MEMIT's z at its last layer).
+
+A vector delta is added to a module's output at the subject's last token in every prompt; Adam
+minimises
+
+    mean over prefixed prompts of NLL(target_new)                            (make the new fact true)
+  + kl_weight * KL(p_orig || p_delta) of the next token after "{subject} is a"   (keep the subject's essence)
+  + weight_decay * ||delta||^2 / ||v0||^2,                                   (stay small)
+
+with ||delta|| clamped to clamp_norm_factor * ||v0|| after every step, and an early stop once the NLL
+is below early_stop_nll. Only layers from the edited one onward are run: the residual entering it
+is computed once, since nothing before the edit depends on delta.
+
+Where delta is added: ROME adds it to the output of ``blocks[l].mlp`` (a torch forward hook on the
+module). That is the down projection's output, which for Gemma-3 is *before* ln2_post, so the loss
+sees the post-norm exactly as the edited weight will; for LLaMA-style models it equals hook_mlp_out.
+MEMIT adds it to ``blocks[L]``'s output, the residual stream after its last layer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from interp.analysis.rome.hparams import ROMEParams
+from interp.analysis.rome.key import EditRequest, encode_with_subject, pad_left, prefixed, target_ids
+
+
+@dataclass
+class ValueResult:
+    delta: torch.Tensor  # (d_model,)
+    v0_norm: float
+    nll_before: float
+    nll_after: float
+    steps: int
+
+
+@contextlib.contextmanager
+def frozen(model):
+    """Parameters need no gradients while delta is optimised (restored afterwards)."""
+    flags = [p.requires_grad for p in model.parameters()]
+    try:
+        for p in model.parameters():
+            p.requires_grad_(False)
+        yield model
+    finally:
+        for p, f in zip(model.parameters(), flags):
+            p.requires_grad_(f)
+
+
+@contextlib.contextmanager
+def add_at(module: nn.Module, rows: torch.Tensor, idx: torch.Tensor, delta: torch.Tensor):
+    """Add delta (d_model,) to module's output at [rows, idx] for the duration of the block."""
+
+    def hook(_mod, _inp, out):
+        out = out.clone()
+        out[rows, idx] = out[rows, idx] + delta.to(out.dtype)
+        return out
+
+    handle = module.register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def _prompts(model, request: EditRequest, contexts: Sequence[str], kl_prompt: str):
+    """Rewrite prompts (each prefixed prompt + target[:-1]) then the KL prompt: tokens, mask, subject index,
+    and for the rewrite rows the positions that predict the target tokens."""
+    tgt = target_ids(model, request.target_new)
+    seqs, idxs = [], []
+    for t in prefixed(contexts, request.prompt):
+        ids, i = encode_with_subject(model, t, request.subject)
+        seqs.append(ids + tgt[:-1])
+        idxs.append(i)
+    ids, i = encode_with_subject(model, kl_prompt, request.subject)
+    seqs.append(ids)
+    idxs.append(i)
+    tokens, mask, sub_idx = pad_left(model, seqs, idxs)
+    n = tokens.shape[1]
+    # position p predicts token p + 1: target token j of row r sits at n - len(tgt) + 1 + j - 1
+    pred_pos = torch.arange(n - len(tgt), n, device=tokens.device)  # (len(tgt),) same for every row
+    return tokens, mask, sub_idx, pred_pos, torch.tensor(tgt, device=tokens.device)
+
+
+def _logprobs(model, resid: torch.Tensor) -> torch.Tensor:
+    return F.log_softmax(model.unembed(model.ln_final(resid)).float(), dim=-1)
+
+
+def optimise_delta(model, request: EditRequest, contexts: Sequence[str], layer: int, module: nn.Module,
+                   v0: torch.Tensor, params: ROMEParams = ROMEParams()) -> ValueResult:
+    """Find delta (d_model,) added to `module`'s output at the subject's last token (see module docstring).
+    `layer` is the block that holds `module`; v0 is the unedited value there (sets the norm scale)."""
+    tokens, mask, sub_idx, pred_pos, tgt = _prompts(model, request, contexts, params.kl_prompt)
+    b = tokens.shape[0]
+    n_rw = b - 1
+    rows = torch.arange(b, device=tokens.device)
+    v0_norm = float(v0.norm())
+    with frozen(model):
+        with torch.no_grad():
+            resid_in = model(tokens, attention_mask=mask, stop_at_layer=layer)  # (b, p, d_model)
+            final = model(resid_in, attention_mask=mask, start_at_layer=layer, return_type="resid")
+            kl_ref = _logprobs(model, final[-1, -1])  # (vocab,) next token after "{subject} is a"
+        delta = torch.zeros(model.cfg.d_model, device=tokens.device, requires_grad=True)
+        opt = torch.optim.Adam([delta], lr=params.lr)
+        nll_before = nll_val = float("nan")
+        step = 0
+        for step in range(1, params.steps + 1):
+            opt.zero_grad()
+            with add_at(module, rows, sub_idx, delta):
+                final = model(resid_in, attention_mask=mask, start_at_layer=layer, return_type="resid")
+            lp = _logprobs(model, final[:n_rw][:, pred_pos])  # (n_rw, len(tgt), vocab)
+            nll = -lp.gather(-1, tgt.expand(n_rw, -1)[..., None])[..., 0].mean()
+            kl_lp = _logprobs(model, final[-1, -1])
+            kl = F.kl_div(kl_lp, kl_ref, log_target=True, reduction="sum")
+            decay = params.weight_decay * delta.norm() ** 2 / v0_norm ** 2
+            loss = nll + params.kl_weight * kl + decay
+            nll_val = float(nll.detach())
+            if step == 1:
+                nll_before = nll_val
+            if nll_val < params.early_stop_nll:
+                break
+            loss.backward()
+            opt.step()
+            with torch.no_grad():  # the norm constraint: a projection after every step
+                limit = params.clamp_norm_factor * v0_norm
+                if delta.norm() > limit:
+                    delta.mul_(limit / delta.norm())
+    return ValueResult(delta.detach().clone(), v0_norm, nll_before, nll_val, step)
