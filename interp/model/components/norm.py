@@ -13,6 +13,15 @@ from interp.model.components.hook import HookPoint
 from interp.model.config import ModelConfig
 
 
+def _divide_by_rms(x: torch.Tensor, eps: float, hook_scale: HookPoint) -> torch.Tensor:
+    """x / sqrt(mean(x^2) + eps). Multiplying by rsqrt rounds exactly as transformers does; when a hook
+    watches `hook_scale` (TransformerLens' name for the root-mean-square) we divide by its output instead."""
+    mean_square = x.pow(2).mean(-1, keepdim=True) + eps
+    if hook_scale.has_hooks():
+        return x / hook_scale(mean_square.sqrt())
+    return x * torch.rsqrt(mean_square)
+
+
 class RMSNorm(nn.Module):
     def __init__(self, d: int, eps: float):
         super().__init__()
@@ -24,8 +33,7 @@ class RMSNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dtype = x.dtype
         x = x.float()  # statistics in fp32, as the reference does, whatever the model dtype
-        scale = self.hook_scale((x.pow(2).mean(-1, keepdim=True) + self.eps).sqrt())
-        return self.hook_normalized((x / scale * self.w.float()).to(dtype))
+        return self.hook_normalized((_divide_by_rms(x, self.eps, self.hook_scale) * self.w.float()).to(dtype))
 
 
 class LayerNorm(nn.Module):
@@ -41,8 +49,7 @@ class LayerNorm(nn.Module):
         dtype = x.dtype
         x = x.float()
         x = x - x.mean(-1, keepdim=True)
-        scale = self.hook_scale((x.pow(2).mean(-1, keepdim=True) + self.eps).sqrt())
-        return self.hook_normalized((x / scale * self.w.float() + self.b.float()).to(dtype))
+        return self.hook_normalized((_divide_by_rms(x, self.eps, self.hook_scale) * self.w.float() + self.b.float()).to(dtype))
 
 
 def make_norm(cfg: ModelConfig, d: int | None = None) -> nn.Module:
