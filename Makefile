@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean-venv
+.PHONY: demo test test-fast install clean-venv
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -20,11 +20,19 @@ $(STAMP): pyproject.toml Makefile
 
 install: $(STAMP)
 
+# The main job: every experiment on the default model, written to reports/smollm2-135m/.
 demo: $(STAMP)
-	$(BIN)/interp inspect "The Eiffel Tower is located in the city of"
+	$(BIN)/interp report --model smollm2-135m
 
+# The whole suite: unit tests on tiny random models, integration tests on both real models, and the
+# report's browser test (Chromium from Debian's packages; the test skips with a reason where it can't).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q tests
+	-bash .ci/install-chromium.sh
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+# Unit tests only (seconds): no real model is loaded.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow" tests
 
 clean-venv:
 	rm -rf $(VENV)

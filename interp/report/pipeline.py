@@ -1,0 +1,149 @@
+"""One call from model to report folder: run (or reuse) every experiment, copy outputs, manifest, render.
+
+    reports/<model>/
+      index.html  report.md  manifest.json  errors.log (only if something failed)
+      <experiment>/summary.md summary.json *.csv figures/*.png [viewer.json] run.json
+
+A report folder is recognised by its manifest (``"generator": "interp report"``); interp writes only into
+an empty folder or one of its own reports, so nothing a user saved elsewhere is overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from interp.errors import InterpError
+from interp.report.jsonutil import to_jsonable
+from interp.report.runner import ExperimentRun, environment, read_run, run_experiment, weights_hash
+from interp.report.specs import ExperimentSpec
+
+GENERATOR = "interp report"
+
+
+@dataclass
+class ReportOutcome:
+    folder: Path
+    runs: list[ExperimentRun]
+    seconds: float
+
+    @property
+    def failed(self) -> list[ExperimentRun]:
+        return [r for r in self.runs if r.status == "failed"]
+
+
+def report_name(model_name: str) -> str:
+    """Folder name for a model: the registered name, or a file/folder's stem, made filesystem-safe."""
+    from interp.model.registry import MODELS
+
+    name = model_name if model_name in MODELS else Path(model_name.rstrip("/")).stem or "model"
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+
+
+def check_owned(folder: Path) -> None:
+    """Refuse a non-empty folder that is not an interp report."""
+    if not folder.exists():
+        return
+    if not folder.is_dir():
+        raise InterpError(f"{folder} exists and is not a folder; choose another --out.")
+    if not any(folder.iterdir()):
+        return
+    manifest = folder / "manifest.json"
+    try:
+        owned = json.loads(manifest.read_text()).get("generator") == GENERATOR
+    except (OSError, ValueError, AttributeError):
+        owned = False
+    if not owned:
+        raise InterpError(f"{folder} holds files that are not an interp report; choose another --out "
+                          "(interp never overwrites files it did not write).")
+
+
+def make_report(model, model_name: str, specs: list[ExperimentSpec], out_dir: Path, force: bool = False,
+                progress: bool = True, echo: Callable[[str], None] = print, command: str | None = None,
+                cache_root: Path | None = None, not_selected: list[ExperimentSpec] | None = None) -> ReportOutcome:
+    """Run `specs` and write the report; `not_selected` specs (left out by --only) are listed as such."""
+    out_dir = Path(out_dir)
+    check_owned(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    runs: list[ExperimentRun] = []
+    errors: list[str] = []
+    for i, spec in enumerate(specs, 1):
+        label = f"[{i}/{len(specs)}] {spec.name}"
+        if not spec.enabled:
+            echo(f"{label}: skipped ({spec.disabled_reason or 'disabled in its spec'})")
+        else:
+            echo(f"{label}: {spec.title}...")
+        try:
+            run = run_experiment(model, model_name, spec, force=force, progress=progress, root=cache_root)
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one failed experiment must not lose the others
+            message = str(exc) if isinstance(exc, InterpError) else f"{type(exc).__name__}: {exc}"
+            errors.append(f"== {spec.name}\n{traceback.format_exc()}")
+            run = ExperimentRun(spec, "failed", error=message.splitlines()[0] if message else type(exc).__name__)
+            echo(f"{label}: FAILED: {run.error}")
+        else:
+            if run.status == "computed":
+                echo(f"{label}: done in {run.seconds:.1f} s")
+            elif run.status == "cached":
+                echo(f"{label}: reused from cache (computed in {run.seconds:.1f} s; --force recomputes)")
+        runs.append(run)
+    skipped = [ExperimentRun(spec, "not selected", error="left out of this report by --only; run "
+                             f"{spec.run_command(model_name)} to add it") for spec in not_selected or []]
+    order = {spec.name: i for i, spec in enumerate(sorted(list(specs) + list(not_selected or []),
+                                                          key=lambda s: (s.order, s.name)))}
+    records = [_publish(run, out_dir, model_name) for run in sorted(runs + skipped, key=lambda r: order[r.spec.name])]
+    total = time.perf_counter() - start
+    log = out_dir / "errors.log"
+    if errors:
+        log.write_text("\n".join(errors))
+    elif log.exists():
+        log.unlink()
+    manifest = {
+        "generator": GENERATOR,
+        "created": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "command": command or f"interp report --model {model_name}",
+        "model": {"name": model_name, "hash": weights_hash(model), "config": _config(model)},
+        "environment": environment(),
+        "total_seconds": round(total, 2),
+        "experiments": records,
+    }
+    (out_dir / "manifest.json").write_text(json.dumps(to_jsonable(manifest), indent=2))
+    from interp.report.render import render_report
+
+    render_report(out_dir)
+    return ReportOutcome(out_dir, runs, total)
+
+
+def _config(model) -> dict:
+    cfg = model.cfg.to_dict() if hasattr(model.cfg, "to_dict") else {}
+    return {k: v for k, v in cfg.items() if k != "extra"}
+
+
+def _publish(run: ExperimentRun, out_dir: Path, model_name: str) -> dict:
+    """Copy a finished experiment's cache entry into the report folder; its manifest record."""
+    spec = run.spec
+    record = {"name": spec.name, "title": spec.title, "status": run.status, "analysis": spec.analysis,
+              "seed": spec.seed, "description": spec.description, "captions": spec.captions,
+              "findings": list(spec.findings),
+              "run_command": spec.run_command(model_name), "cli_command": spec.cli_command(model_name),
+              "wall_seconds": round(run.wall_seconds, 2), "error": run.error, "folder": None}
+    if not run.ok:
+        return record
+    target = out_dir / spec.name
+    if target.exists():
+        shutil.rmtree(target)  # inside our own report folder: an older copy of this experiment
+    shutil.copytree(run.folder, target)
+    info = read_run(run.folder)
+    record.update({"folder": spec.name, "key": run.key, "params": info.get("params", run.params),
+                   "seconds": info.get("seconds", run.seconds), "cpu_seconds": info.get("cpu_seconds"),
+                   "computed_at": info.get("finished"), "figures": info.get("figures", []),
+                   "tables": info.get("tables", [])})
+    return record

@@ -1,0 +1,283 @@
+"""Render a report folder (manifest.json + one folder per experiment) into report.md and index.html.
+
+Rendering reads only the folder, so a committed report can be re-rendered without the model. index.html
+is self-contained: figures are base64 PNGs, tables are inline and sortable, the attention viewer's data
+is embedded JSON, and all CSS/JS is inline. Every claim sits beside the command that reproduces it.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from interp.report import markdown
+from interp.report.assets import CSS, JS
+
+MAX_ROWS = 300  # rows of a table shown inline (the CSV holds them all)
+
+
+def _esc(text: object) -> str:
+    return html.escape(str(text))
+
+
+def caption(entry: dict, figure: str) -> str:
+    stem = Path(figure).stem
+    return entry.get("captions", {}).get(stem) or stem.replace("_", " ").capitalize() + "."
+
+
+def _statements(summary_md: str) -> list[str]:
+    """Paragraphs and list items of a summary, one string each (headings, tables and code left out)."""
+    out, para = [], []
+    for line in summary_md.splitlines() + [""]:
+        s = line.strip()
+        item = re.match(r"^([-*+]|\d+[.)])\s+(.*)", s)
+        if not s or s.startswith(("#", "|", "```")) or item:
+            if para:
+                out.append(" ".join(para))
+                para = []
+            if item:
+                out.append(item.group(2))
+            continue
+        para.append(s)
+    return out
+
+
+def _table_rows(summary_md: str) -> list[str]:
+    """Data rows of the summary's pipe tables as 'header = value, ...' strings."""
+    rows, header = [], None
+    for line in summary_md.splitlines():
+        s = line.strip()
+        if not s.startswith("|"):
+            header = None
+            continue
+        cells = [c.strip() for c in s.strip("|").split("|")]
+        if header is None:
+            header = cells
+        elif not all(re.fullmatch(r":?-+:?", c) for c in cells if c):
+            rows.append(", ".join(f"{h} = {c}" for h, c in zip(header, cells)))
+    return rows
+
+
+def _shorten(s: str) -> str:
+    if len(s) <= 420:
+        return s
+    cut = s.find(". ", 120)
+    return s[: cut + 1] if 0 < cut < 420 else s[:417] + "..."
+
+
+def key_claims(summary_md: str, findings: list[str] | None = None) -> list[str]:
+    """The statements (or table rows) a spec's `findings` substrings pick out, in that order; else the first
+    statement."""
+    statements = _statements(summary_md)
+    picked = []
+    for needle in findings or []:
+        candidates = statements + _table_rows(summary_md)  # prose first, then table rows
+        hit = next((st for st in candidates if needle.lower() in st.lower()), None)
+        if hit and hit not in picked:
+            picked.append(hit)
+    if not picked and statements:
+        picked = [statements[0]]
+    return [_shorten(p) for p in picked]
+
+
+def first_claim(summary_md: str) -> str:
+    claims = key_claims(summary_md)
+    return claims[0] if claims else ""
+
+
+def load_entries(report_dir: Path, manifest: dict) -> list[dict]:
+    """The manifest's experiment records, each with its summary text (and viewer data) read in."""
+    entries = []
+    for exp in manifest["experiments"]:
+        entry = dict(exp)
+        folder = report_dir / exp["folder"] if exp.get("folder") else None
+        entry["summary_md"] = (folder / "summary.md").read_text() if folder and (folder / "summary.md").exists() else ""
+        viewer = folder / "viewer.json" if folder else None
+        entry["viewer"] = json.loads(viewer.read_text()) if viewer and viewer.exists() else None
+        entries.append(entry)
+    return entries
+
+
+# ------------------------------------------------------------------------------------------------ markdown
+
+
+def render_markdown(report_dir: Path, manifest: dict) -> str:
+    model = manifest["model"]["name"]
+    entries = load_entries(report_dir, manifest)
+    done = [e for e in entries if e["status"] in ("computed", "cached")]
+    out = [f"# interp report: {model}", "",
+           f"Model hash `{manifest['model']['hash'][:16]}`, generated {manifest['created']}; {_timing(manifest)}. "
+           f"Reproduce everything: `{manifest['command']}`.", "",
+           "Open `index.html` for the interactive version (sortable tables, attention-pattern viewer).", ""]
+    if done:
+        out += ["## Key findings", ""]
+        for e in done:
+            for claim in key_claims(e["summary_md"], e.get("findings")):
+                out.append(f"- {claim} ([{e['name']}](#{e['name']}); `{e['run_command']}`)")
+        out.append("")
+    for e in entries:
+        out += [f"## {e['title']}", f'<a id="{e["name"]}"></a>', ""]
+        if e.get("description"):
+            out += [e["description"], ""]
+        if e["status"] not in ("computed", "cached"):
+            out += [f"**Not in this report ({e['status']}):** {e.get('error') or 'no reason given'}", ""]
+            continue
+        out += [e["summary_md"].strip(), ""]
+        for fig in e.get("figures", []):
+            out += [f"![{caption(e, fig)}]({e['folder']}/{fig})", "",
+                    f"*{caption(e, fig)}* Reproduce: `{e['run_command']}`", ""]
+        for table in e.get("tables", []):
+            out.append(f"- Data: [{table}]({e['folder']}/{table})")
+        out += ["", f"Reproduce: `{e['run_command']}`" + (f" (the analysis' own command: `{e['cli_command']}`)" if e.get("cli_command") else "")
+                + f"; seed {e.get('seed', 0)}; {e.get('seconds', 0):.1f} s.", ""]
+    out += _provenance_md(manifest)
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _timing(manifest: dict) -> str:
+    compute = sum(e.get("seconds") or 0 for e in manifest["experiments"])
+    return (f"experiments computed in {compute:.0f} s in all; this run took {manifest['total_seconds']:.0f} s "
+            "(finished experiments are reused from the cache)")
+
+
+def _provenance_md(manifest: dict) -> list[str]:
+    env = manifest["environment"]
+    lines = ["## Provenance", "", f"- Model: `{manifest['model']['name']}`, weights hash `{manifest['model']['hash']}`",
+             f"- Python {env['python']} on {env['platform']} ({env['cpu_count']} CPUs, {env['torch_threads']} torch threads)",
+             "- Packages: " + ", ".join(f"{k} {v}" for k, v in env["packages"].items()), "",
+             "| experiment | status | seed | seconds | cache key |", "|---|---|---|---|---|"]
+    for e in manifest["experiments"]:
+        lines.append(f"| {e['name']} | {e['status']} | {e.get('seed', '')} | {e.get('seconds', 0):.1f} | "
+                     f"`{e.get('key', '')[:16]}` |")
+    return lines + [""]
+
+
+# ---------------------------------------------------------------------------------------------------- html
+
+
+def _img(path: Path, alt: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" alt="{_esc(alt)}">'
+
+
+def _fmt(value: object) -> tuple[str, str]:
+    """(display text, css class) of one table cell."""
+    if isinstance(value, float):
+        if value != value:
+            return "", "num"
+        text = f"{value:.4g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
+        return text, "num"
+    if isinstance(value, (int,)) and not isinstance(value, bool):
+        return str(value), "num"
+    return str(value), ""
+
+
+def table_html(path: Path) -> str:
+    df = pd.read_csv(path)
+    head = "".join(f"<th>{_esc(c)}</th>" for c in df.columns)
+    rows = []
+    for record in df.head(MAX_ROWS).itertuples(index=False):
+        cells = []
+        for v in record:
+            v = v.item() if hasattr(v, "item") else v
+            text, cls = _fmt(v)
+            raw = f' data-v="{_esc(v)}"' if cls == "num" and text else ""
+            cells.append(f'<td class="{cls}"{raw}>{_esc(text)}</td>' if cls else f"<td>{_esc(text)}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    more = f'<p class="muted">First {MAX_ROWS} of {len(df)} rows; all in {path.name}.</p>' if len(df) > MAX_ROWS else ""
+    return (f'<div class="tablewrap"><table class="sortable"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table></div>{more}")
+
+
+def viewer_html(entry: dict, index: int) -> str:
+    data = json.dumps(entry["viewer"], separators=(",", ":")).replace("</", "<\\/")
+    vid = f"viewer-data-{index}"
+    return (f'<h3>Attention-pattern viewer</h3><p class="muted">The text is shown twice. Pick a head, then hover a '
+            f"token: earlier tokens are shaded by that head's attention weight from it (dashed: the strongest), "
+            f"and the tooltip lists the top three. Induction heads look at the token after the earlier copy.</p>"
+            f'<div class="viewer" data-src="{vid}"><div class="heads"></div><div class="tokens"></div>'
+            f'<div class="tooltip" role="tooltip" hidden></div></div>'
+            f'<script type="application/json" id="{vid}">{data}</script>'
+            f'<div class="repro">Reproduce: <code>{_esc(entry["run_command"])}</code></div>')
+
+
+def _section_html(report_dir: Path, e: dict, index: int) -> str:
+    badge = {"computed": f"computed in {e.get('seconds', 0):.1f} s", "cached": f"from cache ({e.get('seconds', 0):.1f} s)"}
+    parts = [f'<section id="{_esc(e["name"])}"><h2>{_esc(e["title"])}'
+             f'<span class="badge {e["status"]}">{_esc(badge.get(e["status"], e["status"]))}</span></h2>']
+    if e.get("description"):
+        parts.append(markdown.to_html(e["description"]))
+    repro = f'Reproduce: <code>{_esc(e["run_command"])}</code>'
+    if e.get("cli_command"):
+        repro += f' &middot; the analysis\' own command: <code>{_esc(e["cli_command"])}</code>'
+    if e["status"] not in ("computed", "cached"):
+        parts.append(f'<p class="error">Not in this report ({_esc(e["status"])}): {_esc(e.get("error") or "no reason given")}</p>')
+        return "".join(parts) + "</section>"
+    parts.append(markdown.to_html(e["summary_md"]))
+    parts.append(f'<div class="repro">{repro} &middot; seed {e.get("seed", 0)}</div>')
+    folder = report_dir / e["folder"]
+    for fig in e.get("figures", []):
+        cap = caption(e, fig)
+        parts.append(f"<figure>{_img(folder / fig, cap)}<figcaption>{_esc(cap)} Reproduce: "
+                     f"<code>{_esc(e['run_command'])}</code> (PNG: {_esc(e['folder'] + '/' + fig)})</figcaption></figure>")
+    if e.get("viewer"):
+        parts.append(viewer_html(e, index))
+    for table in e.get("tables", []):
+        parts.append(f"<details><summary>Table: {_esc(table)}</summary>{table_html(folder / table)}"
+                     f'<p class="muted">Reproduce: <code>{_esc(e["run_command"])}</code></p></details>')
+    return "".join(parts) + "</section>"
+
+
+def render_html(report_dir: Path, manifest: dict) -> str:
+    model = manifest["model"]["name"]
+    entries = load_entries(report_dir, manifest)
+    toc = "".join(f'<li><a href="#{_esc(e["name"])}">{_esc(e["title"])}</a>'
+                  f'{"" if e["status"] in ("computed", "cached") else " (" + _esc(e["status"]) + ")"}</li>' for e in entries)
+    findings = []
+    for e in entries:
+        claims = key_claims(e["summary_md"], e.get("findings")) if e["status"] in ("computed", "cached") else []
+        for claim in claims:
+            findings.append(f'<li>{markdown.inline(claim)} <span class="muted">(<a href="#{_esc(e["name"])}">'
+                            f'{_esc(e["name"])}</a>; <code>{_esc(e["run_command"])}</code>)</span></li>')
+    sections = "".join(_section_html(report_dir, e, i) for i, e in enumerate(entries))
+    env = manifest["environment"]
+    prov_rows = "".join(
+        f"<tr><td>{_esc(e['name'])}</td><td>{_esc(e['status'])}</td><td class='num'>{e.get('seed', '')}</td>"
+        f"<td class='num'>{e.get('seconds', 0):.1f}</td><td class='num'>{e.get('wall_seconds', 0):.1f}</td>"
+        f"<td><code>{_esc(e.get('key', '')[:16])}</code></td></tr>" for e in manifest["experiments"])
+    packages = ", ".join(f"{_esc(k)} {_esc(v)}" for k, v in env["packages"].items())
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>interp report: {_esc(model)}</title><style>{CSS}</style></head>
+<body><main>
+<header class="top"><h1>interp report: {_esc(model)}</h1>
+<p class="meta">Weights hash <code>{_esc(manifest['model']['hash'][:16])}</code> &middot; generated {_esc(manifest['created'])}
+ &middot; {_esc(_timing(manifest))} &middot; {env['cpu_count']} CPUs</p>
+<div class="repro">Reproduce the whole report: <code>{_esc(manifest['command'])}</code></div></header>
+<nav class="toc"><strong>Contents</strong><ol>{toc}<li><a href="#provenance">Provenance</a></li></ol></nav>
+{'<section id="findings"><h2>Key findings</h2><ul>' + ''.join(findings) + '</ul></section>' if findings else ''}
+{sections}
+<section id="provenance"><h2>Provenance</h2>
+<p>Model <code>{_esc(model)}</code>, weights hash <code>{_esc(manifest['model']['hash'])}</code>. Python {_esc(env['python'])}
+ on {_esc(env['platform'])}, {env['cpu_count']} CPUs, {env['torch_threads']} torch threads.</p>
+<p class="muted">{packages}</p>
+<div class="tablewrap"><table class="sortable"><thead><tr><th>experiment</th><th>status</th><th>seed</th>
+<th>compute s</th><th>this run s</th><th>cache key</th></tr></thead><tbody>{prov_rows}</tbody></table></div>
+</section></main><script>{JS}</script></body></html>
+"""
+
+
+def render_report(report_dir: Path) -> tuple[Path, Path]:
+    """(Re)write report.md and index.html from the folder's manifest.json."""
+    report_dir = Path(report_dir)
+    manifest = json.loads((report_dir / "manifest.json").read_text())
+    md = report_dir / "report.md"
+    md.write_text(render_markdown(report_dir, manifest))
+    page = report_dir / "index.html"
+    page.write_text(render_html(report_dir, manifest))
+    return md, page

@@ -1,0 +1,243 @@
+"""Run experiments with a result cache, so an interrupted report resumes and `--force` recomputes.
+
+Each experiment's output is *materialised* into a folder: ``summary.md``, ``summary.json``, one CSV per
+table, PNG figures under ``figures/``, optional ``viewer.json`` (attention-viewer data) and ``run.json``
+(what produced it). That folder is the cache entry; it lives under
+
+    <cache_dir>/experiments/<model hash[:16]>/<experiment>/<key[:16]>/
+
+with ``key = sha256(model hash, analysis, resolved parameters, seed, format version)``. An entry is written
+to a temporary sibling and renamed into place only when complete, so an interrupted run never leaves a
+half entry that a later run would trust.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from interp.report.specs import ExperimentSpec, build_params, import_object, load_inputs
+
+FORMAT_VERSION = 1  # bump when the materialised layout changes: old entries are then recomputed
+_HASHES: "weakref.WeakKeyDictionary[Any, str]" = weakref.WeakKeyDictionary()
+
+
+@dataclass
+class ExperimentRun:
+    """One experiment's materialised output and how it was obtained."""
+
+    spec: ExperimentSpec
+    status: str  # "computed" | "cached" | "failed" | "disabled"
+    folder: Path | None = None
+    key: str = ""
+    params: dict = field(default_factory=dict)
+    seconds: float = 0.0  # compute time of the run that produced the output (from run.json when cached)
+    wall_seconds: float = 0.0  # time spent on it in this invocation
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("computed", "cached")
+
+
+def weights_hash(model) -> str:
+    """blake2b over every parameter and buffer (names, shapes, dtypes, bytes) plus the config; memoised per
+    model object. Tied tensors are hashed once."""
+    if model in _HASHES:
+        return _HASHES[model]
+    import torch
+
+    h = hashlib.blake2b(digest_size=32)
+    h.update(json.dumps(_config_dict(model), sort_keys=True, default=str).encode())
+    seen: set[int] = set()
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+        if tensor.data_ptr() in seen:
+            continue
+        seen.add(tensor.data_ptr())
+        flat = tensor.detach().contiguous().cpu().reshape(-1)
+        h.update(flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b"")
+    digest = h.hexdigest()
+    _HASHES[model] = digest
+    return digest
+
+
+def weights_fingerprint(model) -> tuple[float, ...]:
+    """A cheap check (one sum per tensor) that an experiment left the weights as it found them."""
+    import torch
+
+    with torch.no_grad():
+        return tuple(float(t.double().sum()) for _, t in sorted(model.state_dict().items()))
+
+
+def _config_dict(model) -> dict:
+    cfg = getattr(model, "cfg", None)
+    if cfg is None:
+        return {}
+    d = cfg.to_dict() if hasattr(cfg, "to_dict") else dataclasses.asdict(cfg)
+    return {k: v for k, v in d.items() if k != "extra"}
+
+
+def params_dict(params: Any) -> dict:
+    """Resolved parameters (defaults included) as plain JSON data."""
+    if dataclasses.is_dataclass(params) and not isinstance(params, type):
+        params = dataclasses.asdict(params)
+    return json.loads(json.dumps(params, default=str))
+
+
+def cache_key(model_hash: str, spec: ExperimentSpec, params: dict, inputs: dict | None = None) -> str:
+    payload = {"format": FORMAT_VERSION, "model": model_hash, "analysis": spec.analysis,
+               "params_class": spec.params_class, "params": params, "seed": spec.seed, "inputs": inputs or {}}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def cache_root() -> Path:
+    from interp.model.registry import cache_dir
+
+    return cache_dir() / "experiments"
+
+
+def entry_dir(model_hash: str, spec: ExperimentSpec, key: str, root: Path | None = None) -> Path:
+    return (root or cache_root()) / model_hash[:16] / spec.name / key[:16]
+
+
+def seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class TqdmProgress:
+    """The `progress` argument analyses take: ``progress(iterable, desc=...)`` wraps it in a tqdm bar on
+    stderr (cleared when done); ``progress.write(msg)`` prints a step line without breaking the bars."""
+
+    def __call__(self, iterable=None, **kwargs):
+        from tqdm.auto import tqdm
+
+        return tqdm(iterable, **{"leave": False, "dynamic_ncols": True, "file": sys.stderr, **kwargs})
+
+    @staticmethod
+    def write(message: str) -> None:
+        from tqdm.auto import tqdm
+
+        tqdm.write(f"  {message}", file=sys.stderr)
+
+
+def tqdm_progress(enabled: bool = True) -> Callable | None:
+    return TqdmProgress() if enabled else None
+
+
+def materialise(result: Any, folder: Path) -> dict:
+    """Write the result's summary, JSON, tables and figures into folder; return what was written."""
+    from interp.report.jsonutil import to_jsonable
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "summary.md").write_text(result.summary_markdown().strip() + "\n")
+    (folder / "summary.json").write_text(json.dumps(to_jsonable(result.to_json()), indent=2))
+    tables = []
+    for name, table in result.tables().items():
+        path = folder / f"{_safe(name)}.csv"
+        table.to_csv(path, index=False)
+        tables.append(path.name)
+    fig_dir = folder / "figures"
+    fig_dir.mkdir(exist_ok=True)
+    figures = []
+    for path in result.save_figures(fig_dir) or []:
+        path = Path(path)
+        if path.parent.resolve() != fig_dir.resolve():  # an analysis that wrote elsewhere: bring it in
+            shutil.copy2(path, fig_dir / path.name)
+        figures.append(f"figures/{path.name}")
+    viewer = getattr(result, "attention_viewer", None)
+    if callable(viewer):
+        viewer = viewer()
+    if viewer:
+        (folder / "viewer.json").write_text(json.dumps(to_jsonable(viewer)))
+    return {"tables": tables, "figures": figures, "viewer": bool(viewer)}
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name))
+
+
+def read_run(folder: Path) -> dict:
+    return json.loads((folder / "run.json").read_text())
+
+
+def run_experiment(model, model_name: str, spec: ExperimentSpec, force: bool = False, progress: bool = True,
+                   root: Path | None = None) -> ExperimentRun:
+    """Run one experiment, or reuse its cache entry when model, parameters and seed are unchanged."""
+    start = time.perf_counter()
+    if not spec.enabled:
+        return ExperimentRun(spec, "disabled", error=spec.disabled_reason or "disabled in its spec")
+    to_params, kwargs, inputs = load_inputs(spec)
+    params = build_params(spec, model_name, to_params)
+    resolved = params_dict(params)
+    for name in to_params:  # loaded data is keyed by its file's hash, not spelled out in run.json
+        resolved[name] = f"<{len(to_params[name])} items from {spec.inputs[name]['path']}>"
+    model_hash = weights_hash(model)
+    key = cache_key(model_hash, spec, resolved, inputs)
+    folder = entry_dir(model_hash, spec, key, root)
+    if not force and (folder / "run.json").exists():
+        info = read_run(folder)
+        return ExperimentRun(spec, "cached", folder, key, resolved, info.get("seconds", 0.0),
+                             time.perf_counter() - start)
+    function = import_object(spec.analysis, spec)
+    before = weights_fingerprint(model)
+    seed_everything(spec.seed)
+    t0, c0 = time.perf_counter(), time.process_time()
+    result = function(model, params, progress=tqdm_progress(progress), **kwargs)
+    seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
+    if weights_fingerprint(model) != before:
+        raise RuntimeError(f"Experiment {spec.name} left the model's weights changed; it must restore them.")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key[:16]}-", dir=folder.parent))
+    try:
+        written = materialise(result, tmp)
+        info = {"experiment": spec.name, "title": spec.title, "analysis": spec.analysis, "model": model_name,
+                "model_hash": model_hash, "key": key, "seed": spec.seed, "params": resolved, "inputs": inputs,
+                "seconds": round(seconds, 3), "cpu_seconds": round(cpu_seconds, 3), "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                **written}
+        (tmp / "run.json").write_text(json.dumps(info, indent=2))
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return ExperimentRun(spec, "computed", folder, key, resolved, seconds, time.perf_counter() - start)
+
+
+def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    names = ["interp", "torch", "transformers", "transformer-lens", "gguf", "numpy", "pandas", "matplotlib",
+             "click", "tqdm", "safetensors"]
+    out = {}
+    for name in names:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def environment() -> dict:
+    import platform
+
+    import torch
+
+    return {"python": platform.python_version(), "platform": platform.platform(), "machine": platform.machine(),
+            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "packages": package_versions()}

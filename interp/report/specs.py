@@ -1,0 +1,214 @@
+"""Experiment specs: one TOML file per experiment, kept as data in ``experiments/``.
+
+A spec names the analysis function and its parameter dataclass by import path, gives the parameters and
+the seed, and says which command reproduces it. Example (``experiments/induction.toml``)::
+
+    name = "induction"
+    title = "Induction heads"
+    order = 20
+    analysis = "interp.analysis.induction:run_induction"
+    params_class = "interp.analysis.induction:InductionParams"
+    seed = 0
+    command = "interp induction --model {model} --seed 0"
+    description = "One paragraph a reader sees above the results."
+
+    [params]                    # keyword arguments of params_class; tune the run-time budget here
+    seq_len = 40
+
+    [overrides."gemma3-270m"]   # optional per-model changes to [params]
+    seq_len = 30
+
+    findings = ["Ablation"]     # optional: which summary statements become key findings (default: the first)
+
+    [captions]                  # optional: figure file stem -> one sentence under the figure
+    induction_scores = "Induction score of every head."
+
+    [inputs.facts]              # optional: data loaded from a file (path relative to the spec)
+    loader = "interp.analysis.facts.records:load_facts"
+    path = "data/facts.json"
+    limit = 10                  # first N items
+    to = "params"               # "params": becomes params.facts (a tuple); "kwarg": analysis(..., facts=...)
+    optional = false            # true: run without it when the file is missing
+
+``enabled = false`` with ``disabled_reason = "..."`` keeps a spec listed but not run.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from interp.errors import DataFormatError, InvalidInputError
+
+REQUIRED = ("name", "title", "analysis")
+KNOWN = {"name", "title", "order", "analysis", "params_class", "seed", "command", "description", "params",
+         "overrides", "captions", "enabled", "disabled_reason", "inputs", "findings"}
+INPUT_KEYS = {"loader", "path", "limit", "to", "name", "optional"}
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    name: str
+    title: str
+    analysis: str  # "module:function" with the signature run_x(model, params, progress=None)
+    params_class: str | None = None  # "module:Class", a (frozen) dataclass built from `params`
+    params: dict = field(default_factory=dict)
+    overrides: dict = field(default_factory=dict)  # model name -> params changed for that model
+    seed: int = 0
+    order: int = 100
+    command: str = ""  # the analysis' own CLI equivalent; "{model}" is replaced by the model name
+    description: str = ""
+    captions: dict = field(default_factory=dict)
+    inputs: dict = field(default_factory=dict)  # name -> {"loader", "path", "limit", "to", "name"}
+    findings: tuple[str, ...] = ()  # substrings picking the summary statements shown as key findings
+    enabled: bool = True
+    disabled_reason: str = ""
+    path: Path | None = None
+
+    def params_for(self, model_name: str) -> dict:
+        """[params] with this model's overrides applied."""
+        return {**self.params, **self.overrides.get(model_name, {})}
+
+    def run_command(self, model_name: str) -> str:
+        """The exact command that reproduces this experiment's numbers (same spec, same cache key)."""
+        return f"interp run {self.name} --model {model_name}"
+
+    def cli_command(self, model_name: str) -> str:
+        return self.command.replace("{model}", model_name) if self.command else ""
+
+
+def default_dir() -> Path:
+    """The repository's experiments/ folder (next to the interp package in a source checkout)."""
+    return Path(__file__).resolve().parents[2] / "experiments"
+
+
+def parse_spec(path: Path) -> ExperimentSpec:
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise DataFormatError(path, None, None, f"not valid TOML ({exc})") from exc
+    for key in REQUIRED:
+        if not isinstance(data.get(key), str) or not data[key].strip():
+            raise DataFormatError(path, None, key, "is required and must be a non-empty string")
+    unknown = sorted(set(data) - KNOWN)
+    if unknown:
+        raise DataFormatError(path, None, unknown[0], f"is not a spec field (known: {', '.join(sorted(KNOWN))})")
+    if ":" not in data["analysis"]:
+        raise DataFormatError(path, None, "analysis", "must look like 'package.module:function'")
+    for key in ("params", "overrides", "captions", "inputs"):
+        if not isinstance(data.get(key, {}), dict):
+            raise DataFormatError(path, None, key, "must be a table")
+    for name, inp in data.get("inputs", {}).items():
+        if not isinstance(inp, dict) or not {"loader", "path"} <= set(inp) or set(inp) - INPUT_KEYS:
+            raise DataFormatError(path, None, f"inputs.{name}", "needs 'loader' and 'path' (and optionally 'limit', "
+                                  "'to' = params|kwarg, 'name')")
+    if data["name"] != path.stem:
+        raise DataFormatError(path, None, "name", f"must match the file name ({path.stem!r})")
+    return ExperimentSpec(
+        name=data["name"], title=data["title"], analysis=data["analysis"],
+        params_class=data.get("params_class"), params=dict(data.get("params", {})),
+        overrides={k: dict(v) for k, v in data.get("overrides", {}).items()}, seed=int(data.get("seed", 0)),
+        order=int(data.get("order", 100)), command=data.get("command", ""),
+        description=data.get("description", "").strip(), captions=dict(data.get("captions", {})),
+        inputs={k: dict(v) for k, v in data.get("inputs", {}).items()},
+        findings=tuple(str(f) for f in data.get("findings", [])),
+        enabled=bool(data.get("enabled", True)), disabled_reason=data.get("disabled_reason", ""), path=path,
+    )
+
+
+def load_specs(directory: Path | None = None) -> list[ExperimentSpec]:
+    """Every ``*.toml`` spec in the folder, in report order."""
+    directory = Path(directory) if directory is not None else default_dir()
+    if not directory.is_dir():
+        raise InvalidInputError(f"No experiments folder at {directory}.")
+    specs = [parse_spec(p) for p in sorted(directory.glob("*.toml"))]
+    return sorted(specs, key=lambda s: (s.order, s.name))
+
+
+def select(specs: list[ExperimentSpec], names: list[str] | None) -> list[ExperimentSpec]:
+    """The named specs (in report order); an unknown name lists the known ones."""
+    if not names:
+        return specs
+    known = {s.name: s for s in specs}
+    missing = [n for n in names if n not in known]
+    if missing:
+        raise InvalidInputError(f"Unknown experiment {missing[0]!r}; known: {', '.join(known)}.")
+    return [s for s in specs if s.name in set(names)]
+
+
+def load_inputs(spec: ExperimentSpec) -> tuple[dict, dict, dict]:
+    """(into params, into the call as keyword arguments, a fingerprint of each input for the cache key)."""
+    import hashlib
+
+    to_params, kwargs, digest = {}, {}, {}
+    for name, inp in spec.inputs.items():
+        path = Path(inp["path"])
+        if not path.is_absolute() and spec.path is not None:
+            path = spec.path.parent / path
+        if not path.exists():
+            if inp.get("optional"):
+                digest[name] = {"missing": str(inp["path"])}  # run without it (and key it so)
+                continue
+            raise InvalidInputError(f"Experiment {spec.name}: input file {path} does not exist.")
+        items = import_object(inp["loader"], spec)(path)
+        limit = inp.get("limit")
+        items = tuple(items)[:limit] if limit else tuple(items)
+        (kwargs if inp.get("to", "params") == "kwarg" else to_params)[inp.get("name", name)] = items
+        digest[name] = {"sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "limit": limit,
+                        "loader": inp["loader"], "to": inp.get("to", "params")}
+    return to_params, kwargs, digest
+
+
+def build_params(spec: ExperimentSpec, model_name: str, extra: dict | None = None) -> Any:
+    """The params object the analysis takes: params_class(**params), lists turned into tuples, tables into
+    nested dataclasses where the field's default is one; `extra` (loaded inputs) added."""
+    values = {**spec.params_for(model_name), **(extra or {})}
+    if spec.params_class is None:
+        return dict(values)
+    cls = import_object(spec.params_class, spec)
+    import dataclasses
+
+    if dataclasses.is_dataclass(cls) and "seed" in {f.name for f in dataclasses.fields(cls)}:
+        values.setdefault("seed", spec.seed)  # the spec's seed reaches analyses that take one
+    try:
+        return _build(cls, values)
+    except TypeError as exc:
+        raise DataFormatError(spec.path or spec.name, None, "params", f"does not fit {spec.params_class}: {exc}") from exc
+
+
+def _build(cls: type, values: dict) -> Any:
+    import dataclasses
+
+    fields = {f.name: f for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else {}
+    clean = {}
+    for key, value in values.items():
+        f = fields.get(key)
+        default = None
+        if f is not None and f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        elif f is not None and f.default is not dataclasses.MISSING:
+            default = f.default
+        if isinstance(value, dict) and dataclasses.is_dataclass(default):
+            value = _build(type(default), {**value})
+        elif isinstance(value, list):
+            value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
+        clean[key] = value
+    return cls(**clean)
+
+
+def import_object(target: str, spec: ExperimentSpec | None = None) -> Any:
+    """'package.module:attr' -> the object; a missing one is a clear error naming the spec."""
+    import importlib
+
+    module_name, _, attr = target.partition(":")
+    where = spec.path if spec is not None and spec.path is not None else (spec.name if spec else target)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise InvalidInputError(f"Experiment {where}: module {module_name!r} is not available ({exc}).") from exc
+    if not hasattr(module, attr):
+        raise InvalidInputError(f"Experiment {where}: {module_name} has no {attr!r}.")
+    return getattr(module, attr)
