@@ -99,8 +99,10 @@ class InductionResult:
                               f"overlap with our induction score {pr['bridge_top10_overlap']}/10; TL's detector logic on "
                               f"our patterns vs the bridge: {pr['tl_logic_vs_bridge_top10_overlap']}/10."]
             else:
-                lines += ["", f"**Peer**: the TransformerBridge could not be built ({pr.get('bridge_error')}); TL's detector "
-                              f"logic on our patterns: top-10 overlap with our score {pr['tl_logic_top10_overlap']}/10."]
+                why = (f"could not be built ({pr['bridge_error']})" if pr.get("bridge_error")
+                       else "was not requested (peer_bridge = false)")
+                lines += ["", f"**Peer**: the TransformerBridge {why}; TL's detector logic on our patterns: top-10 "
+                              f"overlap with our score {pr['tl_logic_top10_overlap']}/10."]
         for n in self.notes:
             lines.append(f"\n_Note_: {n}")
         return "\n".join(lines) + "\n"
