@@ -17,7 +17,7 @@ def _divide_by_rms(x: torch.Tensor, eps: float, hook_scale: HookPoint) -> torch.
     """x / sqrt(mean(x^2) + eps). Multiplying by rsqrt rounds exactly as transformers does; when a hook
     watches `hook_scale` (TransformerLens' name for the root-mean-square) we divide by its output instead."""
     mean_square = x.pow(2).mean(-1, keepdim=True) + eps
-    if hook_scale.has_hooks():
+    if hook_scale._forward_hooks or hook_scale._forward_pre_hooks:  # torch-level: any kind of hook
         return x / hook_scale(mean_square.sqrt())
     return x * torch.rsqrt(mean_square)
 
