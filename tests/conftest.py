@@ -11,25 +11,11 @@ import importlib.util
 import pytest
 import torch
 
-from interp.model.config import ModelConfig
 from interp.model.transformer import Transformer
+from tests.tiny import TINY, tiny_model
 
-TINY = {
-    "llama": ModelConfig(name="tiny-llama", architecture="llama", n_layers=2, d_model=32, n_heads=4, n_kv_heads=2,
-                         d_head=8, d_mlp=48, d_vocab=64, n_ctx=128, rope_base=10_000.0, act="silu"),
-    "gemma3": ModelConfig(name="tiny-gemma3", architecture="gemma3", n_layers=3, d_model=32, n_heads=4, n_kv_heads=1,
-                          d_head=16, d_mlp=48, d_vocab=64, n_ctx=128, act="gelu_tanh", qk_norm=True,
-                          sandwich_norm=True, embed_scale=32 ** 0.5, attn_scale=16.0, rope_base=1e6,
-                          rope_base_local=1e4, sliding_window=4, layer_types=("local", "local", "global")),
-    "gpt2": ModelConfig(name="tiny-gpt2", architecture="gpt2", n_layers=2, d_model=32, n_heads=4, d_head=8, d_mlp=128,
-                        d_vocab=64, n_ctx=128, norm="layer", positional="learned", act="gelu_tanh", gated_mlp=False,
-                        bias=True, tie_embeddings=False),
-}
-
-
-def tiny_model(family: str, seed: int = 0) -> Transformer:
-    torch.manual_seed(seed)
-    model = Transformer(TINY[family]).init_weights(seed, std=0.2)
+def _tiny_with_random_norms(family: str, seed: int = 0) -> Transformer:
+    model = tiny_model(family, seed)
     with torch.no_grad():  # random norm scales, so a missed norm weight shows up in parity tests
         for name, p in model.named_parameters():
             if name.endswith(".w"):
@@ -39,7 +25,7 @@ def tiny_model(family: str, seed: int = 0) -> Transformer:
 
 @pytest.fixture(params=sorted(TINY))
 def tiny(request) -> Transformer:
-    return tiny_model(request.param)
+    return _tiny_with_random_norms(request.param)
 
 
 def _installed(module: str) -> bool:

@@ -17,25 +17,11 @@ from interp.analysis.facts.records import FactRecord
 from interp.errors import InvalidInputError
 from interp.interventions import capture, intervene
 from interp.model import hook_names
-from interp.model.config import ModelConfig
 from interp.model.transformer import Transformer
-
-TINY = {
-    "llama": ModelConfig(name="tiny-llama", architecture="llama", n_layers=2, d_model=32, n_heads=4, n_kv_heads=2,
-                         d_head=8, d_mlp=48, d_vocab=64, n_ctx=128, rope_base=10_000.0, act="silu"),
-    "gemma3": ModelConfig(name="tiny-gemma3", architecture="gemma3", n_layers=3, d_model=32, n_heads=4, n_kv_heads=1,
-                          d_head=16, d_mlp=48, d_vocab=64, n_ctx=128, act="gelu_tanh", qk_norm=True,
-                          sandwich_norm=True, embed_scale=32 ** 0.5, attn_scale=16.0, rope_base=1e6,
-                          rope_base_local=1e4, sliding_window=4, layer_types=("local", "local", "global")),
-    "gpt2": ModelConfig(name="tiny-gpt2", architecture="gpt2", n_layers=2, d_model=32, n_heads=4, d_head=8, d_mlp=128,
-                        d_vocab=64, n_ctx=128, norm="layer", positional="learned", act="gelu_tanh", gated_mlp=False,
-                        bias=True, tie_embeddings=False),
-}
-
+from tests.tiny import TINY, tiny_model
 
 def tiny(family: str) -> Transformer:
-    torch.manual_seed(0)
-    return Transformer(TINY[family]).init_weights(0, std=0.3).eval()
+    return tiny_model(family, std=0.3)
 
 
 def ig_full_forward(model, tokens, answer, steps, layer) -> np.ndarray:
