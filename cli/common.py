@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +83,18 @@ def emit(summary: dict, as_json: bool, human: str | None = None) -> None:
 def write_json(path: Path, data: dict) -> Path:
     path.write_text(json.dumps(to_jsonable(data), indent=2))
     return path
+
+
+def save_result(result, out: Path | None) -> None:
+    """Write an analysis result into --out: one CSV per table, its PNG figures, summary.md, summary.json."""
+    if out is None:
+        return
+    for name, table in result.tables().items():
+        table.to_csv(out / f"{name}.csv", index=False)
+    result.save_figures(out)
+    (out / "summary.md").write_text(result.summary_markdown())
+    write_json(out / "summary.json", result.to_json())
+    click.echo(f"Wrote {out}/", err=True)
 
 
 def run_cli(group: click.Group) -> int:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from cli.common import emit, force_option, json_option, load_model_for_cli, model_option, out_option, prepare_out, seed_option, write_json
+from cli.common import emit, force_option, json_option, load_model_for_cli, model_option, out_option, prepare_out, save_result, seed_option
 
 
 def _stats_options(f):
@@ -149,10 +149,5 @@ def edit_eval(model, facts, limit, method, edits, layer, layers, gen_tokens, sta
     m = load_model_for_cli(model)
     result = run_edit_eval(m, params, records=records, progress=lambda **kw: tqdm(file=click.get_text_stream("stderr"), **kw))
     summary = result.to_json()
-    if out is not None:
-        for name, df in result.tables().items():
-            df.to_csv(out / f"{name}.csv", index=False)
-        result.save_figures(out)
-        (out / "summary.md").write_text(result.summary_markdown())
-        write_json(out / "summary.json", summary)
+    save_result(result, out)
     emit(summary, as_json, result.summary_markdown())

@@ -14,8 +14,8 @@ from cli.common import (
     model_option,
     out_option,
     prepare_out,
+    save_result,
     seed_option,
-    write_json,
 )
 
 DEFAULT_PROMPT = "The {} is located in the city of"
@@ -68,17 +68,6 @@ def _resolve_fact(prompt: str | None, subject: str | None, target: str | None, f
     return DEFAULT_PROMPT, DEFAULT_SUBJECT, target, ()
 
 
-def _save(result, out: Path | None) -> None:
-    if out is None:
-        return
-    for name, table in result.tables().items():
-        table.to_csv(out / f"{name}.csv", index=False)
-    result.save_figures(out)
-    (out / "summary.md").write_text(result.summary_markdown())
-    write_json(out / "summary.json", result.to_json())
-    click.echo(f"Wrote {out}/", err=True)
-
-
 def _progress():
     from functools import partial
 
@@ -113,7 +102,7 @@ def trace(model, prompt, subject, target, facts_path, limit, samples, noise, win
     out = prepare_out(out, force)
     m = load_model_for_cli(model)
     result = run_trace(m, params, progress=_progress())
-    _save(result, out)
+    save_result(result, out)
     emit(result.to_json(), as_json, result.summary_markdown())
 
 
@@ -148,5 +137,5 @@ def neurons(model, prompt, subject, target, paraphrases, facts_path, limit, step
     out = prepare_out(out, force)
     m = load_model_for_cli(model)
     result = run_neurons(m, params, progress=_progress())
-    _save(result, out)
+    save_result(result, out)
     emit(result.to_json(), as_json, result.summary_markdown())

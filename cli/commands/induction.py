@@ -14,8 +14,8 @@ from cli.common import (
     model_option,
     out_option,
     prepare_out,
+    save_result,
     seed_option,
-    write_json,
 )
 
 
@@ -50,12 +50,7 @@ def induction(model, batch, seq_len, top_k, seeds, seed, text_file, no_text, pee
     out_dir = prepare_out(out, force)
     lm = load_model_for_cli(model)
     result = run_induction(lm, params, progress=_Progress(tqdm))
-    if out_dir is not None:
-        for name, df in result.tables().items():
-            df.to_csv(out_dir / f"{name}.csv", index=False)
-        result.save_figures(out_dir)
-        (out_dir / "summary.md").write_text(result.summary_markdown())
-        write_json(out_dir / "summary.json", result.to_json())
+    save_result(result, out_dir)
     emit(result.to_json(), as_json, result.summary_markdown())
 
 

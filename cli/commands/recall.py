@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from cli.common import (emit, force_option, json_option, load_model_for_cli, model_option, out_option,
-                        prepare_out, seed_option, write_json)
+                        prepare_out, save_result, seed_option)
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -63,10 +63,5 @@ def lost_in_middle(model: str, task: str, file: Path | None, n_items: str, posit
     m = load_model_for_cli(model)
     result = run_lost_in_middle(m, params, progress=None if as_json else tqdm)
     summary = result.to_json()
-    if out is not None:
-        for name, table in result.tables().items():
-            table.to_csv(out / f"{name}.csv", index=False)
-        result.save_figures(out)
-        (out / "summary.md").write_text(result.summary_markdown())
-        write_json(out / "summary.json", summary)
+    save_result(result, out)
     emit(summary, as_json, result.summary_markdown())

@@ -110,13 +110,16 @@ class Transformer(HookedRootModule):
         """Left-padded (tokens, attention_mask), both (batch, pos). Left padding keeps every text's last
         token at position -1, which is where next-token questions are read."""
         texts = [text] if isinstance(text, str) else list(text)
-        ids = [self.encode(t, prepend_bos) for t in texts]
+        return self.pad_left([self.encode(t, prepend_bos) for t in texts])
+
+    def pad_left(self, ids: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token id lists -> left-padded (tokens, attention_mask), both (batch, max length)."""
         n = max(len(i) for i in ids)
         pad = self.cfg.pad_token_id if self.cfg.pad_token_id is not None else 0
         tokens = torch.full((len(ids), n), pad, dtype=torch.long)
         mask = torch.zeros((len(ids), n), dtype=torch.bool)
         for row, seq in enumerate(ids):
-            tokens[row, n - len(seq) :] = torch.tensor(seq)
+            tokens[row, n - len(seq) :] = torch.tensor(list(seq), dtype=torch.long)
             mask[row, n - len(seq) :] = True
         return tokens.to(self.device), mask.to(self.device)
 

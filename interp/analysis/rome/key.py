@@ -81,15 +81,10 @@ def encode_with_subject(model, template: str, subject: str) -> tuple[list[int], 
 
 def pad_left(model, seqs: Sequence[list[int]], indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Left-padded (tokens, mask) (b, p) and the given per-sequence indices shifted by the padding (b,)."""
-    n = max(len(s) for s in seqs)
-    pad = model.cfg.pad_token_id if model.cfg.pad_token_id is not None else 0
-    tokens = torch.full((len(seqs), n), pad, dtype=torch.long)
-    mask = torch.zeros((len(seqs), n), dtype=torch.bool)
-    for r, s in enumerate(seqs):
-        tokens[r, n - len(s):] = torch.tensor(s)
-        mask[r, n - len(s):] = True
+    tokens, mask = model.pad_left(seqs)
+    n = tokens.shape[1]
     shifted = torch.tensor([n - len(s) + i for s, i in zip(seqs, indices)])
-    return tokens.to(model.device), mask.to(model.device), shifted.to(model.device)
+    return tokens, mask, shifted.to(model.device)
 
 
 @torch.no_grad()
