@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from interp.analysis.recall.evaluate import DEFAULT_NEW_TOKENS, score_examples
-from interp.analysis.recall.loaders import make_word_kv_examples
+from interp.analysis.recall.synthetic import make_word_kv_examples
 from interp.analysis.recall.prompts import is_correct
 from interp.model.load import load_model
 

@@ -13,7 +13,7 @@ contextualisation) and with the gold item repeated at the end, and the change in
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,8 +21,8 @@ import pandas as pd
 
 from interp.analysis.recall import attention as att
 from interp.analysis.recall.evaluate import score_examples
-from interp.analysis.recall.loaders import (load_kv_file, load_qa_file, make_kv_examples, make_qa_examples,
-                                            make_word_kv_examples)
+from interp.analysis.recall.loaders import load_kv_file, load_qa_file
+from interp.analysis.recall.synthetic import make_kv_examples, make_qa_examples, make_word_kv_examples
 from interp.analysis.recall.prompts import TASKS, RecallExample
 from interp.analysis.recall.result import RecallResult
 from interp.analysis.recall.stats import bootstrap_mean, wilson

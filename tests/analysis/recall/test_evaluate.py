@@ -6,7 +6,6 @@ token spans exact and realistic; the slow test checks that SmolLM2 solves word k
 
 from __future__ import annotations
 
-import dataclasses
 import gzip
 import json
 import subprocess
@@ -18,13 +17,13 @@ import pytest
 import torch
 
 from interp.analysis.recall.evaluate import KV_LEAD, prepare, score_examples
-from interp.analysis.recall.loaders import make_qa_examples, make_word_kv_examples
+from interp.analysis.recall.synthetic import make_qa_examples, make_word_kv_examples
 from interp.analysis.recall.prefix import common_prefix_len, fork, plan_batches, prefix_cache, run_trunk
 from interp.analysis.recall.stats import wilson
 from interp.analysis.recall.sweep import RecallParams, resolve_positions, run_lost_in_middle
 from interp.errors import InvalidInputError
 from interp.model.config import ModelConfig
-from interp.model.transformer import KVCache, Transformer
+from interp.model.transformer import Transformer
 
 ROOT = Path(__file__).resolve().parents[3]
 

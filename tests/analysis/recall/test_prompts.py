@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from interp.analysis.recall.loaders import WORDS, make_kv_examples, make_qa_examples, make_word_kv_examples
+from interp.analysis.recall.synthetic import WORDS, make_kv_examples, make_qa_examples, make_word_kv_examples
 from interp.analysis.recall.prompts import (
     KV_INSTRUCTION,
     QA_INSTRUCTION,
