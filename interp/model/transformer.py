@@ -17,7 +17,7 @@ from interp.model.components.hook import HookPoint
 
 from interp.errors import InvalidInputError
 from interp.model.components import Block, Embed, PosEmbed, Unembed, make_norm
-from interp.model.components.attention import LayerCache
+from interp.model.components.attention import AttentionInputs, LayerCache
 from interp.model.config import ModelConfig
 
 if TYPE_CHECKING:
@@ -180,7 +180,7 @@ class Transformer(HookedRootModule):
         else:
             key_positions, key_mask = positions, attention_mask
         # a mask of all True need not be applied
-        key_mask_arg = None if bool(key_mask.all()) else key_mask
+        inputs = AttentionInputs(positions, key_positions, None if bool(key_mask.all()) else key_mask)
 
         if start_at_layer is None:
             resid = self.hook_embed(self.embed(tokens))
@@ -192,7 +192,7 @@ class Transformer(HookedRootModule):
         stop = self.cfg.n_layers if stop_at_layer is None else stop_at_layer
         for layer in range(start_at_layer, stop):
             cache = past_kv.layers[layer] if past_kv is not None else None
-            resid = self.blocks[layer](resid, positions, key_positions, key_mask_arg, cache)
+            resid = self.blocks[layer](resid, inputs, cache)
         if stop_at_layer is not None or return_type == "resid":
             return resid
         if return_type is None:

@@ -71,9 +71,7 @@ class Attention(nn.Module):
     def forward(
         self,
         x: torch.Tensor,  # (b, p, d_model), already normalised
-        positions: torch.Tensor,  # (b, p) absolute positions of the new tokens
-        key_positions: torch.Tensor,  # (b, k) positions of all keys, cached first
-        key_mask: torch.Tensor | None,  # (b, k) False for padding keys
+        inputs: AttentionInputs,  # positions and masks of this forward, shared by all layers
         cache: "LayerCache | None" = None,
     ) -> torch.Tensor:
         cfg = self.cfg
@@ -84,7 +82,7 @@ class Attention(nn.Module):
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
         if self.rotary is not None:
-            cos, sin = self.rotary.cos_sin(positions, q.dtype)
+            cos, sin = inputs.cos_sin(self.rotary, q.dtype)
             q = self.hook_rot_q(apply_rotary(q, cos, sin))
             k = self.hook_rot_k(apply_rotary(k, cos, sin))
         if cache is not None:
@@ -96,15 +94,42 @@ class Attention(nn.Module):
         vh = v.transpose(1, 2).repeat_interleave(cfg.group_size, dim=1)  # (b, h, k, d)
         scores = qh @ kh.transpose(-1, -2) / cfg.scale  # (b, h, p, k)
 
-        allowed = key_positions[:, None, :] <= positions[:, :, None]  # causal, (b, p, k)
-        if self.window is not None:
-            allowed = allowed & (positions[:, :, None] - key_positions[:, None, :] < self.window)
-        if key_mask is not None:
-            allowed = allowed & key_mask[:, None, :]
+        allowed = inputs.allowed(self.window)  # (b, p, k)
         scores = self.hook_attn_scores(scores.masked_fill(~allowed[:, None], torch.finfo(scores.dtype).min))
         pattern = self.hook_pattern(F.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype))
         z = self.hook_z((pattern @ vh).transpose(1, 2))  # (b, p, h, d)
         return F.linear(z.reshape(b, p, cfg.n_heads * cfg.d_head), self.w_o, self.b_o)
+
+
+class AttentionInputs:
+    """What every layer's attention derives from the positions: the allowed (query, key) pairs and the RoPE
+    tables. Built once per forward and memoised per window and per RoPE base, so 30 layers compute them
+    once or twice, not 30 times."""
+
+    def __init__(self, positions: torch.Tensor, key_positions: torch.Tensor, key_mask: torch.Tensor | None):
+        self.positions = positions  # (b, p) absolute positions of the new tokens
+        self.key_positions = key_positions  # (b, k) positions of all keys, cached first
+        self.key_mask = key_mask  # (b, k) False for padding keys; None when all are real
+        self._allowed: dict[int | None, torch.Tensor] = {}
+        self._rope: dict[tuple[float, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def allowed(self, window: int | None) -> torch.Tensor:
+        """(b, p, k) True where a query may attend to a key: causal, inside the window, not padding."""
+        if window not in self._allowed:
+            q, k = self.positions[:, :, None], self.key_positions[:, None, :]
+            allowed = k <= q
+            if window is not None:
+                allowed = allowed & (q - k < window)
+            if self.key_mask is not None:
+                allowed = allowed & self.key_mask[:, None, :]
+            self._allowed[window] = allowed
+        return self._allowed[window]
+
+    def cos_sin(self, rotary: Rotary, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        key = (rotary.base, dtype)
+        if key not in self._rope:
+            self._rope[key] = rotary.cos_sin(self.positions, dtype)
+        return self._rope[key]
 
 
 class LayerCache:

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from interp.model.components.hook import HookPoint
 
-from interp.model.components.attention import Attention, LayerCache
+from interp.model.components.attention import Attention, AttentionInputs, LayerCache
 from interp.model.components.mlp import MLP
 from interp.model.components.norm import make_norm
 from interp.model.config import ModelConfig
@@ -35,13 +35,11 @@ class Block(nn.Module):
     def forward(
         self,
         resid: torch.Tensor,
-        positions: torch.Tensor,
-        key_positions: torch.Tensor,
-        key_mask: torch.Tensor | None,
+        inputs: AttentionInputs,
         cache: LayerCache | None = None,
     ) -> torch.Tensor:
         resid = self.hook_resid_pre(resid)
-        attn = self.attn(self.ln1(resid), positions, key_positions, key_mask, cache)
+        attn = self.attn(self.ln1(resid), inputs, cache)
         resid = self.hook_resid_mid(resid + self.hook_attn_out(self.ln1_post(attn)))
         mlp = self.mlp(self.ln2(resid))
         return self.hook_resid_post(resid + self.hook_mlp_out(self.ln2_post(mlp)))

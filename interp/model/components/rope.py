@@ -15,6 +15,7 @@ class Rotary:
 
     def __init__(self, d_head: int, base: float):
         self.d_head = d_head
+        self.base = base
         self.inv_freq = 1.0 / (base ** (torch.arange(0, d_head, 2, dtype=torch.int64, device="cpu").float() / d_head))
 
     def cos_sin(self, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
