@@ -148,18 +148,13 @@ def second_moment(model, layer: int, params: StatsParams = StatsParams(),
     batches = range(0, len(docs), bs)
     for start in progress(batches, desc=f"keys at layer {layer}") if progress else batches:
         chunk = docs[start : start + bs]
-        n = max(len(c) for c in chunk)
-        pad = model.cfg.pad_token_id or 0
-        tokens = torch.full((len(chunk), n), pad, dtype=torch.long)
-        mask = torch.zeros((len(chunk), n), dtype=torch.bool)
-        for r, ids in enumerate(chunk):
-            tokens[r, n - len(ids):] = torch.tensor(ids)
-            mask[r, n - len(ids) + 1:] = True  # skip each document's first token (attention sink)
+        tokens, mask = model.pad_left(chunk)
+        counted = mask.clone()
+        counted[torch.arange(len(chunk)), mask.int().argmax(1)] = False  # skip each document's first token (attention sink)
         store: dict = {}
         with intervene(model, capture([name], store)):
-            model(tokens.to(model.device), attention_mask=(mask | _first_true(mask)).to(model.device),
-                  stop_at_layer=layer + 1)
-        keys = store[name][mask.to(model.device)].double().cpu()  # (tokens, d_mlp)
+            model(tokens, attention_mask=mask, stop_at_layer=layer + 1)
+        keys = store[name][counted].double().cpu()  # (tokens, d_mlp)
         total += keys.T @ keys
         count += keys.shape[0]
     c = (total / max(count, 1)).float()
@@ -168,10 +163,3 @@ def second_moment(model, layer: int, params: StatsParams = StatsParams(),
     model._interp_mom2 = memo
     return c
 
-
-def _first_true(mask: torch.Tensor) -> torch.Tensor:
-    """The real-token mask includes each document's first token; only the statistics skip it."""
-    first = torch.zeros_like(mask)
-    idx = (~mask).sum(1) - 1  # the column before the first counted token
-    first[torch.arange(mask.shape[0]), idx.clamp(min=0)] = True
-    return first
