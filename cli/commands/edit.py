@@ -115,7 +115,9 @@ def edit(model, prompt, subject, target, layer, save, load, undo, export, gen_to
 @click.command("edit-eval")
 @model_option
 @click.option("--facts", type=click.Path(path_type=Path), required=True, help="CounterFact-style JSON/JSONL fact file.")
-@click.option("--limit", type=int, default=None, help="Only the first N facts.")
+@click.option("--limit", type=int, default=None, help="Only the first N facts (of those the model knows).")
+@click.option("--sample", type=int, default=None, help="N facts drawn at random (seeded by --seed) instead of the first N.")
+@click.option("--all-facts", is_flag=True, help="Also edit facts the model does not know (greedy answer not the true one).")
 @click.option("--method", type=click.Choice(["rome", "memit"]), default="rome", show_default=True)
 @click.option("--edits", type=int, default=1, show_default=True,
               help="Facts edited together before evaluation: sequential ROME edits, or one MEMIT batch.")
@@ -127,7 +129,7 @@ def edit(model, prompt, subject, target, layer, save, load, undo, export, gen_to
 @json_option
 @out_option
 @force_option
-def edit_eval(model, facts, limit, method, edits, layer, layers, gen_tokens, stats_tokens, corpus, seed, as_json, out, force):
+def edit_eval(model, facts, limit, sample, all_facts, method, edits, layer, layers, gen_tokens, stats_tokens, corpus, seed, as_json, out, force):
     """Edit each fact and measure efficacy, paraphrase, neighbourhood and fluency."""
     from tqdm import tqdm
 
@@ -137,6 +139,8 @@ def edit_eval(model, facts, limit, method, edits, layer, layers, gen_tokens, sta
 
     if edits < 1:
         raise InvalidInputError("--edits must be at least 1.")
+    if sample is not None and sample < 1:
+        raise InvalidInputError("--sample must be at least 1.")
     records = load_facts(facts)  # format errors before the model loads
     out = prepare_out(out, force)
     rp = _rome_params(layer, stats_tokens, corpus)
@@ -144,7 +148,7 @@ def edit_eval(model, facts, limit, method, edits, layer, layers, gen_tokens, sta
         layer_tuple = tuple(int(x) for x in layers.split(",")) if layers else None
     except ValueError:
         raise InvalidInputError(f"--layers must be comma-separated integers, got {layers!r}.") from None
-    params = EditEvalParams(facts=str(facts), limit=limit, method=method, edits=edits, rome=rp,
+    params = EditEvalParams(facts=str(facts), limit=limit, sample=sample, known_only=not all_facts, method=method, edits=edits, rome=rp,
                             memit=MEMITParams(layers=layer_tuple, rome=rp), gen_tokens=gen_tokens, seed=seed)
     m = load_model_for_cli(model)
     result = run_edit_eval(m, params, records=records, progress=lambda **kw: tqdm(file=click.get_text_stream("stderr"), **kw))

@@ -9,6 +9,8 @@ For each fact, before and after its edit, with p(target) = exp(-mean token NLL o
   generation prompts (top-k 5, seeded): repetitive text after a damaging edit scores low.
 `edits` facts are edited together: sequential ROME edits stacked one after another, or one MEMIT batch;
 then all of them are evaluated and the edits undone. Means come with 95% bootstrap intervals over facts.
+By default only facts the model knows are edited (its greedy next token on the rewrite prompt is the
+first token of the true answer): rewriting a fact the model never held measures little.
 """
 
 from __future__ import annotations
@@ -36,7 +38,9 @@ METRICS = ("efficacy", "paraphrase", "neighborhood")
 @dataclass(frozen=True)
 class EditEvalParams:
     facts: str | None = None  # a CounterFact-style file (records are also accepted by run_edit_eval)
-    limit: int | None = None
+    limit: int | None = None  # the first N facts (after the known-facts filter)
+    sample: int | None = None  # or N facts drawn at random (seeded), kept in file order: a mix of relations
+    known_only: bool = True  # skip facts whose rewrite prompt the model does not already answer correctly
     method: str = "rome"  # "rome" (sequential when edits > 1) or "memit" (one batch of `edits`)
     edits: int = 1  # facts edited together before evaluation
     rome: ROMEParams = field(default_factory=ROMEParams)
@@ -127,6 +131,18 @@ def _generate(model, facts, params: EditEvalParams) -> list[list[str]]:
     return out
 
 
+@torch.no_grad()
+def known_facts(model, facts: Sequence, batch_size: int = 32) -> list[bool]:
+    """Per fact: is the model's greedy next token on the rewrite prompt the first token of the true answer?"""
+    out: list[bool] = []
+    for s in range(0, len(facts), batch_size):
+        group = facts[s:s + batch_size]
+        tokens, mask, _ = pad_left(model, [model.encode(f.text) for f in group], [0] * len(group))
+        top = model(tokens, attention_mask=mask)[:, -1].argmax(-1)
+        out += [int(t) == target_ids(model, f.target_true)[0] for t, f in zip(top.tolist(), group)]
+    return out
+
+
 @dataclass
 class EditEvalResult:
     model: str
@@ -134,6 +150,7 @@ class EditEvalResult:
     per_fact: pd.DataFrame
     seconds_per_edit: float
     samples: list[dict]  # a before/after generation per group
+    n_unknown: int = 0  # facts skipped because the model does not know them (known_only)
 
     def means(self) -> dict:
         out = {}
@@ -145,7 +162,7 @@ class EditEvalResult:
 
     def to_json(self) -> dict:
         m = self.means()
-        return {"model": self.model, "n": len(self.per_fact), "method": self.params.method,
+        return {"model": self.model, "n": len(self.per_fact), "skipped_unknown": self.n_unknown, "method": self.params.method,
                 "edits": self.params.edits, **{k: m[k]["mean"] for k in (*METRICS, "fluency")},
                 "seconds_per_edit": self.seconds_per_edit, "ci95": {k: v["ci95"] for k, v in m.items()},
                 "before": {k: m[f"{k}_before"]["mean"] for k in (*METRICS, "fluency")},
@@ -190,6 +207,8 @@ class EditEvalResult:
             a = m[k]
             lines.append(f"| {k} | {m[k + '_before']['mean']:.3f} | {a['mean']:.3f} [{a['ci95'][0]:.3f}, {a['ci95'][1]:.3f}] |")
         lines += ["", f"Seconds per edit (statistics cached): {self.seconds_per_edit:.1f}."]
+        if self.n_unknown:
+            lines += ["", f"{self.n_unknown} facts the model does not know were skipped."]
         if self.samples:
             s = self.samples[0]
             lines += ["", f"Before: {s['before']!r}", "", f"After: {s['after']!r}"]
@@ -216,9 +235,20 @@ def run_edit_eval(model, params: EditEvalParams, progress: Callable | None = Non
         from interp.analysis.facts.records import load_facts
 
         records = load_facts(params.facts)
-    records = list(records)[: params.limit] if params.limit else list(records)
+    records = list(records)
     if not records:
         raise InvalidInputError("The fact file holds no facts.")
+    n_all = len(records)
+    if params.known_only:
+        records = [f for f, k in zip(records, known_facts(model, records)) if k]
+        if not records:
+            raise InvalidInputError(f"{model.cfg.name} knows none of the {n_all} facts (its greedy answer is never the "
+                                    "true one); pass --all-facts to edit them anyway.")
+    n_unknown = n_all - len(records)
+    if params.sample is not None and params.sample < len(records):
+        keep = np.random.default_rng(params.seed).choice(len(records), params.sample, replace=False)
+        records = [records[i] for i in sorted(keep)]
+    records = records[: params.limit] if params.limit else records
     # statistics first, so seconds_per_edit measures edits with the statistics cached
     from interp.analysis.rome.covariance import second_moment
     from interp.analysis.rome.edit import resolve_layer
@@ -255,7 +285,7 @@ def run_edit_eval(model, params: EditEvalParams, progress: Callable | None = Non
             bar.update(len(group))
     if bar is not None:
         bar.close()
-    return EditEvalResult(model.cfg.name, params, pd.DataFrame(rows), edit_seconds / len(records), samples)
+    return EditEvalResult(model.cfg.name, params, pd.DataFrame(rows), edit_seconds / len(records), samples, n_unknown)
 
 
 def _memit_layers(model, params: MEMITParams) -> list[int]:
