@@ -44,6 +44,11 @@ class ROMEParams:
     context_seed: int = 0
     kl_prompt: str = "{} is a"
     ridge: float = 1e-3  # C + ridge * mean(diag C) * I, so a C from few tokens is invertible
+    # Two departures from the reference, both on by default (both False: the reference ROME); see edit.py:
+    # the update also adds all of delta at the bare prompt's own key, not only at the mean key k*
+    fit_bare_key: bool = True
+    # optimise v* through the rank-one map: each prompt gets the share k_i . u of delta the edit gives it
+    value_through_update: bool = True
     stats: StatsParams = field(default_factory=StatsParams)
 
 

@@ -137,8 +137,9 @@ def subject_states(model, templates: Sequence[str], subjects: Sequence[str], nam
     return {n: torch.cat(v) for n, v in out.items()}
 
 
-def compute_key(model, request: EditRequest, layer: int, contexts: Sequence[str]) -> torch.Tensor:
-    """k*: the mean of hook_post at `layer` at the subject's last token over all contexts: (d_mlp,)."""
+def subject_keys(model, request: EditRequest, layer: int, contexts: Sequence[str], *extra_templates: str) -> torch.Tensor:
+    """hook_post at `layer` at the subject's last token in every prefixed prompt, then in each extra
+    template: (len(contexts) + len(extra_templates), d_mlp). k* is the mean of the prefixed rows."""
     name = hook_names.mlp_post(layer)
-    templates = prefixed(contexts, request.prompt)
-    return subject_states(model, templates, [request.subject] * len(templates), [name], layer + 1)[name].mean(0)
+    templates = prefixed(contexts, request.prompt) + list(extra_templates)
+    return subject_states(model, templates, [request.subject] * len(templates), [name], layer + 1)[name]

@@ -12,7 +12,9 @@ in a Transformer", Algorithm 1).
 
    which keeps W_l k ~ unchanged for typical keys (weighted by lambda C_l) while adding R to the
    new keys. Apply it before moving to the next layer.
-The result is one :class:`Edit` of rank n per layer. With Gemma-3's post-norm (ln2_post) the layer's
+With ``fit_bare_key`` (our default, as for ROME: see edit.py) each request adds a second row, the bare
+prompt's own key with its own target residual (h_0 + delta_i), so a prompt that opens with the subject
+is edited too. The result is one :class:`Edit` of rank n (2n with the bare rows) per layer. With Gemma-3's post-norm (ln2_post) the layer's
 output is normalised before it joins the stream, so spreading R linearly is an approximation there.
 """
 
@@ -31,8 +33,10 @@ from interp.errors import EditError
 from interp.model import hook_names
 
 
-def _states(model, requests: Sequence[EditRequest], contexts: Sequence[str], layer: int, last: int):
-    """Per request, averaged over contexts: the key at `layer` (n, d_mlp) and h at `last` (n, d_model)."""
+def _states(model, requests: Sequence[EditRequest], contexts: Sequence[str], layer: int, last: int,
+            bare: bool):
+    """Per request, averaged over contexts, the key at `layer` (n, d_mlp) and h at `last` (n, d_model);
+    with `bare`, the bare prompt's own (contexts[0]) rows follow: (2n, ...)."""
     templates, subjects = [], []
     for r in requests:
         templates += prefixed(contexts, r.prompt)
@@ -40,7 +44,10 @@ def _states(model, requests: Sequence[EditRequest], contexts: Sequence[str], lay
     names = [hook_names.mlp_post(layer), hook_names.resid_post(last)]
     out = subject_states(model, templates, subjects, names, last + 1)
     n, c = len(requests), len(contexts)
-    return out[names[0]].reshape(n, c, -1).mean(1), out[names[1]].reshape(n, c, -1).mean(1)
+    keys, h = out[names[0]].reshape(n, c, -1), out[names[1]].reshape(n, c, -1)
+    if not bare:
+        return keys.mean(1), h.mean(1)
+    return torch.cat([keys.mean(1), keys[:, 0]]), torch.cat([h.mean(1), h[:, 0]])
 
 
 def memit_edit(model, requests: Sequence[EditRequest], params: MEMITParams = MEMITParams(), apply: bool = True,
@@ -58,31 +65,33 @@ def memit_edit(model, requests: Sequence[EditRequest], params: MEMITParams = MEM
     contexts = context_templates(model, rp.context_lengths, rp.context_seed)
 
     # 1. target residuals z at the last layer
-    _, h0 = _states(model, requests, contexts, layers[0], last)
-    zs, infos = [], []
+    bare = rp.fit_bare_key
+    _, h0 = _states(model, requests, contexts, layers[0], last, bare)
+    deltas_z, infos = [], []
     for i, r in enumerate(requests):
         val = optimise_delta(model, r, contexts, last, model.blocks[last], h0[i], rp)
-        zs.append(h0[i] + val.delta)
+        deltas_z.append(val.delta)
         infos.append({"steps": val.steps, "nll_before": val.nll_before, "nll_after": val.nll_after})
-    z = torch.stack(zs)  # (n, d_model)
+    d = torch.stack(deltas_z)  # (n, d_model)
+    z = h0 + (torch.cat([d, d]) if bare else d)  # the target residual of every row
 
     # 2. spread the change over the layers, in order, recomputing keys after each update
     deltas: list[LayerDelta] = []
     originals = {l: model.blocks[l].mlp.w_out.detach().clone() for l in layers}
     try:
         for j, layer in enumerate(layers):
-            keys, h = _states(model, requests, contexts, layer, last)  # (n, d_mlp), (n, d_model)
-            resid = (z - h) / (len(layers) - j)  # (n, d_model)
+            keys, h = _states(model, requests, contexts, layer, last, bare)  # (rows, d_mlp), (rows, d_model)
+            resid = (z - h) / (len(layers) - j)  # (rows, d_model)
             c = covs[layer].double()
             k = keys.double().cpu()
             a = params.lam * c + k.T @ k  # (d_mlp, d_mlp)
             right = torch.linalg.solve(a, k.T).T  # (n, d_mlp) = K (lambda C + K^T K)^-1 (A is symmetric)
             left = resid.double().cpu().T  # (d_model, n)
             w = model.blocks[layer].mlp.w_out
-            d = LayerDelta(layer, left.float().to(w.device), right.float().to(w.device), weight_hash(w))
+            ld = LayerDelta(layer, left.float().to(w.device), right.float().to(w.device), weight_hash(w))
             with torch.no_grad():
-                w.add_(d.matrix.to(w.dtype))
-            deltas.append(d)
+                w.add_(ld.matrix.to(w.dtype))
+            deltas.append(ld)
     finally:
         with torch.no_grad():
             for l, o in originals.items():

@@ -16,6 +16,13 @@ Where delta is added: ROME adds it to the output of ``blocks[l].mlp`` (a torch f
 module). That is the down projection's output, which for Gemma-3 is *before* ln2_post, so the loss
 sees the post-norm exactly as the edited weight will; for LLaMA-style models it equals hook_mlp_out.
 MEMIT adds it to ``blocks[L]``'s output, the residual stream after its last layer.
+
+Through the edit (ROME's ``value_through_update``): the rank-one update adds (k . u) delta to the layer's
+output for a key k, with u = C^-1 k* / (k*^T C^-1 k*), so a prompt whose subject key is not k* gets only a
+share k . u of delta. Passing those shares makes the loss the edited model's own loss on these prompts.
+It matters where keys differ: with no BOS token (SmolLM2), a prompt that opens with the subject puts it
+beside the attention-sink first token, and its key has cosine 0.2-0.5 with the prefixed prompts' mean
+(share 0.2-0.7), so a delta fitted for share 1 leaves the bare prompt unedited.
 """
 
 from __future__ import annotations
@@ -55,12 +62,15 @@ def frozen(model):
 
 
 @contextlib.contextmanager
-def add_at(module: nn.Module, rows: torch.Tensor, idx: torch.Tensor, delta: torch.Tensor):
-    """Add delta (d_model,) to module's output at [rows, idx] for the duration of the block."""
+def add_at(module: nn.Module, rows: torch.Tensor, idx: torch.Tensor, delta: torch.Tensor,
+           shares: torch.Tensor | None = None):
+    """Add delta (d_model,) to module's output at [rows, idx] for the duration of the block; with
+    shares (len(rows),), row r gets shares[r] * delta."""
 
     def hook(_mod, _inp, out):
         out = out.clone()
-        out[rows, idx] = out[rows, idx] + delta.to(out.dtype)
+        add = delta if shares is None else shares[:, None].to(delta) * delta
+        out[rows, idx] = out[rows, idx] + add.to(out.dtype)
         return out
 
     handle = module.register_forward_hook(hook)
@@ -94,9 +104,12 @@ def _logprobs(model, resid: torch.Tensor) -> torch.Tensor:
 
 
 def optimise_delta(model, request: EditRequest, contexts: Sequence[str], layer: int, module: nn.Module,
-                   v0: torch.Tensor, params: ROMEParams = ROMEParams()) -> ValueResult:
+                   v0: torch.Tensor, params: ROMEParams = ROMEParams(),
+                   shares: torch.Tensor | None = None) -> ValueResult:
     """Find delta (d_model,) added to `module`'s output at the subject's last token (see module docstring).
-    `layer` is the block that holds `module`; v0 is the unedited value there (sets the norm scale)."""
+    `layer` is the block that holds `module`; v0 is the unedited value there (sets the norm scale).
+    shares (len(contexts) + 1,): the fraction of delta each prompt (the prefixed prompts, then the KL
+    prompt) receives; None gives every prompt all of it."""
     tokens, mask, sub_idx, pred_pos, tgt = _prompts(model, request, contexts, params.kl_prompt)
     b = tokens.shape[0]
     n_rw = b - 1
@@ -113,7 +126,7 @@ def optimise_delta(model, request: EditRequest, contexts: Sequence[str], layer: 
         step = 0
         for step in range(1, params.steps + 1):
             opt.zero_grad()
-            with add_at(module, rows, sub_idx, delta):
+            with add_at(module, rows, sub_idx, delta, shares):
                 final = model(resid_in, attention_mask=mask, start_at_layer=layer, return_type="resid")
             lp = _logprobs(model, final[:n_rw][:, pred_pos])  # (n_rw, len(tgt), vocab)
             nll = -lp.gather(-1, tgt.expand(n_rw, -1)[..., None])[..., 0].mean()

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from interp.analysis.rome.covariance import model_fingerprint
-from interp.analysis.rome.edit import Edit, LayerDelta, export_model, rank_one_factors, undo_all, weight_hash
+from interp.analysis.rome.edit import Edit, LayerDelta, export_model, rank_one_factors, undo_all, update_direction, weight_hash
 from interp.analysis.rome.evaluate import bootstrap_ci, ngram_entropy
 from interp.analysis.rome.key import EditRequest
 from interp.errors import EditError
@@ -45,6 +45,28 @@ def test_update_is_rank_one_and_maps_key_to_value():
     assert s[0] > 0 and (s[1:] / s[0]).max() < 1e-5
     assert torch.linalg.matrix_rank(change).item() == 1
     torch.testing.assert_close((w + change) @ k, w @ k + delta, rtol=1e-4, atol=1e-4)
+
+
+def test_two_key_direction_hits_both_keys_with_least_disturbance():
+    g = torch.Generator().manual_seed(2)
+    samples = torch.randn(400, CFG.d_mlp, generator=g)
+    c = samples.T @ samples / 400
+    k_star, k_bare = torch.randn(CFG.d_mlp, generator=g), torch.randn(CFG.d_mlp, generator=g)
+    u = update_direction(torch.stack([k_star, k_bare]), c, ridge=1e-3)
+    torch.testing.assert_close(torch.stack([k_star, k_bare]).double() @ u, torch.ones(2, dtype=torch.float64))
+    # one key: ROME's closed form C^-1 k* / (k*^T C^-1 k*)
+    cr = c.double() + 1e-3 * c.diagonal().mean().double() * torch.eye(CFG.d_mlp, dtype=torch.float64)
+    rome = torch.linalg.solve(cr, k_star.double())
+    rome = rome / (rome @ k_star.double())
+    torch.testing.assert_close(update_direction(k_star, c, ridge=1e-3), rome)
+    # a parallel second key adds no constraint: the pseudo-inverse falls back to ROME's direction
+    torch.testing.assert_close(update_direction(torch.stack([k_star, k_star]), c, ridge=1e-3), rome)
+    # least disturbance: moving u along any direction that keeps both constraints costs more u^T C u
+    basis = torch.stack([k_star, k_bare]).double()
+    for _ in range(5):
+        n = torch.randn(CFG.d_mlp, generator=g).double()
+        n = n - basis.T @ torch.linalg.solve(basis @ basis.T, basis @ n)  # now k . n = 0 for both keys
+        assert (u + 0.1 * n) @ cr @ (u + 0.1 * n) > u @ cr @ u
 
 
 def test_undo_restores_every_weight_exactly_after_stacked_edits():
