@@ -12,6 +12,8 @@ from cli.common import emit, force_option, json_option, load_model_for_cli, mode
 
 
 def _stats_options(f):
+    f = click.option("--reference", is_flag=True,
+                     help="The reference ROME/MEMIT update: delta at the mean key k* only, not also at the bare prompt's key.")(f)
     f = click.option("--stats-tokens", type=int, default=None,
                      help="Tokens of text for the key statistics C (default 4000, sampled from the model, cached).")(f)
     f = click.option("--corpus", type=click.Path(exists=True, path_type=Path), default=None,
@@ -19,13 +21,13 @@ def _stats_options(f):
     return f
 
 
-def _rome_params(layer, stats_tokens, corpus):
+def _rome_params(layer, stats_tokens, corpus, reference):
     from interp.analysis.rome import ROMEParams, StatsParams
 
     stats = StatsParams()
     if stats_tokens is not None or corpus is not None:
         stats = StatsParams(corpus=str(corpus) if corpus else None, n_tokens=stats_tokens or stats.n_tokens)
-    return ROMEParams(layer=layer, stats=stats)
+    return ROMEParams(layer=layer, stats=stats, fit_bare_key=not reference, value_through_update=not reference)
 
 
 def _probe(m, request, true_answer: str | None, gen_tokens: int) -> dict:
@@ -60,7 +62,7 @@ def _first_word(text: str) -> str | None:
 @click.option("--gen-tokens", type=int, default=20, show_default=True)
 @_stats_options
 @json_option
-def edit(model, prompt, subject, target, layer, save, load, undo, export, gen_tokens, stats_tokens, corpus, as_json):
+def edit(model, prompt, subject, target, layer, save, load, undo, export, gen_tokens, stats_tokens, corpus, reference, as_json):
     """Rewrite one fact with ROME and show the model before and after."""
     import torch
 
@@ -83,7 +85,7 @@ def edit(model, prompt, subject, target, layer, save, load, undo, export, gen_to
     else:
         check_target(m, request)
         click.echo("Computing the ROME edit (statistics are cached after the first run)...", err=True)
-        the_edit = rome_edit(m, request, _rome_params(layer, stats_tokens, corpus), apply=False)
+        the_edit = rome_edit(m, request, _rome_params(layer, stats_tokens, corpus, reference), apply=False)
     original = {d.layer: m.blocks[d.layer].mlp.w_out.detach().clone() for d in the_edit.deltas}
     true_answer = request.target_true or _first_word(m.generate(request.text, max_new_tokens=5))
     before = _probe(m, request, true_answer, gen_tokens)
@@ -129,7 +131,7 @@ def edit(model, prompt, subject, target, layer, save, load, undo, export, gen_to
 @json_option
 @out_option
 @force_option
-def edit_eval(model, facts, limit, sample, all_facts, method, edits, layer, layers, gen_tokens, stats_tokens, corpus, seed, as_json, out, force):
+def edit_eval(model, facts, limit, sample, all_facts, method, edits, layer, layers, gen_tokens, stats_tokens, corpus, reference, seed, as_json, out, force):
     """Edit each fact and measure efficacy, paraphrase, neighbourhood and fluency."""
     from tqdm import tqdm
 
@@ -143,7 +145,7 @@ def edit_eval(model, facts, limit, sample, all_facts, method, edits, layer, laye
         raise InvalidInputError("--sample must be at least 1.")
     records = load_facts(facts)  # format errors before the model loads
     out = prepare_out(out, force)
-    rp = _rome_params(layer, stats_tokens, corpus)
+    rp = _rome_params(layer, stats_tokens, corpus, reference)
     try:
         layer_tuple = tuple(int(x) for x in layers.split(",")) if layers else None
     except ValueError:
