@@ -4,7 +4,8 @@ The key is the FFN hidden vector (hook_post, the input of W_out) at the subject'
 prompt gives a noisy key; ROME averages over the bare prompt and short prefixed variants, "<text>. "
 + prompt, where the texts are sampled from the model itself (10 of 5 tokens and 10 of 10, top-k 5,
 seeded). The same contexts serve the value optimisation, and the same k* is used everywhere in the
-update (r-ROME, Gupta et al. 2024: mixing keys is what makes sequential ROME collapse).
+update (r-ROME, Gupta et al. 2024: mixing keys is what makes sequential ROME collapse). By default the
+update is also fitted to the bare prompt's own key (edit.py explains why).
 """
 
 from __future__ import annotations

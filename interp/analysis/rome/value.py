@@ -17,12 +17,10 @@ module). That is the down projection's output, which for Gemma-3 is *before* ln2
 sees the post-norm exactly as the edited weight will; for LLaMA-style models it equals hook_mlp_out.
 MEMIT adds it to ``blocks[L]``'s output, the residual stream after its last layer.
 
-Through the edit (ROME's ``value_through_update``): the rank-one update adds (k . u) delta to the layer's
-output for a key k, with u = C^-1 k* / (k*^T C^-1 k*), so a prompt whose subject key is not k* gets only a
-share k . u of delta. Passing those shares makes the loss the edited model's own loss on these prompts.
-It matters where keys differ: with no BOS token (SmolLM2), a prompt that opens with the subject puts it
-beside the attention-sink first token, and its key has cosine 0.2-0.5 with the prefixed prompts' mean
-(share 0.2-0.7), so a delta fitted for share 1 leaves the bare prompt unedited.
+Through the edit (``ROMEParams.value_through_update``): the rank-one update adds (k . u) delta to the
+layer's output for a key k (u: the update's right factor, edit.py), so a prompt whose subject key differs
+from the keys the update was fitted to gets only a share k . u of delta. Passing those shares makes the
+loss the edited model's own loss on these prompts, instead of assuming every prompt gets all of delta.
 """
 
 from __future__ import annotations
