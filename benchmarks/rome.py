@@ -35,6 +35,7 @@ def main() -> None:
     from interp.analysis.rome.key import context_templates
     from interp.model.load import load_model
 
+    load_start = os.getloadavg()[0]
     model = load_model(args.model)
     requests = [EditRequest.from_fact(f) for f in load_facts(args.facts)[: args.n]]
     params = ROMEParams()
@@ -82,7 +83,8 @@ def main() -> None:
     ]
     lines = [f"# ROME / MEMIT timing on {args.model}", "",
              f"`.venv/bin/python benchmarks/rome.py --model {args.model} --n {args.n}`; torch {torch.__version__}, "
-             f"{platform.machine()}, {torch.get_num_threads()} threads, CPU, fp32 (machine shared with other jobs).", "",
+             f"{platform.machine()}, {torch.get_num_threads()} threads, CPU, fp32; load average at the start "
+             f"{load_start:.1f}, at the end {os.getloadavg()[0]:.1f}.", "",
              "| step | size | seconds |", "|---|---|---|"]
     lines += [f"| {a} | {b} | {c:.1f} |" for a, b, c in rows]
     one_time = t_corpus + t_keys + t_ctx
