@@ -208,7 +208,8 @@ class EditEvalResult:
             lines.append(f"| {k} | {m[k + '_before']['mean']:.3f} | {a['mean']:.3f} [{a['ci95'][0]:.3f}, {a['ci95'][1]:.3f}] |")
         lines += ["", f"Seconds per edit (statistics cached): {self.seconds_per_edit:.1f}."]
         if self.n_unknown:
-            lines += ["", f"{self.n_unknown} facts the model does not know were skipped."]
+            n = self.n_unknown
+            lines += ["", f"{n} fact{'s' if n != 1 else ''} the model does not know {'were' if n != 1 else 'was'} skipped."]
         if self.samples:
             s = self.samples[0]
             lines += ["", f"Before: {s['before']!r}", "", f"After: {s['after']!r}"]
