@@ -10,13 +10,15 @@ a rank-one update with left factor delta = v* - W k* (d_model) and right factor
 C^-1 k* / (k*^T C^-1 k*) (d_mlp). Our storage is mlp.w_out (d_model, d_mlp), so the update is
 ``w_out += outer(left, right)``.
 
-Our default departs from the reference in one place, because of models without a BOS token (SmolLM2):
+Our default departs from the reference because of models without a BOS token (SmolLM2):
 when the prompt opens with the subject, its key sits beside the attention-sink first token and is far
 from k*, the mean over prefixed prompts (cosine 0.2-0.5 for "{} is a city in the country of"), so the
 reference update barely moves it and the bare prompt keeps its old answer (efficacy 0.74 on 50 known
 facts, all failures subject-first prompts). We ask for the update to add delta at both k* and the bare
 prompt's key k_0 with the least C-weighted disturbance: right = C^-1 K (K^T C^-1 K)^+ 1 for K = [k*, k_0],
 still rank one, and equal to the reference when k_0 is parallel to k* (``ROMEParams.fit_bare_key``).
+With it, v* is optimised through the update (``value_through_update``, value.py). Both off
+(``interp edit --reference``) is the reference.
 
 An :class:`Edit` is a list of such low-rank factors per layer (rank 1
 for ROME, rank n over several layers for MEMIT). Applying keeps a copy of each original matrix, so
