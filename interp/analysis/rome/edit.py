@@ -208,10 +208,11 @@ def update_direction(keys: torch.Tensor, c: torch.Tensor, ridge: float) -> torch
 
 
 def rank_one_factors(w_out: torch.Tensor, keys: torch.Tensor, delta: torch.Tensor, c: torch.Tensor,
-                     ridge: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """left (d_model, 1) = v* - W k* = delta; right (1, d_mlp) = u (see update_direction), so that
-    (W + left right) k = W k + delta exactly for each key k given and other keys move as little as C allows."""
-    right = update_direction(keys, c, ridge)
+                     ridge: float, u: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """left (d_model, 1) = v* - W k* = delta; right (1, d_mlp) = u (see update_direction; pass it if already
+    computed), so that (W + left right) k = W k + delta exactly for each key k given and other keys move as
+    little as C allows."""
+    right = update_direction(keys, c, ridge) if u is None else u
     return delta.float().reshape(-1, 1).to(w_out.device), right.float().reshape(1, -1).to(w_out.device)
 
 
@@ -237,7 +238,7 @@ def rome_edit(model, request: EditRequest, params: ROMEParams = ROMEParams(), ap
     u = update_direction(fitted, c, params.ridge)
     shares = (keys.double().cpu() @ u).float().to(keys.device) if params.value_through_update else None
     val = optimise_delta(model, request, contexts, layer, mlp, v0, params, shares)
-    left, right = rank_one_factors(mlp.w_out, fitted, val.delta, c, params.ridge)
+    left, right = rank_one_factors(mlp.w_out, fitted, val.delta, c, params.ridge, u)
     info = {"layer": layer, "steps": val.steps,
             "shares": None if shares is None else [round(float(x), 3) for x in shares], "nll_before": val.nll_before, "nll_after": val.nll_after,
             "delta_norm": float(val.delta.norm()), "v0_norm": val.v0_norm}
