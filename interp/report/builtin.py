@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from interp.figures import save_figure
 from interp.model import hook_names
 
 # ----------------------------------------------------------------------------------------------- overview
@@ -58,10 +59,7 @@ class OverviewResult:
         ax.set_ylim(0, 1)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="upper left")
-        fig.tight_layout()
-        path = Path(out_dir) / "logit_lens.png"
-        fig.savefig(path)
-        plt.close(fig)
+        path = save_figure(fig, Path(out_dir) / "logit_lens.png")
         return [path]
 
     def summary_markdown(self) -> str:
@@ -141,10 +139,7 @@ class ViewerResult:
             ax.tick_params(labelsize=7)
         fig.suptitle("Top induction heads on a random sequence r repeated (r + r): the stripe is attention to the "
                      "token after the earlier copy", fontsize=8)
-        fig.tight_layout()
-        path = Path(out_dir) / "top_heads_patterns.png"
-        fig.savefig(path)
-        plt.close(fig)
+        path = save_figure(fig, Path(out_dir) / "top_heads_patterns.png")
         return [path]
 
     def summary_markdown(self) -> str:

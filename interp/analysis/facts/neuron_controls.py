@@ -20,6 +20,7 @@ import torch
 
 from interp.analysis.facts.causal_trace import answer_token, prepare_case
 from interp.analysis.facts.neurons import FactNeurons, NeuronParams, find_neurons
+from interp.figures import save_figure
 from interp.interventions import intervene
 from interp.model import hook_names
 
@@ -154,19 +155,13 @@ class NeuronResult:
             ax.set_ylabel("change of p(true), %")
             ax.set_title(f"{action} (x{ACTIONS[action]:g})")
             ax.legend(fontsize=8)
-        fig.tight_layout()
-        path = Path(out_dir) / "neuron_controls.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
+        path = save_figure(fig, Path(out_dir) / "neuron_controls.png", dpi=120)
         layers = self.neuron_table().layer
         fig, ax = plt.subplots(figsize=(6, 2.6))
         ax.hist(layers, bins=np.arange(self.n_layers + 1) - 0.5)
         ax.set_xlabel("layer")
         ax.set_ylabel("found neurons")
-        fig.tight_layout()
-        path2 = Path(out_dir) / "neuron_layers.png"
-        fig.savefig(path2, dpi=120)
-        plt.close(fig)
+        path2 = save_figure(fig, Path(out_dir) / "neuron_layers.png", dpi=120)
         return [path, path2]
 
     def summary_markdown(self) -> str:

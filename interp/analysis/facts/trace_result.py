@@ -24,6 +24,7 @@ from interp.analysis.facts.causal_trace import (
     prepare_case,
     trace_case,
 )
+from interp.figures import save_figure
 
 KIND_LABEL = {"resid": "residual stream (block output)", "mlp": "MLP output", "attn": "attention output"}
 CATEGORY_LABEL = {"first_subject": "first subject token", "middle_subject": "middle subject tokens",
@@ -139,10 +140,7 @@ class TraceResult:
             ax.set_title(f"Restoring {KIND_LABEL[kind]}: p({tr.case.target!r})\n"
                          f"clean {tr.p_clean:.3f}, corrupted {tr.p_corrupted:.3f} (* = subject)", fontsize=9)
             fig.colorbar(im, ax=ax)
-            fig.tight_layout()
-            paths.append(out_dir / f"trace_{kind}.png")
-            fig.savefig(paths[-1], dpi=120)
-            plt.close(fig)
+            paths.append(save_figure(fig, out_dir / f"trace_{kind}.png", dpi=120))
         if self.facts:
             avg = self.averaged()
             kinds = self.params.kinds
@@ -154,10 +152,7 @@ class TraceResult:
                 ax.set_xlabel("layer")
                 ax.set_title(f"AIE, {KIND_LABEL[kind]} ({len(self.facts)} facts)", fontsize=9)
                 fig.colorbar(im, ax=ax)
-            fig.tight_layout()
-            paths.append(out_dir / "averaged_effects.png")
-            fig.savefig(paths[-1], dpi=120)
-            plt.close(fig)
+            paths.append(save_figure(fig, out_dir / "averaged_effects.png", dpi=120))
         return paths
 
     def summary_markdown(self) -> str:

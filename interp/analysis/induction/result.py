@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from interp.figures import save_figure
+
 
 @dataclass
 class InductionResult:
@@ -124,20 +126,14 @@ class InductionResult:
             ax.set(title=f"{title} score", xlabel="head", ylabel="layer")
             fig.colorbar(im, ax=ax)
         fig.suptitle(self.model)
-        fig.tight_layout()
-        paths.append(out_dir / "heatmap.png")
-        fig.savefig(paths[-1], dpi=110)
-        plt.close(fig)
+        paths.append(save_figure(fig, out_dir / "heatmap.png", dpi=110))
 
         ex = self.example
         fig, ax = plt.subplots(figsize=(6, 5.5))
         ax.imshow(np.asarray(ex["pattern"]), cmap="Blues", vmin=0, vmax=1)
         ax.set(title=f"L{ex['layer']}.H{ex['head']} attention on [BOS] + r + r", xlabel="key position",
                ylabel="query position")
-        fig.tight_layout()
-        paths.append(out_dir / "strongest_head_pattern.png")
-        fig.savefig(paths[-1], dpi=110)
-        plt.close(fig)
+        paths.append(save_figure(fig, out_dir / "strongest_head_pattern.png", dpi=110))
 
         paths.append(self._circuit_figure(plt, out_dir / "circuit.png"))
 
@@ -146,10 +142,7 @@ class InductionResult:
         ax.plot(lp.position, lp.loss, lw=1)
         ax.axvline(self.params["seq_len"] + 0.5, color="grey", ls="--")
         ax.set(xlabel="position (predicting the next token)", ylabel="loss (nats)", title="loss by position")
-        fig.tight_layout()
-        paths.append(out_dir / "loss_by_position.png")
-        fig.savefig(paths[-1], dpi=110)
-        plt.close(fig)
+        paths.append(save_figure(fig, out_dir / "loss_by_position.png", dpi=110))
         return paths
 
     def _circuit_figure(self, plt, path: Path) -> Path:
@@ -173,7 +166,5 @@ class InductionResult:
                 ax.scatter([layer], [head], s=260, color="tab:orange" if kind == "ind" else "tab:blue", zorder=3)
                 ax.annotate(name, (layer, head), ha="center", va="center", fontsize=6, zorder=4)
         ax.set(xlabel="layer", ylabel="head", title="K-composition: previous-token heads (blue) -> induction heads (orange)")
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
+        save_figure(fig, path, dpi=110)
         return path

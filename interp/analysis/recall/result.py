@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from interp.figures import save_figure
+
 if TYPE_CHECKING:
     from interp.analysis.recall.sweep import RecallParams
 
@@ -95,9 +97,7 @@ class RecallResult:
             ax.set_xlabel("position of the gold item (1 = first)")
             ax.legend()
         fig.suptitle(f"{self.model_name}: {self.params.task}, recall by gold position ({condition})")
-        fig.tight_layout()
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
+        save_figure(fig, path, dpi=120)
         return path
 
     def _mitigation_figure(self, plt, path: Path) -> Path:
@@ -113,9 +113,7 @@ class RecallResult:
             ax.set_xlabel("gold position")
             ax.set_ylabel(acc.replace("_", " "))
             ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
+        save_figure(fig, path, dpi=120)
         return path
 
     def _heatmap(self, plt, path: Path) -> Path:
@@ -130,9 +128,7 @@ class RecallResult:
         axes[1].set(xlabel="gold position", ylabel="layer", title="attention mass on gold (sum over heads)")
         fig.colorbar(im, ax=axes[1])
         fig.suptitle(f"{self.model_name}: final token's attention, {h['n_items']} items (baseline)")
-        fig.tight_layout()
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
+        save_figure(fig, path, dpi=120)
         return path
 
     # -- text ----------------------------------------------------------------------------------------

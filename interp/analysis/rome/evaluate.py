@@ -31,6 +31,7 @@ from interp.analysis.rome.edit import Edit, rome_edit, undo_all
 from interp.analysis.rome.hparams import MEMITParams, ROMEParams
 from interp.analysis.rome.key import EditRequest, pad_left, target_ids
 from interp.errors import InvalidInputError
+from interp.figures import save_figure
 
 METRICS = ("efficacy", "paraphrase", "neighborhood")
 
@@ -193,10 +194,7 @@ class EditEvalResult:
         ax.set_ylim(0, 1.05)
         ax.set_title(f"{self.params.method.upper()} on {self.model}: {len(self.per_fact)} facts, {self.params.edits} at a time")
         ax.legend()
-        fig.tight_layout()
-        path = Path(out_dir) / "edit_eval.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
+        path = save_figure(fig, Path(out_dir) / "edit_eval.png", dpi=120)
         return [path]
 
     def summary_markdown(self) -> str:
