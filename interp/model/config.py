@@ -47,6 +47,7 @@ class ModelConfig:
     sandwich_norm: bool = False  # extra norms on each sub-block's output before it joins the residual
     embed_scale: float = 1.0  # multiply embeddings (Gemma: sqrt(d_model))
     attn_scale: float | None = None  # scores are divided by this; None: sqrt(d_head)
+    final_logit_softcap: float | None = None  # logits = cap * tanh(logits / cap) (Gemma-2)
     sliding_window: int | None = None
     layer_types: tuple[LayerKind, ...] | None = None  # per layer; None: all global
     bias: bool = False  # biases on Q, K, V, O and the MLP (GPT-2 style)

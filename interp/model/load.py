@@ -44,7 +44,24 @@ def load_model(
 
             get_spec(name_or_path)  # raises UnknownModelError listing the known names
             raise AssertionError("unreachable")
-    return model.to(device=device, dtype=dtype).eval()
+    return model.to(device=resolve_device(device), dtype=dtype).eval()
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """"auto" -> cuda if available, then mps, then cpu; anything else as torch reads it."""
+    if str(device) == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise InvalidInputError(f"Unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps.") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InvalidInputError(f"Device {device!r} was asked for but this machine has no CUDA GPU; use --device cpu.")
+    return dev
 
 
 def _parse_dtype(dtype: torch.dtype | str) -> torch.dtype:

@@ -197,13 +197,23 @@ class Transformer(HookedRootModule):
             return resid
         if return_type is None:
             return None
-        logits = self.unembed(self.ln_final(resid))  # (b, p, vocab)
+        logits = self.logits_from_resid(resid)  # (b, p, vocab)
         if return_type == "logits":
             return logits
         if tokens is None:
             raise InvalidInputError("A loss needs token ids as input, not a residual stream.")
         loss = self.next_token_loss(logits, tokens, attention_mask, per_token=loss_per_token)
         return loss if return_type == "loss" else (logits, loss)
+
+    def logits_from_resid(self, resid: torch.Tensor) -> torch.Tensor:
+        """The final residual stream (..., d_model) -> logits (..., vocab): final norm, unembedding, and the
+        final soft-capping where the family has one (Gemma-2). Every analysis that reads logits off a residual
+        stream goes through here, so no family's last step is forgotten."""
+        logits = self.unembed(self.ln_final(resid))
+        cap = self.cfg.final_logit_softcap
+        if cap:
+            logits = torch.tanh(logits / cap) * cap
+        return logits
 
     @staticmethod
     def next_token_loss(
