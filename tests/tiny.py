@@ -16,7 +16,7 @@ TINY = {
                           rope_base_local=1e4, sliding_window=4, layer_types=("local", "local", "global")),
     "gpt2": ModelConfig(name="tiny-gpt2", architecture="gpt2", n_layers=2, d_model=32, n_heads=4, d_head=8, d_mlp=128,
                         d_vocab=64, n_ctx=128, norm="layer", positional="learned", act="gelu_tanh", gated_mlp=False,
-                        bias=True, tie_embeddings=False),
+                        qkv_bias=True, out_bias=True, mlp_bias=True, tie_embeddings=False),
 }
 
 

@@ -1,9 +1,14 @@
-"""Checkpoint tensors -> interp's parameter names, for GGUF files and Hugging Face state dicts.
+"""Checkpoint tensors -> interp's parameter names, for GGUF files and Hugging Face checkpoints.
 
-Two traps, both caught only by the parity tests against `transformers`:
+Traps, each caught only by the parity tests against `transformers`:
 - llama.cpp row-permutes LLaMA's Q and K projections for its interleaved RoPE; we undo it so the
   rotate-half RoPE of `components/rope.py` applies (Gemma's GGUF is not permuted).
 - Gemma's RMSNorm computes x * (1 + w). GGUF stores 1 + w, Hugging Face stores w; we keep 1 + w.
+- Fused projections: Phi-3 stacks [q; k; v] and [gate; up]; GPT-NeoX interleaves per head
+  ([q_h; k_h; v_h] for each head h); GPT-2's Conv1D stores weights (in, out).
+
+A Hugging Face checkpoint is read one tensor at a time (`Reader`), each converted to its final dtype and
+device before the next is read, and every tensor must be consumed: `hf_tensors` names the first left over.
 """
 
 from __future__ import annotations
@@ -33,31 +38,6 @@ _GGUF_LAYER = {
     "blocks.{l}.mlp.w_out": "blk.{l}.ffn_down.weight",
 }
 _GGUF_GLOBAL = {"embed.W_E": "token_embd.weight", "ln_final.w": "output_norm.weight", "unembed.W_U_rows": "output.weight"}
-
-# interp name <- Hugging Face name (LLaMA / Gemma-3 layout)
-_HF_LAYER = {
-    "blocks.{l}.ln1.w": "model.layers.{l}.input_layernorm.weight",
-    "blocks.{l}.ln2.w": "model.layers.{l}.post_attention_layernorm.weight",
-    "blocks.{l}.attn.w_q": "model.layers.{l}.self_attn.q_proj.weight",
-    "blocks.{l}.attn.w_k": "model.layers.{l}.self_attn.k_proj.weight",
-    "blocks.{l}.attn.w_v": "model.layers.{l}.self_attn.v_proj.weight",
-    "blocks.{l}.attn.w_o": "model.layers.{l}.self_attn.o_proj.weight",
-    "blocks.{l}.attn.q_norm.w": "model.layers.{l}.self_attn.q_norm.weight",
-    "blocks.{l}.attn.k_norm.w": "model.layers.{l}.self_attn.k_norm.weight",
-    "blocks.{l}.mlp.w_gate": "model.layers.{l}.mlp.gate_proj.weight",
-    "blocks.{l}.mlp.w_in": "model.layers.{l}.mlp.up_proj.weight",
-    "blocks.{l}.mlp.w_out": "model.layers.{l}.mlp.down_proj.weight",
-}
-# Gemma-3 renames: its "post_attention_layernorm" is the post-norm of attention, the MLP's pre-norm is
-# "pre_feedforward_layernorm".
-_HF_GEMMA_LAYER = {
-    **_HF_LAYER,
-    "blocks.{l}.ln2.w": "model.layers.{l}.pre_feedforward_layernorm.weight",
-    "blocks.{l}.ln1_post.w": "model.layers.{l}.post_attention_layernorm.weight",
-    "blocks.{l}.ln2_post.w": "model.layers.{l}.post_feedforward_layernorm.weight",
-}
-_HF_GLOBAL = {"embed.W_E": "model.embed_tokens.weight", "ln_final.w": "model.norm.weight", "unembed.W_U_rows": "lm_head.weight"}
-
 
 def unpermute_rope_rows(w: torch.Tensor, n_heads: int) -> torch.Tensor:
     """Undo llama.cpp's Q/K row permutation: rows of each head go from (d/2, 2) back to (2, d/2) order."""
@@ -106,37 +86,192 @@ def gguf_state_dict(cfg: ModelConfig, tensors: Mapping[str, np.ndarray], permute
     return state
 
 
-def hf_state_dict(cfg: ModelConfig, tensors: Mapping[str, torch.Tensor], norm_plus_one: bool) -> dict[str, torch.Tensor]:
-    """Map a Hugging Face LLaMA / Gemma-3 state dict to interp's names."""
-    layer_map = _HF_GEMMA_LAYER if cfg.sandwich_norm else _HF_LAYER
+class Reader:
+    """Reads named tensors from safetensors files one at a time and remembers which were read.
 
-    def get(name: str) -> torch.Tensor | None:
-        for candidate in (name, name.replace("model.", "model.language_model.", 1), name.removeprefix("model.")):
-            if candidate in tensors:
-                return tensors[candidate]
+    The last tensor read is kept, so the three slices of a fused QKV matrix cost one read."""
+
+    # Buffers some checkpoints carry that are recomputed rather than loaded (RoPE tables, causal masks).
+    IGNORED_SUFFIXES = (".rotary_emb.inv_freq", ".attn.bias", ".attn.masked_bias", ".attention.bias",
+                        ".attention.masked_bias")
+
+    def __init__(self, files: list, prefixes: tuple[str, ...] = ("",)):
+        from safetensors import safe_open
+
+        self._handles = []
+        self.where: dict[str, object] = {}
+        for f in files:
+            try:
+                handle = safe_open(str(f), framework="pt", device="cpu")
+            except Exception as exc:  # noqa: BLE001 - the reader raises several kinds on a damaged file
+                raise CorruptModelError(f"{f} cannot be read (truncated or corrupt): {exc}.") from exc
+            self._handles.append(handle)
+            for name in handle.keys():
+                self.where[name] = handle
+        self.prefixes = prefixes
+        self.used: set[str] = set()
+        self._last: tuple[str, torch.Tensor] | None = None
+
+    def find(self, name: str) -> str | None:
+        for prefix in self.prefixes:
+            for candidate in (prefix + name, prefix + name.removeprefix("model.")):
+                if candidate in self.where:
+                    return candidate
         return None
 
-    state = _collect(cfg, layer_map, _HF_GLOBAL, get)
-    if norm_plus_one:
-        state = {k: (v + 1 if k.endswith(".w") and v.ndim == 1 else v) for k, v in state.items()}
-    return state
+    def has(self, name: str) -> bool:
+        return self.find(name) is not None
+
+    def __call__(self, name: str) -> torch.Tensor:
+        full = self.find(name)
+        if full is None:
+            raise CorruptModelError(f"The checkpoint lacks the tensor {name}.")
+        self.used.add(full)
+        if self._last is None or self._last[0] != full:
+            try:
+                self._last = (full, self.where[full].get_tensor(full))
+            except Exception as exc:  # noqa: BLE001
+                raise CorruptModelError(f"The tensor {full} cannot be read (truncated or corrupt): {exc}.") from exc
+        return self._last[1]
+
+    def mark_used(self, name: str) -> None:
+        if (full := self.find(name)) is not None:
+            self.used.add(full)
+
+    def leftover(self, ignore_prefixes: tuple[str, ...] = ()) -> list[str]:
+        return sorted(n for n in self.where if n not in self.used and not n.endswith(self.IGNORED_SUFFIXES)
+                      and not n.startswith(ignore_prefixes))
 
 
-def gpt2_state_dict(cfg: ModelConfig, tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Map a Hugging Face GPT-2 state dict (Conv1D weights stored (in, out)) to interp's names."""
-    t = {k.removeprefix("transformer."): v for k, v in tensors.items()}
-    d = cfg.d_model
-    state = {"embed.W_E": t["wte.weight"], "pos_embed.W_pos": t["wpe.weight"], "ln_final.w": t["ln_f.weight"], "ln_final.b": t["ln_f.bias"]}
+Source = Callable[[Reader], torch.Tensor]
+
+
+def _rows(name: str, start: int, stop: int) -> Source:
+    return lambda read: read(name)[start:stop]
+
+
+def _neox_qkv(name: str, which: int, n_heads: int, d_head: int) -> Source:
+    """GPT-NeoX's fused query_key_value: per head h, rows [q_h; k_h; v_h] (3 d_head each head)."""
+
+    def get(read: Reader) -> torch.Tensor:
+        t = read(name)
+        return t.view(n_heads, 3, d_head, *t.shape[1:])[:, which].reshape(n_heads * d_head, *t.shape[1:])
+
+    return get
+
+
+def _llama_style(cfg: ModelConfig, layout: str) -> dict[str, Source]:
+    """Llama, Mistral, Qwen2/3, Gemma-2/3, OLMo-2 and Phi-3: `model.layers.{l}.self_attn / mlp / *norm`."""
+    out: dict[str, Source] = {}
+    h, g, d = cfg.n_heads, cfg.n_kv_heads, cfg.d_head
+    norms = {
+        "llama": {"ln1": "input_layernorm", "ln2": "post_attention_layernorm"},
+        "phi3": {"ln1": "input_layernorm", "ln2": "post_attention_layernorm"},
+        "gemma": {"ln1": "input_layernorm", "ln1_post": "post_attention_layernorm",
+                  "ln2": "pre_feedforward_layernorm", "ln2_post": "post_feedforward_layernorm"},
+        "olmo2": {"ln1_post": "post_attention_layernorm", "ln2_post": "post_feedforward_layernorm"},
+    }[layout]
     for layer in range(cfg.n_layers):
-        p, o = f"h.{layer}.", f"blocks.{layer}."
-        qkv_w, qkv_b = t[p + "attn.c_attn.weight"].T, t[p + "attn.c_attn.bias"]  # (3d, d), (3d,)
-        for i, name in enumerate("qkv"):
-            state[o + f"attn.w_{name}"] = qkv_w[i * d : (i + 1) * d]
-            state[o + f"attn.b_{name}"] = qkv_b[i * d : (i + 1) * d]
-        state[o + "attn.w_o"], state[o + "attn.b_o"] = t[p + "attn.c_proj.weight"].T, t[p + "attn.c_proj.bias"]
-        state[o + "mlp.w_in"], state[o + "mlp.b_in"] = t[p + "mlp.c_fc.weight"].T, t[p + "mlp.c_fc.bias"]
-        state[o + "mlp.w_out"], state[o + "mlp.b_out"] = t[p + "mlp.c_proj.weight"].T, t[p + "mlp.c_proj.bias"]
-        for ln in ("ln_1", "ln_2"):
-            ours = "ln1" if ln == "ln_1" else "ln2"
-            state[o + f"{ours}.w"], state[o + f"{ours}.b"] = t[p + f"{ln}.weight"], t[p + f"{ln}.bias"]
-    return {k: v.contiguous() for k, v in state.items()}
+        ours, theirs = f"blocks.{layer}.", f"model.layers.{layer}."
+        for norm, name in norms.items():
+            out[ours + norm + ".w"] = _plain(theirs + name + ".weight")
+        if layout == "phi3":
+            qkv, up = theirs + "self_attn.qkv_proj.weight", theirs + "mlp.gate_up_proj.weight"
+            out[ours + "attn.w_q"] = _rows(qkv, 0, h * d)
+            out[ours + "attn.w_k"] = _rows(qkv, h * d, (h + g) * d)
+            out[ours + "attn.w_v"] = _rows(qkv, (h + g) * d, (h + 2 * g) * d)
+            out[ours + "mlp.w_gate"] = _rows(up, 0, cfg.d_mlp)
+            out[ours + "mlp.w_in"] = _rows(up, cfg.d_mlp, 2 * cfg.d_mlp)
+        else:
+            for x in "qkv":
+                out[ours + f"attn.w_{x}"] = _plain(theirs + f"self_attn.{x}_proj.weight")
+                out[ours + f"attn.b_{x}"] = _plain(theirs + f"self_attn.{x}_proj.bias")
+            out[ours + "mlp.w_gate"] = _plain(theirs + "mlp.gate_proj.weight")
+            out[ours + "mlp.w_in"] = _plain(theirs + "mlp.up_proj.weight")
+            for x, proj in (("gate", "gate_proj"), ("in", "up_proj"), ("out", "down_proj")):
+                out[ours + f"mlp.b_{x}"] = _plain(theirs + f"mlp.{proj}.bias")
+        out[ours + "attn.w_o"] = _plain(theirs + "self_attn.o_proj.weight")
+        out[ours + "attn.b_o"] = _plain(theirs + "self_attn.o_proj.bias")
+        out[ours + "attn.q_norm.w"] = _plain(theirs + "self_attn.q_norm.weight")
+        out[ours + "attn.k_norm.w"] = _plain(theirs + "self_attn.k_norm.weight")
+        out[ours + "mlp.w_out"] = _plain(theirs + "mlp.down_proj.weight")
+    out.update({"embed.W_E": _plain("model.embed_tokens.weight"), "ln_final.w": _plain("model.norm.weight"),
+                "unembed.W_U_rows": _plain("lm_head.weight")})
+    return out
+
+
+def _gpt_neox(cfg: ModelConfig) -> dict[str, Source]:
+    out: dict[str, Source] = {}
+    for layer in range(cfg.n_layers):
+        ours, theirs = f"blocks.{layer}.", f"gpt_neox.layers.{layer}."
+        for norm, name in (("ln1", "input_layernorm"), ("ln2", "post_attention_layernorm")):
+            out[ours + norm + ".w"], out[ours + norm + ".b"] = _plain(theirs + name + ".weight"), _plain(theirs + name + ".bias")
+        for i, x in enumerate("qkv"):
+            for kind, suffix in (("w", "weight"), ("b", "bias")):
+                out[ours + f"attn.{kind}_{x}"] = _neox_qkv(theirs + f"attention.query_key_value.{suffix}", i,
+                                                          cfg.n_heads, cfg.d_head)
+        for ours_name, theirs_name in (("attn.{}_o", "attention.dense"), ("mlp.{}_in", "mlp.dense_h_to_4h"),
+                                       ("mlp.{}_out", "mlp.dense_4h_to_h")):
+            out[ours + ours_name.format("w")] = _plain(theirs + theirs_name + ".weight")
+            out[ours + ours_name.format("b")] = _plain(theirs + theirs_name + ".bias")
+    out.update({"embed.W_E": _plain("gpt_neox.embed_in.weight"), "ln_final.w": _plain("gpt_neox.final_layer_norm.weight"),
+                "ln_final.b": _plain("gpt_neox.final_layer_norm.bias"), "unembed.W_U_rows": _plain("embed_out.weight")})
+    return out
+
+
+def _gpt2(cfg: ModelConfig) -> dict[str, Source]:
+    """GPT-2's Conv1D weights are stored (in, out): transposed here; c_attn stacks [q | k | v] columns."""
+    d = cfg.d_model
+    out: dict[str, Source] = {"embed.W_E": _plain("transformer.wte.weight"), "pos_embed.W_pos": _plain("transformer.wpe.weight"),
+                              "ln_final.w": _plain("transformer.ln_f.weight"), "ln_final.b": _plain("transformer.ln_f.bias"),
+                              "unembed.W_U_rows": _plain("lm_head.weight")}
+    for layer in range(cfg.n_layers):
+        ours, theirs = f"blocks.{layer}.", f"transformer.h.{layer}."
+        for i, x in enumerate("qkv"):
+            out[ours + f"attn.w_{x}"] = (lambda read, n=theirs + "attn.c_attn.weight", i=i: read(n)[:, i * d:(i + 1) * d].T)
+            out[ours + f"attn.b_{x}"] = (lambda read, n=theirs + "attn.c_attn.bias", i=i: read(n)[i * d:(i + 1) * d])
+        for ours_name, theirs_name in (("attn.{}_o", "attn.c_proj"), ("mlp.{}_in", "mlp.c_fc"), ("mlp.{}_out", "mlp.c_proj")):
+            out[ours + ours_name.format("w")] = (lambda read, n=theirs + theirs_name + ".weight": read(n).T)
+            out[ours + ours_name.format("b")] = _plain(theirs + theirs_name + ".bias")
+        for norm, name in (("ln1", "ln_1"), ("ln2", "ln_2")):
+            out[ours + norm + ".w"], out[ours + norm + ".b"] = _plain(theirs + name + ".weight"), _plain(theirs + name + ".bias")
+    return out
+
+
+def _plain(name: str) -> Source:
+    return lambda read: read(name)
+
+
+def tensor_sources(cfg: ModelConfig, layout: str) -> dict[str, Source]:
+    """interp parameter name -> how to read it, for one family's layout (a superset of what cfg needs)."""
+    if layout == "gpt_neox":
+        return _gpt_neox(cfg)
+    if layout == "gpt2":
+        return _gpt2(cfg)
+    return _llama_style(cfg, layout)
+
+
+def hf_tensors(cfg: ModelConfig, layout: str, read: Reader, norm_plus_one: bool,
+               place: Callable[[str, torch.Tensor], torch.Tensor], ignore_prefixes: tuple[str, ...] = ()):
+    """Yield (name, tensor) for every parameter cfg needs, each placed (dtype, device) by `place` as soon as
+    it is read. Then refuse any checkpoint tensor nobody read."""
+    sources = tensor_sources(cfg, layout)
+    for name in sorted(_expected_names(cfg)):
+        if name not in sources:
+            raise CorruptModelError(f"interp has no source for {name} in the {layout} layout.")
+        tensor = sources[name](read)
+        if norm_plus_one and _is_norm_weight(name):
+            tensor = tensor.float() + 1
+        yield name, place(name, tensor)
+    if cfg.tie_embeddings:
+        read.mark_used("lm_head.weight")  # tied checkpoints may carry a copy; transformers ignores it too
+    leftover = read.leftover(ignore_prefixes)
+    if leftover:
+        raise CorruptModelError(
+            f"The checkpoint holds {len(leftover)} tensors interp would not use, first {leftover[0]}; "
+            "the model it describes is not the one interp would build.")
+
+
+def _is_norm_weight(name: str) -> bool:
+    leaf = name.rsplit(".", 2)
+    return name.endswith(".w") and (leaf[-2].startswith("ln") or leaf[-2] in ("q_norm", "k_norm"))

@@ -84,6 +84,9 @@ def generate(
     step_in, step_mask = tokens, attention_mask.bool()
     all_tokens, all_mask = tokens, attention_mask.bool()
     for _ in range(max_new_tokens):
+        reencode = model.cfg.reencode_at
+        if use_cache and reencode and cache.length < reencode <= all_tokens.shape[1]:
+            cache, step_in, step_mask = KVCache(model.cfg.n_layers), all_tokens, all_mask  # as transformers' Phi-3
         if use_cache:
             logits = model(step_in, attention_mask=step_mask, past_kv=cache)[:, -1]
         else:

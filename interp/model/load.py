@@ -14,13 +14,19 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Iterable
 
 import torch
 
 from interp.errors import CorruptModelError, InvalidInputError
 from interp.model.config import ModelConfig
+from interp.model.families import Family, check_config, family_of, supported
 from interp.model.registry import MODELS, cache_dir, resolve
 from interp.model.transformer import Transformer
+
+# Bump when the cached weights' meaning changes, so an older cache entry is never read with new semantics.
+WEIGHTS_CACHE_FORMAT = 2
+DeviceMap = dict[str, "str | int | torch.device"]
 
 
 def load_model(
@@ -28,23 +34,91 @@ def load_model(
     dtype: torch.dtype | str = torch.float32,
     device: str | torch.device = "cpu",
     use_cache: bool = True,
+    device_map: DeviceMap | str | None = None,
 ) -> Transformer:
-    """A registered name (`interp.model.registry.MODELS`), a .gguf file, or a Hugging Face directory."""
-    dtype = _parse_dtype(dtype)
-    if name_or_path in MODELS:
-        model = load_gguf(resolve(name_or_path), use_cache=use_cache, name=name_or_path)
-    else:
-        path = Path(name_or_path)
-        if path.is_dir():
-            model = load_hf_dir(path)
-        elif path.suffix == ".gguf" and path.exists():
-            model = load_gguf(path, use_cache=use_cache)
-        else:
-            from interp.model.registry import get_spec
+    """A registered name (`interp.model.registry.MODELS`), a .gguf file, or a Hugging Face directory.
 
-            get_spec(name_or_path)  # raises UnknownModelError listing the known names
-            raise AssertionError("unreachable")
-    return model.to(device=resolve_device(device), dtype=dtype).eval()
+    Every tensor goes from the file straight to `dtype` and `device` (norm scales stay float32, as the
+    references compute norms in fp32). `device_map` places parts of the model on several devices, as
+    accelerate's maps do: {"embed": "cuda:0", "blocks.0": "cuda:0", ..., "ln_final": "cuda:1"}, or "auto"
+    to spread the blocks evenly over every visible GPU; the residual stream moves between them."""
+    kw = dict(dtype=_parse_dtype(dtype), device=resolve_device(device), device_map=device_map)
+    if name_or_path in MODELS:
+        return load_gguf(resolve(name_or_path), use_cache=use_cache, name=name_or_path, **kw)
+    path = Path(name_or_path)
+    if path.is_dir():
+        return load_hf_dir(path, **kw)
+    if path.suffix == ".gguf":
+        if not path.exists():
+            raise CorruptModelError(f"The model file {path} does not exist.")
+        return load_gguf(path, use_cache=use_cache, **kw)
+    if path.suffix or "/" in name_or_path:
+        raise CorruptModelError(f"{path} is neither a registered model, a .gguf file nor a folder that exists.")
+    from interp.model.registry import get_spec
+
+    get_spec(name_or_path)  # raises UnknownModelError listing the known names
+    raise AssertionError("unreachable")
+
+
+class Placement:
+    """Where each parameter goes: its dtype (norm scales stay fp32) and device (by the longest matching
+    prefix of the device map, else the one device)."""
+
+    def __init__(self, dtype: torch.dtype, device: str | torch.device, device_map: DeviceMap | str | None = None):
+        self.dtype, self.device = dtype, torch.device(device)
+        self.requested = device_map
+        self.map: dict[str, torch.device] = {}
+
+    def bind(self, cfg: ModelConfig) -> Placement:
+        """Resolve the device map for this model's layer count ("auto" needs it)."""
+        device_map = self.requested
+        if isinstance(device_map, str):
+            device_map = auto_device_map(device_map, cfg.n_layers)
+        self.map = {k: _as_device(v) for k, v in (device_map or {}).items()}
+        return self
+
+    def device_for(self, name: str) -> torch.device:
+        parts = name.split(".")
+        for n in range(len(parts), 0, -1):
+            if (prefix := ".".join(parts[:n])) in self.map:
+                return self.map[prefix]
+        return self.device
+
+    def __call__(self, name: str, tensor: torch.Tensor) -> torch.Tensor:
+        keep_fp32 = _is_norm_param(name)
+        dtype = torch.float32 if keep_fp32 or not tensor.is_floating_point() else self.dtype
+        return tensor.to(device=self.device_for(name), dtype=dtype).contiguous()
+
+
+def _is_norm_param(name: str) -> bool:
+    owner = name.rsplit(".", 2)[-2] if name.count(".") >= 1 else ""
+    return owner.startswith("ln") or owner in ("q_norm", "k_norm")
+
+
+def _as_device(value) -> torch.device:
+    return torch.device(f"cuda:{value}" if isinstance(value, int) else value)
+
+
+def auto_device_map(kind: str, n_layers: int, n_devices: int | None = None) -> DeviceMap | None:
+    """"auto": None (one device) unless several GPUs are visible; the blocks are then spread evenly, in
+    order, the embedding on the first GPU and the final norm and unembedding on the last. (accelerate
+    balances by free memory; equal shares of equal blocks come to the same on equal GPUs.)"""
+    if kind != "auto":
+        raise InvalidInputError(f"Unknown device map {kind!r}; pass a dict of module prefixes to devices, or 'auto'.")
+    if n_devices is None:
+        n_devices = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if n_devices < 2:
+        return None
+    out: DeviceMap = {"embed": 0, "pos_embed": 0, "ln_final": n_devices - 1, "unembed": n_devices - 1}
+    for layer in range(n_layers):
+        out[f"blocks.{layer}"] = layer * n_devices // n_layers
+    return out
+
+
+def _expected_names(cfg: ModelConfig) -> set[str]:
+    from interp.model.convert import _expected_names as names
+
+    return names(cfg)
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -142,16 +216,17 @@ def config_from_gguf(meta: dict, name: str, d_vocab: int, tie_embeddings: bool) 
     raise CorruptModelError(f"GGUF architecture {arch!r} is not supported; interp reads llama and gemma3 GGUF files.")
 
 
-def load_gguf(path: Path, use_cache: bool = True, name: str | None = None) -> Transformer:
+def load_gguf(path: Path, use_cache: bool = True, name: str | None = None, dtype: torch.dtype = torch.float32,
+              device: str | torch.device = "cpu", device_map: DeviceMap | str | None = None) -> Transformer:
     path = Path(path)
     if not path.exists():
         raise CorruptModelError(f"{path} does not exist.")
     sha = file_sha256(path)
-    cached = cache_dir() / "weights" / sha
+    cached = cache_dir() / "weights" / f"{sha}-v{WEIGHTS_CACHE_FORMAT}"
     if use_cache and (cached / "model.safetensors").exists():
         try:
-            return load_hf_dir(cached, name=name)
-        except Exception:  # noqa: BLE001 - a damaged cache entry is rebuilt, never trusted
+            return load_hf_dir(cached, name=name, dtype=dtype, device=device, device_map=device_map)
+        except (CorruptModelError, OSError, ValueError):  # a damaged cache entry is rebuilt, never trusted
             shutil.rmtree(cached, ignore_errors=True)
     reader = _read_gguf(path)
     meta = gguf_metadata(reader)
@@ -166,12 +241,13 @@ def load_gguf(path: Path, use_cache: bool = True, name: str | None = None) -> Tr
     cfg = config_from_gguf(meta, name or path.stem, arrays["token_embd.weight"].shape[0], "output.weight" not in arrays)
     from interp.model.convert import gguf_state_dict
 
-    state = gguf_state_dict(cfg, arrays, permuted_qk=cfg.architecture == "llama")
+    state = gguf_state_dict(cfg, arrays, permuted_qk=cfg.architecture == "llama")  # fp32, on the CPU
+    del arrays
     tokenizer = _gguf_tokenizer(path)
-    model = _build(cfg, state, tokenizer)
     if use_cache:
-        _write_cache(cached, model, source=str(path), sha=sha)
-    return model
+        _write_cache(cached, cfg, state, tokenizer, source=str(path), sha=sha)
+    place = Placement(dtype, device, device_map).bind(cfg)
+    return _build(cfg, ((n, place(n, state.pop(n))) for n in sorted(state)), tokenizer)
 
 
 def _gguf_tokenizer(path: Path):
@@ -183,112 +259,128 @@ def _gguf_tokenizer(path: Path):
         raise CorruptModelError(f"The tokenizer in {path} cannot be built: {exc}.") from exc
 
 
-def _build(cfg: ModelConfig, state: dict[str, torch.Tensor], tokenizer) -> Transformer:
+def _build(cfg: ModelConfig, tensors: Iterable[tuple[str, torch.Tensor]], tokenizer) -> Transformer:
+    """The model on "meta" (no memory), then each tensor assigned as it comes, already placed."""
     with torch.device("meta"):
         model = Transformer(cfg, tokenizer)
-    model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True, assign=True)
-    return model
+    model.load_state_dict(dict(tensors), strict=True, assign=True)
+    return model.eval()
 
 
-def _write_cache(target: Path, model: Transformer, source: str, sha: str) -> None:
-    """Write atomically: a half-written cache entry must never be read back."""
+def _write_cache(target: Path, cfg: ModelConfig, state: dict[str, torch.Tensor], tokenizer, source: str,
+                 sha: str) -> None:
+    """Write atomically: a half-written cache entry must never be read back. Always fp32, whatever the
+    dtype of this load."""
     from safetensors.torch import save_file
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
+    tmp = None
     try:
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
-        (tmp / "interp_config.json").write_text(json.dumps({**model.cfg.to_dict(), "source": source, "sha256": sha}))
-        if model.tokenizer is not None:
-            model.tokenizer.save_pretrained(str(tmp))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
+        save_file({k: v.contiguous() for k, v in state.items()}, str(tmp / "model.safetensors"))
+        (tmp / "interp_config.json").write_text(json.dumps({**cfg.to_dict(), "source": source, "sha256": sha}))
+        if tokenizer is not None:
+            tokenizer.save_pretrained(str(tmp))
         os.replace(tmp, target)
     except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)  # a cache we cannot write is only slower, not wrong
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)  # a cache we cannot write is only slower, not wrong
 
 
 # -- Hugging Face directories -------------------------------------------------------------------------
-def config_from_hf(hf: dict, name: str) -> ModelConfig:
-    mt = hf.get("model_type")
-    if mt == "gemma3":
-        hf = {**hf, **hf.get("text_config", {})}
-        mt = "gemma3_text"
-    if mt == "gpt2":
-        return ModelConfig(
-            name=name, architecture="gpt2", n_layers=hf["n_layer"], d_model=hf["n_embd"], n_heads=hf["n_head"],
-            d_head=hf["n_embd"] // hf["n_head"], d_mlp=hf.get("n_inner") or 4 * hf["n_embd"], d_vocab=hf["vocab_size"],
-            n_ctx=hf["n_positions"], norm="layer", norm_eps=hf.get("layer_norm_epsilon", 1e-5), positional="learned",
-            act="gelu_tanh", gated_mlp=False, bias=True, bos_token_id=hf.get("bos_token_id"),
-            eos_token_id=hf.get("eos_token_id"), default_prepend_bos=True,
-        )
-    rope = hf.get("rope_parameters") or {}
-    common = dict(
-        name=name, n_layers=hf["num_hidden_layers"], d_model=hf["hidden_size"], n_heads=hf["num_attention_heads"],
-        n_kv_heads=hf.get("num_key_value_heads"), d_mlp=hf["intermediate_size"], d_vocab=hf["vocab_size"],
-        n_ctx=hf.get("max_position_embeddings", 2048), norm_eps=hf.get("rms_norm_eps", 1e-6),
-        bos_token_id=hf.get("bos_token_id"), eos_token_id=_first(hf.get("eos_token_id")),
-        pad_token_id=hf.get("pad_token_id"), tie_embeddings=hf.get("tie_word_embeddings", True),
-    )
-    d_head = hf.get("head_dim") or hf["hidden_size"] // hf["num_attention_heads"]
-    if mt == "llama":
-        base = hf.get("rope_theta") or rope.get("rope_theta", 10_000.0)
-        return ModelConfig(**common, architecture="llama", d_head=d_head, rope_base=float(base), act="silu",
-                           default_prepend_bos=True)
-    if mt == "gemma3_text":
-        types = hf.get("layer_types") or [
-            "full_attention" if (i + 1) % hf.get("sliding_window_pattern", 6) == 0 else "sliding_attention"
-            for i in range(hf["num_hidden_layers"])
-        ]
-        full = rope.get("full_attention", rope) if isinstance(rope, dict) else {}
-        local = rope.get("sliding_attention", {}) if isinstance(rope, dict) else {}
-        return ModelConfig(
-            **common, architecture="gemma3", d_head=d_head, act="gelu_tanh", qk_norm=True, sandwich_norm=True,
-            embed_scale=hf["hidden_size"] ** 0.5, attn_scale=float(hf.get("query_pre_attn_scalar", d_head)),
-            rope_base=float(hf.get("rope_theta") or full.get("rope_theta", 1_000_000.0)),
-            rope_base_local=float(hf.get("rope_local_base_freq") or local.get("rope_theta", 10_000.0)),
-            sliding_window=hf.get("sliding_window", 512),
-            layer_types=tuple("global" if t == "full_attention" else "local" for t in types),
-        )
-    raise CorruptModelError(f"Model type {mt!r} is not supported; interp reads llama, gemma3 and gpt2 directories.")
+def read_hf_config(path: Path):
+    """config.json parsed by transformers' own config class (no network), text part of multimodal wrappers."""
+    from transformers import AutoConfig
+
+    try:
+        hf = AutoConfig.from_pretrained(str(path), local_files_only=True)
+    except ValueError as exc:
+        model_type = _json(path / "config.json").get("model_type")
+        raise CorruptModelError(f"Model type {model_type!r} is not supported; interp reads {supported()}.") from exc
+    except Exception as exc:  # noqa: BLE001 - json errors, missing fields, ...
+        raise CorruptModelError(f"{path / 'config.json'} cannot be read as a transformers config: {exc}.") from exc
+    return hf
+
+
+def config_from_hf(hf, name: str) -> tuple[ModelConfig, Family]:
+    family = family_of(hf.model_type)
+    check_config(hf, family)
+    try:
+        fields = family.fields(hf)
+        cfg = ModelConfig(name=name, architecture=hf.model_type, bos_token_id=hf.bos_token_id,
+                          eos_token_id=_first(hf.eos_token_id), pad_token_id=hf.pad_token_id, **fields)
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+        raise CorruptModelError(f"The {family.name} config cannot be used: {exc}.") from exc
+    return cfg, family
 
 
 def _first(x):
     return x[0] if isinstance(x, list) else x
 
 
-def load_hf_dir(path: Path, name: str | None = None) -> Transformer:
-    """A directory with config.json (or interp_config.json from our cache) and *.safetensors files."""
-    from safetensors.torch import load_file
+def _json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise CorruptModelError(f"{path} is not readable JSON: {exc}.") from exc
 
-    path = Path(path)
-    ours = path / "interp_config.json"
+
+def _safetensors_files(path: Path) -> list[Path]:
+    index = path / "model.safetensors.index.json"
+    if index.exists():
+        shards = sorted(set(_json(index).get("weight_map", {}).values()))
+        missing = [s for s in shards if not (path / s).exists()]
+        if missing:
+            raise CorruptModelError(f"{path} lacks the shard {missing[0]} that its index names.")
+        return [path / s for s in shards]
     files = sorted(path.glob("*.safetensors"))
     if not files:
         raise CorruptModelError(f"{path} has no .safetensors weights.")
-    tensors: dict[str, torch.Tensor] = {}
-    for f in files:
-        try:
-            tensors.update(load_file(str(f)))
-        except Exception as exc:  # noqa: BLE001
-            raise CorruptModelError(f"{f} cannot be read (truncated or corrupt): {exc}.") from exc
+    return files
+
+
+def load_hf_dir(path: Path, name: str | None = None, dtype: torch.dtype = torch.float32,
+                device: str | torch.device = "cpu", device_map: DeviceMap | None = None) -> Transformer:
+    """A directory with config.json (or interp_config.json from our cache) and *.safetensors files, read one
+    tensor at a time straight to its dtype and device."""
+    from interp.model.convert import Reader, hf_tensors
+
+    path = Path(path)
+    place = Placement(dtype, device, device_map)
+    reader = Reader(_safetensors_files(path))
     tokenizer = _dir_tokenizer(path)
+    ours = path / "interp_config.json"
     if ours.exists():
-        cfg = ModelConfig.from_dict(json.loads(ours.read_text()))
-        if name:
-            cfg = cfg.replace(name=name)
-        return _build(cfg, tensors, tokenizer)
+        cfg = ModelConfig.from_dict(_json(ours))
+        cfg = cfg.replace(name=name) if name else cfg
+        place.bind(cfg)
+        return _build(cfg, ((n, place(n, reader(n))) for n in sorted(_expected_names(cfg))), tokenizer)
     if not (path / "config.json").exists():
         raise CorruptModelError(f"{path} has no config.json.")
-    hf = json.loads((path / "config.json").read_text())
-    cfg = config_from_hf(hf, name or path.name)
-    from interp.model.convert import gpt2_state_dict, hf_state_dict
+    hf = read_hf_config(path)
+    prefixes, ignore = ("",), ()
+    if hf.model_type == "gemma3":  # the multimodal wrapper: its text model, without the vision tower
+        hf = hf.get_text_config()
+        prefixes, ignore = ("", "model.language_model.", "language_model."), ("vision_tower.", "multi_modal_projector.",
+                                                                                 "model.vision_tower.", "model.multi_modal_projector.")
+    cfg, family = config_from_hf(hf, name or path.name)
+    place.bind(cfg)
+    reader.prefixes = prefixes
+    if tokenizer is not None:
+        cfg = cfg.replace(default_prepend_bos=_tokenizer_adds_bos(tokenizer, cfg.bos_token_id))
+    tensors = hf_tensors(cfg, family.layout, reader, family.norm_plus_one, place, ignore)
+    return _build(cfg, tensors, tokenizer)
 
-    if cfg.architecture == "gpt2":
-        state = gpt2_state_dict(cfg, tensors)
-    else:
-        state = hf_state_dict(cfg, tensors, norm_plus_one=cfg.architecture == "gemma3")
-    if not cfg.tie_embeddings and "unembed.W_U_rows" not in state:
-        cfg = cfg.replace(tie_embeddings=True)
-    return _build(cfg, state, tokenizer)
+
+def _tokenizer_adds_bos(tokenizer, bos: int | None) -> bool:
+    """Whether the folder's tokenizer puts BOS in front by itself: interp's default follows it."""
+    if bos is None:
+        return False
+    try:
+        ids = tokenizer("a")["input_ids"]
+    except Exception:  # noqa: BLE001 - a tokenizer that cannot encode is reported when it is used
+        return True
+    return bool(ids) and ids[0] == bos
 
 
 def _dir_tokenizer(path: Path):
@@ -296,4 +388,7 @@ def _dir_tokenizer(path: Path):
         return None
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(str(path))
+    try:
+        return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    except Exception as exc:  # noqa: BLE001
+        raise CorruptModelError(f"The tokenizer in {path} cannot be built: {exc}.") from exc

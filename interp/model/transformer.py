@@ -172,6 +172,7 @@ class Transformer(HookedRootModule):
         if attention_mask is None:
             attention_mask = torch.ones((b, p), dtype=torch.bool, device=input.device)
         attention_mask = attention_mask.bool()
+        default_positions = positions is None
         if positions is None:
             seen = past_kv.mask.sum(1, keepdim=True) if past_kv is not None and past_kv.mask is not None else 0
             positions = (attention_mask.cumsum(1) - 1).clamp(min=0) + seen
@@ -179,8 +180,10 @@ class Transformer(HookedRootModule):
             key_positions, key_mask = past_kv.extend(positions, attention_mask)
         else:
             key_positions, key_mask = positions, attention_mask
-        # a mask of all True need not be applied
-        inputs = AttentionInputs(positions, key_positions, None if bool(key_mask.all()) else key_mask)
+        # a mask of all True need not be applied; with default positions and nothing cached it is plain causal
+        all_real = bool(key_mask.all())
+        plain = all_real and past_kv is None and default_positions
+        inputs = AttentionInputs(positions, key_positions, None if all_real else key_mask, causal_from_zero=plain)
 
         if start_at_layer is None:
             resid = self.hook_embed(self.embed(tokens))
@@ -190,9 +193,16 @@ class Transformer(HookedRootModule):
         else:
             resid = input
         stop = self.cfg.n_layers if stop_at_layer is None else stop_at_layer
+        on_device = {inputs.positions.device: inputs}  # one copy of the positions and masks per device
         for layer in range(start_at_layer, stop):
             cache = past_kv.layers[layer] if past_kv is not None else None
-            resid = self.blocks[layer](resid, inputs, cache)
+            block = self.blocks[layer]
+            device = block.attn.w_q.device  # with a device map, the stream follows the blocks
+            if device != resid.device:
+                resid = resid.to(device)
+                if device not in on_device:
+                    on_device[device] = inputs.to(device)
+            resid = block(resid, on_device.get(device, inputs), cache)
         if stop_at_layer is not None or return_type == "resid":
             return resid
         if return_type is None:
@@ -209,7 +219,8 @@ class Transformer(HookedRootModule):
         """The final residual stream (..., d_model) -> logits (..., vocab): final norm, unembedding, and the
         final soft-capping where the family has one (Gemma-2). Every analysis that reads logits off a residual
         stream goes through here, so no family's last step is forgotten."""
-        logits = self.unembed(self.ln_final(resid))
+        normed = self.ln_final(resid.to(self.ln_final.w.device))
+        logits = self.unembed(normed.to(self.unembed.weight.device))
         cap = self.cfg.final_logit_softcap
         if cap:
             logits = torch.tanh(logits / cap) * cap

@@ -1,14 +1,17 @@
-"""Causal self-attention with grouped-query heads, RoPE, optional Q/K norm and sliding windows.
+"""Causal self-attention with grouped-query heads, RoPE, optional Q/K norm, soft-capping and sliding windows.
 
 Dimensions: b = batch, p = query positions, k = key positions (cached + new), h = query heads,
 g = key/value heads (h // g query heads share one; GQA), d = d_head.
 
     q = x W_Q (b p h d)   k = x W_K (b k g d)   v = x W_V (b k g d)
-    scores = q k^T / scale, masked (b h p k);  pattern = softmax(scores)
+    scores = q k^T / scale [soft-capped], masked (b h p k);  pattern = softmax(scores)
     z = pattern v (b p h d);  out = z W_O (b p d_model)
 
-The pattern is computed explicitly (no fused kernel) so `hook_pattern` always sees it. hook_k and hook_v
-carry the g key/value heads; hook_attn_scores, hook_pattern and hook_z carry all h query heads.
+When a hook watches `hook_attn_scores` or `hook_pattern` (run_with_cache asking for them included), the
+pattern is computed explicitly so the hook sees it; otherwise attention runs through PyTorch's fused
+`scaled_dot_product_attention`, which gives the same z (to float rounding) without materialising the
+pattern. Soft-capped scores (Gemma-2) always take the explicit path: the fused kernel cannot cap. hook_k
+and hook_v carry the g key/value heads; hook_attn_scores, hook_pattern and hook_z carry all h query heads.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from interp.model.components.hook import HookPoint
+from interp.model.components.hook import HookPoint, is_watched
 
 from interp.model.components.norm import RMSNorm
 from interp.model.components.rope import Rotary, apply_rotary
@@ -32,15 +35,24 @@ class Attention(nn.Module):
         self.w_k = nn.Parameter(torch.empty(g * d, m))
         self.w_v = nn.Parameter(torch.empty(g * d, m))
         self.w_o = nn.Parameter(torch.empty(m, h * d))
-        if cfg.bias:
+        if cfg.qkv_bias:
             self.b_q, self.b_k = nn.Parameter(torch.zeros(h * d)), nn.Parameter(torch.zeros(g * d))
-            self.b_v, self.b_o = nn.Parameter(torch.zeros(g * d)), nn.Parameter(torch.zeros(m))
+            self.b_v = nn.Parameter(torch.zeros(g * d))
         else:
-            self.b_q = self.b_k = self.b_v = self.b_o = None
-        self.q_norm = RMSNorm(d, cfg.norm_eps) if cfg.qk_norm else None
-        self.k_norm = RMSNorm(d, cfg.norm_eps) if cfg.qk_norm else None
-        self.rotary = Rotary(d, cfg.rope_base_for(layer)) if cfg.positional == "rope" else None
+            self.b_q = self.b_k = self.b_v = None
+        self.b_o = nn.Parameter(torch.zeros(m)) if cfg.out_bias else None
+        # Q/K norm: over each head's d dims (Gemma-3, Qwen3) or over all heads' h*d at once (OLMo-2)
+        q_width, k_width = (d, d) if cfg.qk_norm_per_head else (h * d, g * d)
+        self.q_norm = RMSNorm(q_width, cfg.norm_eps, cfg.norm_cast_first) if cfg.qk_norm else None
+        self.k_norm = RMSNorm(k_width, cfg.norm_eps, cfg.norm_cast_first) if cfg.qk_norm else None
+        if cfg.positional == "rope":
+            scaling = cfg.rope_scaling_for(layer) or {}
+            self.rotary = Rotary(cfg.rot_dim, cfg.rope_base_for(layer), scaling,
+                                 n_ctx=scaling.get("max_position_embeddings", cfg.n_ctx), d_head=d)
+        else:
+            self.rotary = None
         self.window = cfg.sliding_window if cfg.is_local(layer) else None
+        self.softcap = cfg.attn_softcap
 
         self.hook_q = HookPoint()  # (b, p, h, d)
         self.hook_k = HookPoint()  # (b, p, g, d)
@@ -74,44 +86,79 @@ class Attention(nn.Module):
         inputs: AttentionInputs,  # positions and masks of this forward, shared by all layers
         cache: "LayerCache | None" = None,
     ) -> torch.Tensor:
+        q, k, v = self._qkv(x, inputs)
+        if cache is not None:
+            k, v = cache.append(k, v)  # (b, k, g, d) with the earlier keys first
+        allowed = inputs.allowed(self.window)  # (b, p, k)
+        if self.softcap or is_watched(self.hook_attn_scores) or is_watched(self.hook_pattern):
+            z = self._explicit(q, k, v, allowed)
+        else:
+            z = self._fused(q, k, v, allowed, inputs)
+        z = self.hook_z(z)  # (b, p, h, d)
+        b, p = x.shape[:2]
+        return F.linear(z.reshape(b, p, self.cfg.n_heads * self.cfg.d_head), self.w_o, self.b_o)
+
+    def _qkv(self, x: torch.Tensor, inputs: AttentionInputs) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Projected, normed and rotated queries (b p h d), keys and values (b p g d)."""
         cfg = self.cfg
         b, p, _ = x.shape
         q = self.hook_q(F.linear(x, self.w_q, self.b_q).view(b, p, cfg.n_heads, cfg.d_head))
         k = self.hook_k(F.linear(x, self.w_k, self.b_k).view(b, p, cfg.n_kv_heads, cfg.d_head))
         v = self.hook_v(F.linear(x, self.w_v, self.b_v).view(b, p, cfg.n_kv_heads, cfg.d_head))
-        if self.q_norm is not None:
+        if self.q_norm is not None and cfg.qk_norm_per_head:
             q, k = self.q_norm(q), self.k_norm(k)
+        elif self.q_norm is not None:  # one norm over all heads together: flatten, norm, split again
+            q = self.q_norm(q.flatten(-2)).view(b, p, cfg.n_heads, cfg.d_head)
+            k = self.k_norm(k.flatten(-2)).view(b, p, cfg.n_kv_heads, cfg.d_head)
         if self.rotary is not None:
             cos, sin = inputs.cos_sin(self.rotary, q.dtype)
             q = self.hook_rot_q(apply_rotary(q, cos, sin))
             k = self.hook_rot_k(apply_rotary(k, cos, sin))
-        if cache is not None:
-            k, v = cache.append(k, v)  # (b, k, g, d) with the earlier keys first
+        return q, k, v
 
+    def _explicit(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        """The pattern written out, through hook_attn_scores and hook_pattern; z (b, p, h, d)."""
         # GQA: query head i reads key/value head i // group_size.
+        group = self.cfg.group_size
         qh = q.transpose(1, 2)  # (b, h, p, d)
-        kh = k.transpose(1, 2).repeat_interleave(cfg.group_size, dim=1)  # (b, h, k, d)
-        vh = v.transpose(1, 2).repeat_interleave(cfg.group_size, dim=1)  # (b, h, k, d)
-        scores = qh @ kh.transpose(-1, -2) / cfg.scale  # (b, h, p, k)
-
-        allowed = inputs.allowed(self.window)  # (b, p, k)
+        kh = k.transpose(1, 2).repeat_interleave(group, dim=1)  # (b, h, k, d)
+        vh = v.transpose(1, 2).repeat_interleave(group, dim=1)  # (b, h, k, d)
+        scores = (qh @ kh.transpose(-1, -2)) * self.cfg.scaling  # (b, h, p, k)
+        if self.softcap:
+            scores = torch.tanh(scores / self.softcap) * self.softcap
         scores = self.hook_attn_scores(scores.masked_fill(~allowed[:, None], torch.finfo(scores.dtype).min))
         pattern = self.hook_pattern(F.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype))
-        z = self.hook_z((pattern @ vh).transpose(1, 2))  # (b, p, h, d)
-        return F.linear(z.reshape(b, p, cfg.n_heads * cfg.d_head), self.w_o, self.b_o)
+        return (pattern @ vh).transpose(1, 2)  # (b, p, h, d)
+
+    def _fused(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.Tensor,
+               inputs: AttentionInputs) -> torch.Tensor:
+        """The same z through the fused kernel; the pattern is never materialised. A query with no allowed
+        key (a padding position) would give NaN there; it attends to everything instead, as its output is
+        never read."""
+        if inputs.plain_causal(self.window):  # the kernel's own causal mask: no mask tensor to read
+            mask, causal = None, True
+        else:
+            mask, causal = (allowed | ~allowed.any(-1, keepdim=True))[:, None], False  # (b, 1, p, k)
+        z = F.scaled_dot_product_attention(
+            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),  # (b, h, p, d), (b, g, k, d), (b, g, k, d)
+            attn_mask=mask, is_causal=causal, scale=self.cfg.scaling, enable_gqa=self.cfg.group_size > 1,
+        )  # (b, h, p, d)
+        return z.transpose(1, 2)
 
 
 class AttentionInputs:
     """What every layer's attention derives from the positions: the allowed (query, key) pairs and the RoPE
-    tables. Built once per forward and memoised per window and per RoPE base, so 30 layers compute them
+    tables. Built once per forward and memoised per window and per RoPE setting, so 30 layers compute them
     once or twice, not 30 times."""
 
-    def __init__(self, positions: torch.Tensor, key_positions: torch.Tensor, key_mask: torch.Tensor | None):
+    def __init__(self, positions: torch.Tensor, key_positions: torch.Tensor, key_mask: torch.Tensor | None,
+                 causal_from_zero: bool = False):
         self.positions = positions  # (b, p) absolute positions of the new tokens
         self.key_positions = key_positions  # (b, k) positions of all keys, cached first
         self.key_mask = key_mask  # (b, k) False for padding keys; None when all are real
+        self.causal_from_zero = causal_from_zero  # positions are 0..p-1 in every row and keys are the queries
         self._allowed: dict[int | None, torch.Tensor] = {}
-        self._rope: dict[tuple[float, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._rope: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def allowed(self, window: int | None) -> torch.Tensor:
         """(b, p, k) True where a query may attend to a key: causal, inside the window, not padding."""
@@ -125,8 +172,17 @@ class AttentionInputs:
             self._allowed[window] = allowed
         return self._allowed[window]
 
+    def to(self, device: torch.device) -> AttentionInputs:
+        """The same inputs on another device (for blocks placed there by a device map)."""
+        mask = None if self.key_mask is None else self.key_mask.to(device)
+        return AttentionInputs(self.positions.to(device), self.key_positions.to(device), mask, self.causal_from_zero)
+
+    def plain_causal(self, window: int | None) -> bool:
+        """True when the allowed pairs are exactly "key <= query" (no padding, no cache, window not reached)."""
+        return self.causal_from_zero and (window is None or window >= self.positions.shape[1])
+
     def cos_sin(self, rotary: Rotary, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        key = (rotary.base, dtype)
+        key = (rotary.key, dtype)
         if key not in self._rope:
             self._rope[key] = rotary.cos_sin(self.positions, dtype)
         return self._rope[key]

@@ -2,7 +2,10 @@
 
     resid_pre ──┬──────────────────────────────(+)── resid_mid ──┬────────────────────────(+)── resid_post
                 └─ ln1 ─ attn ─ [ln1_post] ─ attn_out ┘          └─ ln2 ─ mlp ─ [ln2_post] ─ mlp_out ┘
-The bracketed post-norms exist only in sandwich-norm models (Gemma-3).
+The bracketed post-norms exist only in sandwich-norm models (Gemma-2/3, OLMo-2); OLMo-2 has no ln1/ln2
+(they pass the stream through, keeping their hook names). With a parallel residual (GPT-NeoX / Pythia) the
+MLP reads ln2(resid_pre) instead of ln2(resid_mid): both sub-blocks see the same input, and
+resid_post = resid_pre + attn_out + mlp_out.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from interp.model.components.hook import HookPoint
 
 from interp.model.components.attention import Attention, AttentionInputs, LayerCache
 from interp.model.components.mlp import MLP
-from interp.model.components.norm import make_norm
+from interp.model.components.norm import NoNorm, make_norm
 from interp.model.config import ModelConfig
 
 
@@ -21,7 +24,8 @@ class Block(nn.Module):
     def __init__(self, cfg: ModelConfig, layer: int):
         super().__init__()
         self.layer = layer
-        self.ln1, self.ln2 = make_norm(cfg), make_norm(cfg)
+        self.parallel = cfg.parallel_residual
+        self.ln1, self.ln2 = (make_norm(cfg), make_norm(cfg)) if cfg.pre_norm else (NoNorm(), NoNorm())
         self.ln1_post = make_norm(cfg) if cfg.sandwich_norm else nn.Identity()
         self.ln2_post = make_norm(cfg) if cfg.sandwich_norm else nn.Identity()
         self.attn = Attention(cfg, layer)
@@ -38,8 +42,8 @@ class Block(nn.Module):
         inputs: AttentionInputs,
         cache: LayerCache | None = None,
     ) -> torch.Tensor:
-        resid = self.hook_resid_pre(resid)
-        attn = self.attn(self.ln1(resid), inputs, cache)
-        resid = self.hook_resid_mid(resid + self.hook_attn_out(self.ln1_post(attn)))
-        mlp = self.mlp(self.ln2(resid))
-        return self.hook_resid_post(resid + self.hook_mlp_out(self.ln2_post(mlp)))
+        resid_pre = self.hook_resid_pre(resid)
+        attn = self.attn(self.ln1(resid_pre), inputs, cache)
+        resid_mid = self.hook_resid_mid(resid_pre + self.hook_attn_out(self.ln1_post(attn)))
+        mlp = self.mlp(self.ln2(resid_pre if self.parallel else resid_mid))
+        return self.hook_resid_post(resid_mid + self.hook_mlp_out(self.ln2_post(mlp)))

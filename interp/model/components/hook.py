@@ -12,17 +12,22 @@ from torch.nn.modules import module as _module
 from transformer_lens.hook_points import HookPoint as _TLHookPoint
 
 
+def is_watched(hook: torch.nn.Module) -> bool:
+    """Whether calling this module would run any hook (its own or a global one)."""
+    return bool(
+        hook._forward_hooks
+        or hook._forward_pre_hooks
+        or hook._backward_hooks
+        or hook._backward_pre_hooks
+        or _module._global_forward_hooks
+        or _module._global_forward_pre_hooks
+        or _module._global_backward_hooks
+        or _module._global_backward_pre_hooks
+    )
+
+
 class HookPoint(_TLHookPoint):
     def __call__(self, x: torch.Tensor, *args, **kwargs):
-        if (
-            self._forward_hooks
-            or self._forward_pre_hooks
-            or self._backward_hooks
-            or self._backward_pre_hooks
-            or _module._global_forward_hooks
-            or _module._global_forward_pre_hooks
-            or _module._global_backward_hooks
-            or _module._global_backward_pre_hooks
-        ):
+        if is_watched(self):
             return super().__call__(x, *args, **kwargs)
         return x

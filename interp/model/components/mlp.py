@@ -1,4 +1,4 @@
-"""The feed-forward network: plain (GPT-2) or gated (SwiGLU for LLaMA, tanh-GELU GeGLU for Gemma).
+"""The feed-forward network: plain (GPT-2, GPT-NeoX) or gated (SwiGLU for LLaMA, tanh-GELU GeGLU for Gemma).
 
 Weights are stored as F.linear wants them (out, in); `W_in`, `W_gate`, `W_out` are TransformerLens-shaped
 views of the same storage, so an in-place edit of a view edits the model.
@@ -31,8 +31,9 @@ class MLP(nn.Module):
         self.w_in = nn.Parameter(torch.empty(cfg.d_mlp, cfg.d_model))  # up projection
         self.w_gate = nn.Parameter(torch.empty(cfg.d_mlp, cfg.d_model)) if self.gated else None
         self.w_out = nn.Parameter(torch.empty(cfg.d_model, cfg.d_mlp))  # down projection
-        self.b_in = nn.Parameter(torch.zeros(cfg.d_mlp)) if cfg.bias else None
-        self.b_out = nn.Parameter(torch.zeros(cfg.d_model)) if cfg.bias else None
+        self.b_in = nn.Parameter(torch.zeros(cfg.d_mlp)) if cfg.mlp_bias else None
+        self.b_gate = nn.Parameter(torch.zeros(cfg.d_mlp)) if cfg.mlp_bias and self.gated else None
+        self.b_out = nn.Parameter(torch.zeros(cfg.d_model)) if cfg.mlp_bias else None
         self.hook_pre = HookPoint()  # (batch, pos, d_mlp): pre-activation of the gate (or of W_in)
         self.hook_pre_linear = HookPoint()  # (batch, pos, d_mlp): x W_in of a gated MLP
         self.hook_post = HookPoint()  # (batch, pos, d_mlp)
@@ -51,7 +52,7 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.gated:
-            gate = self.hook_pre(F.linear(x, self.w_gate))
+            gate = self.hook_pre(F.linear(x, self.w_gate, self.b_gate))
             post = self.act(gate) * self.hook_pre_linear(F.linear(x, self.w_in, self.b_in))
         else:
             post = self.act(self.hook_pre(F.linear(x, self.w_in, self.b_in)))

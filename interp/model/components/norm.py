@@ -1,7 +1,12 @@
-"""Normalisation: RMSNorm (LLaMA, Gemma) and LayerNorm (GPT-2), with TransformerLens' hooks.
+"""Normalisation: RMSNorm (LLaMA, Gemma, ...) and LayerNorm (GPT-2, GPT-NeoX), with TransformerLens' hooks.
 
 Gemma's RMSNorm multiplies by (1 + w). We store the effective scale (1 + w) in `w`, so one RMSNorm
 serves both families; converters add the 1 when a checkpoint stores w alone (GGUF already stores 1 + w).
+
+Norm weights stay float32 whatever dtype the model is moved to: the references compute norms in fp32
+(Gemma's 1 + w in particular, which bf16 could not hold exactly), and the scales are a tiny share of the
+weights. `NoNorm` stands where a family has no norm (OLMo-2's sub-block inputs) so every block carries the
+same hook names.
 """
 
 from __future__ import annotations
@@ -22,21 +27,49 @@ def _divide_by_rms(x: torch.Tensor, eps: float, hook_scale: HookPoint) -> torch.
     return x * torch.rsqrt(mean_square)
 
 
-class RMSNorm(nn.Module):
-    def __init__(self, d: int, eps: float):
+class _Fp32Weights(nn.Module):
+    """A module whose floating-point parameters keep float32 through `.to(dtype)`, `.half()` and the like;
+    only the device follows the rest of the model."""
+
+    def _apply(self, fn, recurse=True):
+        def move_only(t: torch.Tensor) -> torch.Tensor:
+            if not t.is_floating_point():
+                return fn(t)
+            device = fn(t.detach()[:0]).device  # what fn does to an empty copy tells where it goes
+            return t.to(device=device, dtype=torch.float32)
+
+        return super()._apply(move_only, recurse)
+
+
+class RMSNorm(_Fp32Weights):
+    def __init__(self, d: int, eps: float, cast_first: bool = False):
         super().__init__()
         self.eps = eps
+        self.cast_first = cast_first  # LLaMA rounds x/rms to the input dtype before the weight; Gemma does not
         self.w = nn.Parameter(torch.ones(d))
         self.hook_scale = HookPoint()  # (..., 1): the root-mean-square we divide by
         self.hook_normalized = HookPoint()  # (..., d)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dtype = x.dtype
-        x = x.float()  # statistics in fp32, as the reference does, whatever the model dtype
-        return self.hook_normalized((_divide_by_rms(x, self.eps, self.hook_scale) * self.w.float()).to(dtype))
+        normed = _divide_by_rms(x.float(), self.eps, self.hook_scale)  # statistics in fp32, as the references
+        if self.cast_first and dtype != torch.float32:
+            normed = normed.to(dtype).float()
+        return self.hook_normalized((normed * self.w.float()).to(dtype))
 
 
-class LayerNorm(nn.Module):
+class NoNorm(nn.Module):
+    """No normalisation (the input passes unchanged), with the hook names of a norm."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hook_normalized = HookPoint()  # (..., d)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.hook_normalized(x)
+
+
+class LayerNorm(_Fp32Weights):
     def __init__(self, d: int, eps: float):
         super().__init__()
         self.eps = eps
@@ -54,4 +87,4 @@ class LayerNorm(nn.Module):
 
 def make_norm(cfg: ModelConfig, d: int | None = None) -> nn.Module:
     d = cfg.d_model if d is None else d
-    return RMSNorm(d, cfg.norm_eps) if cfg.norm == "rms" else LayerNorm(d, cfg.norm_eps)
+    return RMSNorm(d, cfg.norm_eps, cfg.norm_cast_first) if cfg.norm == "rms" else LayerNorm(d, cfg.norm_eps)
