@@ -47,12 +47,14 @@ def main() -> None:
     hf, tokenizer = hf_from_gguf(args.model)
     bridge = bridge_from_hf(hf, tokenizer, args.model)  # modifies hf in place: keep a separate copy for HF
     hf_plain, _ = hf_from_gguf(args.model)
+    hf_sdpa, _ = hf_from_gguf(args.model, attn="sdpa")  # transformers' default attention
 
     rows = []
     for batch, length in [(1, 32), (8, 128)]:
         tokens = torch.randint(100, ours.cfg.d_vocab - 100, (batch, length), generator=torch.Generator().manual_seed(0))
         contenders = {
             "transformers eager forward": lambda: hf_plain(tokens),
+            "transformers sdpa forward (its default)": lambda: hf_sdpa(tokens),
             "interp forward (no hooks)": lambda: ours(tokens),
             "interp run_with_cache (every hook)": lambda: ours.run_with_cache(tokens),
             "TransformerBridge run_with_cache": lambda: bridge.run_with_cache(tokens),
@@ -65,9 +67,10 @@ def main() -> None:
                 for name, fn in contenders.items():
                     times[name].append(timed(fn))
         base = statistics.median(times["transformers eager forward"])
+        sdpa = statistics.median(times["transformers sdpa forward (its default)"])
         for name, ts in times.items():
             med = statistics.median(ts)
-            rows.append((f"{batch}x{length}", name, med * 1000, med / base))
+            rows.append((f"{batch}x{length}", name, med * 1000, med / base, med / sdpa))
 
     lines = [
         "# Forward and load speed",
@@ -76,10 +79,10 @@ def main() -> None:
         f"torch {torch.__version__}; median of {args.repeats} interleaved runs. Reproduce: "
         f"`.venv/bin/python benchmarks/forward.py --model {args.model}`.",
         "",
-        "| input | contender | median ms | ratio to transformers |",
-        "|---|---|---:|---:|",
+        "| input | contender | median ms | ratio to transformers eager | ratio to transformers sdpa |",
+        "|---|---|---:|---:|---:|",
     ]
-    lines += [f"| {shape} | {name} | {ms:.1f} | {ratio:.2f}x |" for shape, name, ms, ratio in rows]
+    lines += [f"| {shape} | {name} | {ms:.1f} | {ratio:.2f}x | {r_sdpa:.2f}x |" for shape, name, ms, ratio, r_sdpa in rows]
     lines += [
         "",
         "| load | seconds | ratio to transformers' GGUF load |",

@@ -86,6 +86,47 @@ def gguf_state_dict(cfg: ModelConfig, tensors: Mapping[str, np.ndarray], permute
     return state
 
 
+class SafetensorsFile:
+    """One .safetensors file read with plain reads, one tensor at a time (no memory map: a map's touched
+    pages would count against the process until the file is closed, doubling a load's peak memory)."""
+
+    DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+              "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+              "BOOL": torch.bool}
+
+    def __init__(self, path):
+        import json
+
+        self.path = path
+        try:
+            with open(path, "rb") as f:
+                n = int.from_bytes(f.read(8), "little")
+                if not 0 < n < 1 << 30:
+                    raise ValueError("header length out of range")
+                header = json.loads(f.read(n))
+        except (OSError, ValueError) as exc:
+            raise CorruptModelError(f"{path} cannot be read as safetensors (truncated or corrupt): {exc}.") from exc
+        self.data_start = 8 + n
+        header.pop("__metadata__", None)
+        self.entries = header
+
+    def keys(self):
+        return self.entries.keys()
+
+    def get_tensor(self, name: str) -> torch.Tensor:
+        entry = self.entries[name]
+        start, stop = entry["data_offsets"]
+        dtype = self.DTYPES.get(entry["dtype"])
+        if dtype is None:
+            raise CorruptModelError(f"{self.path}: tensor {name} has dtype {entry['dtype']}, which interp cannot read.")
+        buf = torch.empty(stop - start, dtype=torch.uint8)
+        with open(self.path, "rb") as f:
+            f.seek(self.data_start + start)
+            if f.readinto(memoryview(buf.numpy())) != stop - start:
+                raise CorruptModelError(f"{self.path} is truncated: tensor {name} is cut short.")
+        return buf.view(dtype).reshape(entry["shape"])
+
+
 class Reader:
     """Reads named tensors from safetensors files one at a time and remembers which were read.
 
@@ -96,16 +137,9 @@ class Reader:
                         ".attention.masked_bias")
 
     def __init__(self, files: list, prefixes: tuple[str, ...] = ("",)):
-        from safetensors import safe_open
-
-        self._handles = []
-        self.where: dict[str, object] = {}
+        self.where: dict[str, SafetensorsFile] = {}
         for f in files:
-            try:
-                handle = safe_open(str(f), framework="pt", device="cpu")
-            except Exception as exc:  # noqa: BLE001 - the reader raises several kinds on a damaged file
-                raise CorruptModelError(f"{f} cannot be read (truncated or corrupt): {exc}.") from exc
-            self._handles.append(handle)
+            handle = SafetensorsFile(f)
             for name in handle.keys():
                 self.where[name] = handle
         self.prefixes = prefixes
@@ -128,10 +162,8 @@ class Reader:
             raise CorruptModelError(f"The checkpoint lacks the tensor {name}.")
         self.used.add(full)
         if self._last is None or self._last[0] != full:
-            try:
-                self._last = (full, self.where[full].get_tensor(full))
-            except Exception as exc:  # noqa: BLE001
-                raise CorruptModelError(f"The tensor {full} cannot be read (truncated or corrupt): {exc}.") from exc
+            self._last = None  # let the previous tensor go before the next is read
+            self._last = (full, self.where[full].get_tensor(full))
         return self._last[1]
 
     def mark_used(self, name: str) -> None:
@@ -256,9 +288,10 @@ def hf_tensors(cfg: ModelConfig, layout: str, read: Reader, norm_plus_one: bool,
     """Yield (name, tensor) for every parameter cfg needs, each placed (dtype, device) by `place` as soon as
     it is read. Then refuse any checkpoint tensor nobody read."""
     sources = tensor_sources(cfg, layout)
-    for name in sorted(_expected_names(cfg)):
-        if name not in sources:
-            raise CorruptModelError(f"interp has no source for {name} in the {layout} layout.")
+    wanted = _expected_names(cfg)
+    if missing := sorted(wanted - sources.keys()):
+        raise CorruptModelError(f"interp has no source for {missing[0]} in the {layout} layout.")
+    for name in (n for n in sources if n in wanted):  # the map's order: slices of one fused tensor together
         tensor = sources[name](read)
         if norm_plus_one and _is_norm_weight(name):
             tensor = tensor.float() + 1

@@ -14,8 +14,8 @@ import torch
 from interp.model.registry import resolve
 
 
-def hf_from_gguf(name_or_path: str, dtype: torch.dtype = torch.float32):
-    """(model, tokenizer) from transformers, eager attention, eval mode; no network.
+def hf_from_gguf(name_or_path: str, dtype: torch.dtype = torch.float32, attn: str = "eager"):
+    """(model, tokenizer) from transformers, eager attention (or `attn`, e.g. "sdpa"), eval mode; no network.
 
     Takes a registered name, a .gguf file, or a Hugging Face directory (read as it is)."""
     import os
@@ -29,7 +29,7 @@ def hf_from_gguf(name_or_path: str, dtype: torch.dtype = torch.float32):
     else:
         path = path if name_or_path.endswith(".gguf") else resolve(name_or_path)
         folder, kw = str(path.parent), {"gguf_file": path.name}
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, attn_implementation="eager", **kw)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, attn_implementation=attn, **kw)
     tokenizer = AutoTokenizer.from_pretrained(folder, **kw)
     return model.eval(), tokenizer
 

@@ -90,3 +90,32 @@ def build_twin(family: str, folder, seed: int = 1):
 
 def prompt(seed: int = 0, batch: int = 2, length: int = PROMPT_LEN) -> torch.Tensor:
     return torch.randint(3, VOCAB, (batch, length), generator=torch.Generator().manual_seed(seed))
+
+
+WORDS = ("<pad> <eos> <bos> the eiffel tower is located in city of paris rome london berlin louvre museum "
+         "capital france italy a an and to it sport plays michael jordan basketball tennis golf language "
+         "official spoken speaks people who what where when which on at by for from with was were be been").split()
+
+
+def word_tokenizer():
+    """A whitespace word-level tokenizer over WORDS plus filler words up to VOCAB, so text prompts work on
+    the twins (ids 0, 1, 2 are pad, eos, bos as in the twins' configs)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    words = list(WORDS) + [f"w{i}" for i in range(VOCAB - len(WORDS))]
+    vocab = {w: i for i, w in enumerate(words[:VOCAB])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<pad>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>", bos_token="<bos>")
+
+
+def load_twin_with_words(family: str, folder, seed: int = 1):
+    """The twin loaded through load_model, with the word tokenizer (a saved one would be read back as the
+    family's own tokenizer class, which knows none of these words)."""
+    from interp.model.load import load_model
+
+    build_twin(family, folder, seed)
+    model = load_model(str(folder))
+    model.tokenizer = word_tokenizer()
+    return model
