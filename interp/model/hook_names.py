@@ -28,7 +28,7 @@ def mlp_out(layer: int) -> str:
 
 
 def attn(layer: int, what: str) -> str:
-    """what: q, k, v, rot_q, rot_k, attn_scores, pattern, z."""
+    """what: q, k, v, rot_q, rot_k, attn_scores, pattern, z, result."""
     return f"blocks.{layer}.attn.hook_{what}"
 
 
@@ -39,6 +39,16 @@ def mlp(layer: int, what: str) -> str:
 
 def ln(layer: int, which: str = "ln1", what: str = "normalized") -> str:
     return f"blocks.{layer}.{which}.hook_{what}"
+
+
+def qkv_input(layer: int, which: str) -> str:
+    """Per-head copies of a block's attention input (which: q, k or v); computed only when hooked."""
+    return f"blocks.{layer}.hook_{which}_input"
+
+
+def result(layer: int) -> str:
+    """Each head's output (b, p, h, d_model), summing to hook_attn_out less the bias; only when hooked."""
+    return attn(layer, "result")
 
 
 def pattern(layer: int) -> str:

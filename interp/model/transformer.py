@@ -251,7 +251,8 @@ class Transformer(HookedRootModule):
         from interp.model.cache import ActivationCache
 
         if any(k in kwargs for k in self._TL_CACHE_OPTIONS):
-            out, cache = super().run_with_cache(*args, names_filter=names_filter, **kwargs)
+            names = self._cache_names(names_filter)
+            out, cache = super().run_with_cache(*args, names_filter=lambda n: n in names, **kwargs)
             return out, ActivationCache(dict(cache), self)
         store: dict[str, torch.Tensor] = {}
         handles = []
@@ -267,9 +268,13 @@ class Transformer(HookedRootModule):
                 handle.remove()
         return out, ActivationCache(store, self)
 
+    # Per-head copies (heads x d_model per position) that exist only for path patching: a full cache leaves
+    # them out, as TransformerLens does unless asked; name them (or hook them) to compute them.
+    ON_REQUEST = ("hook_q_input", "hook_k_input", "hook_v_input", "hook_result")
+
     def _cache_names(self, names_filter) -> list[str]:
         if names_filter is None:
-            return list(self.hook_dict)
+            return [n for n in self.hook_dict if not n.endswith(self.ON_REQUEST)]
         if isinstance(names_filter, str):
             return [names_filter]
         if callable(names_filter):

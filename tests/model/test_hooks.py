@@ -188,3 +188,38 @@ def test_input_longer_than_context_is_refused(tiny):
     with pytest.raises(InvalidInputError, match="max_new_tokens"):
         tiny.generate(_tokens(tiny), max_new_tokens=0)
     assert isinstance(Transformer, type)
+
+
+def test_split_inputs_and_per_head_results_change_nothing_until_patched(tiny):
+    """hook_q/k/v_input and hook_result are computed only when watched (a full cache leaves them out), and
+    watching them leaves the output as it was; patching one head's query input changes only that head."""
+    tokens = _tokens(tiny)
+    cfg = tiny.cfg
+    names = [hn.qkv_input(0, "q"), hn.qkv_input(0, "k"), hn.qkv_input(0, "v"), hn.result(1)]
+    with torch.no_grad():
+        plain = tiny(tokens)
+        logits, cache = tiny.run_with_cache(tokens, names_filter=names)
+    torch.testing.assert_close(logits, plain, atol=1e-5, rtol=1e-5)
+    assert tuple(cache[hn.qkv_input(0, "q")].shape) == (B, P, cfg.n_heads, cfg.d_model)
+    assert tuple(cache[hn.qkv_input(0, "k")].shape) == (B, P, cfg.n_kv_heads, cfg.d_model)
+    _, full = tiny.run_with_cache(tokens, names_filter=[hn.result(1), hn.attn_out(1)])
+    bias = tiny.blocks[1].attn.b_o
+    summed = full[hn.result(1)].sum(2) + (0 if bias is None else bias)
+    if cfg.sandwich_norm:  # attn_out is the post-norm of the heads' sum
+        summed = tiny.blocks[1].ln1_post(summed)
+    torch.testing.assert_close(summed, full[hn.attn_out(1)], atol=1e-5, rtol=1e-5)
+    _assert_no_hooks(tiny)
+    _, everything = tiny.run_with_cache(tokens)
+    assert hn.result(1) not in everything.keys() and hn.qkv_input(0, "q") not in everything.keys()
+
+    def zero_head_2_query(act, hook):
+        act = act.clone()
+        act[:, :, 2] = 0
+        return act
+
+    with torch.no_grad():
+        with tiny.hooks(fwd_hooks=[(hn.qkv_input(0, "q"), zero_head_2_query)]):
+            _, cache2 = tiny.run_with_cache(tokens, names_filter=[hn.z(0)])
+        _, cache1 = tiny.run_with_cache(tokens, names_filter=[hn.z(0)])
+    moved = (cache2[hn.z(0)] - cache1[hn.z(0)]).abs().amax(dim=(0, 1, 3))  # per head
+    assert moved[2] > 1e-4 and torch.all(moved[[h for h in range(cfg.n_heads) if h != 2]] < 1e-5)

@@ -62,6 +62,7 @@ class Attention(nn.Module):
         self.hook_attn_scores = HookPoint()  # (b, h, p, k), masked entries at the dtype's minimum
         self.hook_pattern = HookPoint()  # (b, h, p, k)
         self.hook_z = HookPoint()  # (b, p, h, d)
+        self.hook_result = HookPoint()  # (b, p, h, d_model): each head's output, written out only when watched
 
     # TransformerLens-shaped views of the weights (shared storage).
     @property
@@ -82,10 +83,12 @@ class Attention(nn.Module):
 
     def forward(
         self,
-        x: torch.Tensor,  # (b, p, d_model), already normalised
+        x: torch.Tensor | tuple[torch.Tensor, torch.Tensor, torch.Tensor],
         inputs: AttentionInputs,  # positions and masks of this forward, shared by all layers
         cache: "LayerCache | None" = None,
     ) -> torch.Tensor:
+        """x: the normalised stream (b, p, d_model), or per-head normalised inputs of the queries (b, p, h,
+        d_model), keys and values (b, p, g, d_model) when the block splits them (path patching)."""
         q, k, v = self._qkv(x, inputs)
         if cache is not None:
             k, v = cache.append(k, v)  # (b, k, g, d) with the earlier keys first
@@ -95,16 +98,28 @@ class Attention(nn.Module):
         else:
             z = self._fused(q, k, v, allowed, inputs)
         z = self.hook_z(z)  # (b, p, h, d)
-        b, p = x.shape[:2]
+        b, p = z.shape[:2]
+        if is_watched(self.hook_result):  # per-head outputs, summed afterwards (TransformerLens' hook_result)
+            result = self.hook_result(torch.einsum("bphd,hdm->bphm", z, self.W_O))  # (b, p, h, d_model)
+            return result.sum(2) if self.b_o is None else result.sum(2) + self.b_o
         return F.linear(z.reshape(b, p, self.cfg.n_heads * self.cfg.d_head), self.w_o, self.b_o)
 
-    def _qkv(self, x: torch.Tensor, inputs: AttentionInputs) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _project(self, x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, n: int) -> torch.Tensor:
+        """(b, p, n, d) from the shared input (b, p, d_model) or per-head inputs (b, p, n, d_model)."""
+        b, p = x.shape[:2]
+        if x.dim() == 3:
+            return F.linear(x, w, bias).view(b, p, n, self.cfg.d_head)
+        out = torch.einsum("bpnm,ndm->bpnd", x, w.view(n, self.cfg.d_head, -1))
+        return out if bias is None else out + bias.view(n, self.cfg.d_head)
+
+    def _qkv(self, x, inputs: AttentionInputs) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Projected, normed and rotated queries (b p h d), keys and values (b p g d)."""
         cfg = self.cfg
-        b, p, _ = x.shape
-        q = self.hook_q(F.linear(x, self.w_q, self.b_q).view(b, p, cfg.n_heads, cfg.d_head))
-        k = self.hook_k(F.linear(x, self.w_k, self.b_k).view(b, p, cfg.n_kv_heads, cfg.d_head))
-        v = self.hook_v(F.linear(x, self.w_v, self.b_v).view(b, p, cfg.n_kv_heads, cfg.d_head))
+        xq, xk, xv = x if isinstance(x, tuple) else (x, x, x)
+        b, p = xq.shape[:2]
+        q = self.hook_q(self._project(xq, self.w_q, self.b_q, cfg.n_heads))
+        k = self.hook_k(self._project(xk, self.w_k, self.b_k, cfg.n_kv_heads))
+        v = self.hook_v(self._project(xv, self.w_v, self.b_v, cfg.n_kv_heads))
         if self.q_norm is not None and cfg.qk_norm_per_head:
             q, k = self.q_norm(q), self.k_norm(k)
         elif self.q_norm is not None:  # one norm over all heads together: flatten, norm, split again
