@@ -28,15 +28,15 @@ def _divide_by_rms(x: torch.Tensor, eps: float, hook_scale: HookPoint) -> torch.
 
 
 class _Fp32Weights(nn.Module):
-    """A module whose floating-point parameters keep float32 through `.to(dtype)`, `.half()` and the like;
-    only the device follows the rest of the model."""
+    """A module whose floating-point parameters keep at least float32 through `.to(dtype)`, `.half()` and
+    the like (float64 stays float64); the device follows the rest of the model."""
 
     def _apply(self, fn, recurse=True):
         def move_only(t: torch.Tensor) -> torch.Tensor:
             if not t.is_floating_point():
                 return fn(t)
-            device = fn(t.detach()[:0]).device  # what fn does to an empty copy tells where it goes
-            return t.to(device=device, dtype=torch.float32)
+            moved = fn(t.detach()[:0])  # what fn does to an empty copy tells where it goes
+            return t.to(device=moved.device, dtype=torch.promote_types(moved.dtype, torch.float32))
 
         return super()._apply(move_only, recurse)
 
@@ -52,10 +52,11 @@ class RMSNorm(_Fp32Weights):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dtype = x.dtype
-        normed = _divide_by_rms(x.float(), self.eps, self.hook_scale)  # statistics in fp32, as the references
-        if self.cast_first and dtype != torch.float32:
-            normed = normed.to(dtype).float()
-        return self.hook_normalized((normed * self.w.float()).to(dtype))
+        work = torch.promote_types(dtype, torch.float32)  # statistics in fp32 (or fp64), as the references
+        normed = _divide_by_rms(x.to(work), self.eps, self.hook_scale)
+        if self.cast_first and dtype != work:
+            normed = normed.to(dtype).to(work)
+        return self.hook_normalized((normed * self.w.to(work)).to(dtype))
 
 
 class NoNorm(nn.Module):
@@ -80,9 +81,10 @@ class LayerNorm(_Fp32Weights):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dtype = x.dtype
-        x = x.float()
+        work = torch.promote_types(dtype, torch.float32)
+        x = x.to(work)
         x = x - x.mean(-1, keepdim=True)
-        return self.hook_normalized((_divide_by_rms(x, self.eps, self.hook_scale) * self.w.float() + self.b.float()).to(dtype))
+        return self.hook_normalized((_divide_by_rms(x, self.eps, self.hook_scale) * self.w.to(work) + self.b.to(work)).to(dtype))
 
 
 def make_norm(cfg: ModelConfig, d: int | None = None) -> nn.Module:
