@@ -19,6 +19,28 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def check_device(device: str) -> None:
+    """Refuse, in one sentence and before loading, a device torch cannot name or this machine lacks."""
+    import torch
+
+    from interp.errors import InterpError
+
+    if device == "auto":
+        return
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, ValueError):
+        raise InterpError(f"Unknown --device {device!r}; use cpu, cuda, cuda:N, mps or auto.") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise InterpError(f"--device {device} needs CUDA, which this torch does not see here; use --device cpu or auto.")
+    if kind == "cuda" and (torch.device(device).index or 0) >= torch.cuda.device_count():
+        raise InterpError(f"--device {device} does not exist; this machine has {torch.cuda.device_count()} CUDA device(s).")
+    if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise InterpError(f"--device {device} needs Apple's MPS, which is not available here; use --device cpu or auto.")
+    if kind not in ("cpu", "cuda", "mps"):
+        raise InterpError(f"--device {device} is not supported; use cpu, cuda, cuda:N, mps or auto.")
+
+
 def _bind(host: str, port: int) -> socket.socket:
     """The listening socket, bound before the model loads, so a taken port is one sentence at once."""
     from interp.errors import InterpError
@@ -61,6 +83,7 @@ def serve(model, device, dtype, host, port, token, max_tokens, stats_tokens):
     from interp.model.load import load_model
     from interp.serve.lab import Lab, Limits
 
+    check_device(device)
     sock = _bind(host, port)
     click.echo(f"Loading {model}...", err=True)
     m = load_model(model, dtype=dtype, device=device)

@@ -134,13 +134,12 @@ class Lab:
     # -- sharing the model ------------------------------------------------------------------------------
     @contextmanager
     def using_model(self, task: str | None = None):
-        """Hold the model. task=None: a quick call (waits behind another quick call); a named task is long
-        and reports progress. Either is refused at once while a long task runs."""
+        """Hold the model. task=None: a quick call; a named task is long and reports progress. Either waits
+        behind a quick call and is refused at once while a long task runs."""
         if not self._lock.acquire(blocking=False):
-            if task is not None or self.progress.task is not None:
-                raise BusyError(f"The model is busy with {self.progress.describe() if self.progress.task else 'another request'}; "
-                                "try again when it finishes.")
-            self._lock.acquire()
+            if self.progress.task is not None:
+                raise BusyError(f"The model is busy with {self.progress.describe()}; try again when it finishes.")
+            self._lock.acquire()  # behind a quick call: wait for it
         try:
             if task is not None:
                 self.progress.start(task)
@@ -165,7 +164,7 @@ class Lab:
 
     # -- checking input ---------------------------------------------------------------------------------
     def _prompt_ids(self, prompt: str, limit: int | None = None, what: str = "prompt") -> list[int]:
-        limit = limit or self.limits.max_prompt_tokens
+        limit = min(limit or self.limits.max_prompt_tokens, self.model.cfg.n_ctx)
         if not isinstance(prompt, str) or not prompt.strip():
             raise InvalidInputError(f"The {what} is empty; give some text.")
         if len(prompt) > 64 * limit:  # refuse megabytes before tokenizing them

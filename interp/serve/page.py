@@ -39,7 +39,7 @@ HTML = """<!DOCTYPE html>
       <div><h3>Next token</h3><table class="bars" id="topk"></table>
         <p class="continuation"><span class="muted">Greedy continuation:</span> <span id="continuation"></span></p></div>
       <div><h3>Logit lens for <span class="tok" id="lens-answer"></span></h3>
-        <table class="bars" id="lens"></table></div>
+        <div class="lenswrap" id="lens-wrap"><table class="bars" id="lens"></table></div></div>
     </div>
     <h3>Attention</h3>
     <div class="row">
@@ -153,6 +153,8 @@ button:disabled { opacity: 0.55; cursor: progress; }
 .tok.subject { background: #e8f0fb; border-color: #bcd3ee; }
 .tokenline { margin: 0.6rem 0 0.2rem; line-height: 2; }
 .tokenline .tok { margin-right: 2px; }
+.lenswrap { max-height: 25rem; overflow-y: auto; border-bottom: 1px solid var(--line); }
+.lenswrap thead th { position: sticky; top: 0; background: var(--soft); }
 table.bars td, table.plain td { white-space: nowrap; vertical-align: middle; }
 table.bars td.barcell { width: 45%; }
 .bar { height: 0.7rem; background: #d9e6f4; border-radius: 2px; }
@@ -287,6 +289,7 @@ PAGE_JS = r"""
                             td(pct(r.answer_prob), "num"), td(String(r.answer_rank + 1), "num")]));
     });
     lens.appendChild(body);
+    $("lens-wrap").scrollTop = $("lens-wrap").scrollHeight;  // the last layers, where the answer forms, in view
     $("predict-out").hidden = false;
     $("predict-out").setAttribute("data-answer", data.answer);
   }

@@ -55,6 +55,6 @@ def serve_process(args: list[str], cache: Path | None, timeout: float = 300.0):
 def export_tiny(folder: Path) -> Path:
     """The tiny lab model with its tokenizer, written as a model folder `interp serve --model` loads."""
     from interp.analysis.rome import export_model
-    from tests.serve.conftest import tiny_lab_model
+    from tests.serve.tiny_lab import tiny_lab_model
 
     return export_model(tiny_lab_model(), folder)

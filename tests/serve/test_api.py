@@ -147,7 +147,7 @@ def test_save_and_load_an_edit_file(client, lab):
 
 def test_edit_files_are_checked_like_edit_load(client, lab, tmp_path):
     from interp.serve import Lab, create_app
-    from tests.serve.conftest import tiny_lab_model
+    from tests.serve.tiny_lab import tiny_lab_model
 
     octet = {"content-type": "application/octet-stream"}
     one_sentence(client.post("/api/edits/file", content=b"not a safetensors file", headers=octet), 400,
@@ -192,7 +192,7 @@ def test_upload_size_limit(lab):
     ("/api/predict", {"top_k": 3}, 422, ["'prompt' is required"]),
     ("/api/predict", {"prompt": "The city", "top_k": 0}, 400, ["top_k", "from 1 to 50"]),
     ("/api/predict", {"prompt": "The city", "top_k": "many"}, 422, ["top_k"]),
-    ("/api/predict", {"prompt": "The city " * 200}, 413, ["at most 256"]),
+    ("/api/predict", {"prompt": "The city " * 200}, 413, ["at most 128"]),  # the tiny model's context
     ("/api/attention", {"prompt": "The city", "layer": 9}, 400, ["layer 9 does not exist", "0-3"]),
     ("/api/trace", {"prompt": "The {} is in", "subject": "Louvre", "samples": 0}, 400, ["samples"]),
     ("/api/trace", {"prompt": "The city of", "subject": "Louvre"}, 400, ["not in the prompt"]),

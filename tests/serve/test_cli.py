@@ -27,6 +27,14 @@ def test_serve_refuses_other_hosts_without_a_token():
     _one_line_error(_interp("serve", "--host", "0.0.0.0"), "--token")
 
 
+def test_serve_refuses_a_bad_or_missing_device():
+    _one_line_error(_interp("serve", "--device", "quantum", "--port", "0"), "Unknown --device 'quantum'")
+    import torch
+
+    if not torch.cuda.is_available():
+        _one_line_error(_interp("serve", "--device", "cuda", "--port", "0"), "needs CUDA")
+
+
 def test_serve_refuses_a_port_in_use():
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
