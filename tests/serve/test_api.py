@@ -298,3 +298,41 @@ def test_values_render_as_text_in_the_page_script():
 
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
         assert sink not in PAGE_JS, sink
+
+
+def test_progress_follows_a_real_trace(lab):
+    """The analyses' tqdm-shaped progress lands in Lab.progress: each restored (kind, layer) counts once."""
+    seen = []
+    wrap = lab.progress.wrap
+
+    def spy(iterable=None, **kw):
+        for item in wrap(iterable, **kw):
+            seen.append(lab.progress.snapshot())
+            yield item
+
+    lab.progress.wrap = spy
+    lab.trace("The {} is located in the city of", "Eiffel Tower", samples=2, kinds=["resid", "mlp"])
+    tracing = [s for s in seen if s["stage"] == "tracing"]
+    assert [s["done"] for s in tracing] == list(range(8)) and {s["total"] for s in tracing} == {8}
+    assert all(s["busy"] and s["task"] == "trace" for s in tracing)
+    assert not lab.progress.snapshot()["busy"]
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_model_predicts_edits_and_undoes_exactly(tiny_cache, dtype):
+    from fastapi.testclient import TestClient
+
+    from interp.analysis.rome import StatsParams
+    from interp.serve import Lab, create_app
+    from tests.serve.tiny_lab import tiny_lab_model
+
+    model = tiny_lab_model().to(dtype)
+    original = {k: v.clone() for k, v in model.state_dict().items()}
+    with TestClient(create_app(Lab(model, stats=StatsParams(n_tokens=400, sample_len=24, batch_size=16)))) as c:
+        assert c.get("/api/model").json()["dtype"] == str(dtype).removeprefix("torch.")
+        assert c.post("/api/attention", json={"prompt": PROMPT, "layer": 0}).status_code == 200
+        r = c.post("/api/edits", json=EDIT)
+        assert r.status_code == 200, r.text
+        assert r.json()["probes"][0]["after"]["top"] == "Rome"
+        assert c.delete(f"/api/edits/{r.json()['edit']['id']}").status_code == 200
+    assert all(torch.equal(v, original[k]) for k, v in model.state_dict().items())
