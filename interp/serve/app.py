@@ -35,7 +35,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from interp.errors import DataFormatError, EditError, InterpError, InvalidInputError
+from interp.errors import InterpError, InvalidInputError
 from interp.serve.lab import BusyError, Lab, NotFoundError, TooLargeError
 
 log = logging.getLogger("interp.serve")
@@ -84,14 +84,10 @@ class EditBody(BaseModel):
 
 # -- errors as one sentence ---------------------------------------------------------------------------------
 def _status(exc: InterpError) -> int:
-    if isinstance(exc, BusyError):
-        return 409
-    if isinstance(exc, NotFoundError):
-        return 404
-    if isinstance(exc, TooLargeError):
-        return 413
-    if isinstance(exc, (InvalidInputError, EditError, DataFormatError)):
-        return 400
+    """409 busy, 404 no such edit, 413 too large, 400 any other user error (bad input, refused edit)."""
+    for kind, status in ((BusyError, 409), (NotFoundError, 404), (TooLargeError, 413)):
+        if isinstance(exc, kind):
+            return status
     return 400
 
 

@@ -18,86 +18,18 @@ import base64
 import math
 import tempfile
 import threading
-import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Sequence
 
 import torch
 
 from interp.errors import EditError, InterpError, InvalidInputError
+from interp.serve.limits import BusyError, Limits, NotFoundError, TooLargeError
+from interp.serve.progress import Progress
 
-
-class BusyError(InterpError):
-    """The model is running a long operation; try again when it finishes."""
-
-
-class TooLargeError(InvalidInputError):
-    """A request that would take more memory or time than the server allows."""
-
-
-class NotFoundError(InterpError):
-    """No such edit."""
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What one request may ask for; everything beyond is refused in one sentence."""
-
-    max_prompt_tokens: int = 256  # predict, attention, edit prompts
-    max_top_k: int = 50
-    max_new_tokens: int = 64  # greedy continuations
-    max_trace_tokens: int = 48  # a trace restores every (token, layer) cell: its cost grows with p^2
-    max_trace_samples: int = 50
-    max_trace_rows: int = 200_000  # kinds x layers x tokens x samples: restored forward rows of one trace
-    max_edits: int = 16  # active edits; each keeps exact copies of the matrices it changed, for undo
-    max_upload_bytes: int = 16 * 2**20  # an edit file holds low-rank factors: kilobytes to a few MiB
-
-
-class Progress:
-    """What the model is doing now: task, stage, done / total. Written by the worker, read by
-    GET /api/progress; `wrap` is the tqdm-shaped callable the analyses accept as `progress=`."""
-
-    def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self.task: str | None = None
-        self.stage = ""
-        self.done = 0
-        self.total: int | None = None
-        self.started = 0.0
-
-    def start(self, task: str) -> None:
-        with self._guard:
-            self.task, self.stage, self.done, self.total, self.started = task, "starting", 0, None, time.monotonic()
-
-    def finish(self) -> None:
-        with self._guard:
-            self.task, self.stage, self.done, self.total = None, "", 0, None
-
-    def set_stage(self, stage: str, total: int | None = None) -> None:
-        with self._guard:
-            self.stage, self.done, self.total = stage, 0, total
-
-    def wrap(self, iterable: Iterable | None = None, desc: str = "", total: int | None = None, **_) -> Iterator:
-        items = list(iterable) if iterable is not None else []
-        self.set_stage(desc or self.stage, total or len(items))
-        for item in items:
-            yield item
-            with self._guard:
-                self.done += 1
-
-    def snapshot(self) -> dict:
-        with self._guard:
-            fraction = self.done / self.total if self.total else None
-            return {"busy": self.task is not None, "task": self.task, "stage": self.stage, "done": self.done,
-                    "total": self.total, "fraction": fraction,
-                    "seconds": round(time.monotonic() - self.started, 1) if self.task else 0.0}
-
-    def describe(self) -> str:
-        s = self.snapshot()
-        where = f"{s['stage']}, {s['done']}/{s['total']}" if s["total"] else s["stage"]
-        return f"{s['task']} ({where})" if where else str(s["task"])
+__all__ = ["Lab", "Limits", "BusyError", "NotFoundError", "TooLargeError", "Progress"]
 
 
 @dataclass
