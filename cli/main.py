@@ -21,6 +21,7 @@ COMMANDS = {
     "edit-eval": "cli.commands.edit:edit_eval",
     "run": "cli.commands.report:run",
     "report": "cli.commands.report:report",
+    "serve": "cli.commands.serve:serve",
 }
 
 HELP = {
@@ -35,6 +36,7 @@ HELP = {
     "edit-eval": "CounterFact-style evaluation of ROME / MEMIT over a fact file.",
     "run": "Run one experiment from experiments/.",
     "report": "Run every experiment and write reports/<model>/.",
+    "serve": "Open a local lab page: predict, attention, trace and edit facts live.",
 }
 
 

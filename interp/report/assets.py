@@ -2,7 +2,8 @@
 
 The script does two things: sortable tables (click a header; numbers sort as numbers) and the
 attention-pattern viewer (hover a token: every earlier token is shaded by the selected head's attention
-weight from it, and a tooltip lists the strongest ones).
+weight from it, and a tooltip lists the strongest ones). The viewer is also exposed as
+``window.interpAttentionViewer(root, data)`` so `interp serve`'s page can draw it from live data.
 """
 
 CSS = """
@@ -87,14 +88,15 @@ JS = r"""
   });
 
   function shown(tok) { return JSON.stringify(tok.replace(/\n/g, "\u21b5")); }
-  function setupViewer(root) {
-    var data = JSON.parse(document.getElementById(root.getAttribute("data-src")).textContent);
+  // root: a .viewer element; data ({tokens, heads}) is read from its data-src script unless given (interp serve)
+  function setupViewer(root, given) {
+    var data = given || JSON.parse(document.getElementById(root.getAttribute("data-src")).textContent);
     var heads = root.querySelector(".heads"), row = root.querySelector(".tokens");
     var tip = root.querySelector(".tooltip"), current = 0, spans = [];
     data.heads.forEach(function (h, k) {
       var b = document.createElement("button");
       b.type = "button";
-      b.textContent = "L" + h.layer + "H" + h.head + " (" + h.score.toFixed(2) + ")";
+      b.textContent = "L" + h.layer + "H" + h.head + (typeof h.score === "number" ? " (" + h.score.toFixed(2) + ")" : "");
       b.addEventListener("click", function () {
         current = k;
         heads.querySelectorAll("button").forEach(function (x) { x.classList.remove("active"); });
@@ -138,6 +140,7 @@ JS = r"""
       tip.style.top = (r.bottom - box.top + 6) + "px";
     }
   }
-  document.querySelectorAll(".viewer[data-src]").forEach(setupViewer);
+  window.interpAttentionViewer = setupViewer;
+  document.querySelectorAll(".viewer[data-src]").forEach(function (root) { setupViewer(root); });
 })();
 """

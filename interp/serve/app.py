@@ -1,0 +1,246 @@
+"""The FastAPI app of `interp serve`: the page, and the JSON API it calls (OpenAPI at /openapi.json).
+
+| method | path | what |
+|---|---|---|
+| GET | / | the page (its script and style at /page.js, /page.css) |
+| GET | /api/model | the model, its defaults and this server's limits |
+| GET | /api/progress | what the model is doing now: task, stage, done / total |
+| POST | /api/predict | top-k next tokens, logit lens of the top answer, greedy continuation |
+| POST | /api/attention | every head's attention pattern at one layer (the report viewer's data) |
+| POST | /api/trace | causal trace of (prompt, subject): the report's heatmaps and the scores |
+| GET | /api/edits | the active edits, oldest first |
+| POST | /api/edits | compute (ROME / MEMIT) and apply an edit; before/after probes |
+| DELETE | /api/edits/{id} | undo that edit exactly |
+| GET | /api/edits/{id}/file | the edit as an edit file (safetensors) |
+| POST | /api/edits/file | load and apply an edit file (raw bytes, application/octet-stream) |
+
+Every error is JSON ``{"error": "<one sentence>"}`` with a 4xx status (a bug: 500 and the same shape,
+the traceback only in the server's log). With a token, every /api call must send
+``Authorization: Bearer <token>`` (compared in constant time). Bound to loopback without a token, requests
+must name a loopback Host, so a web page elsewhere cannot reach the lab by DNS rebinding; cross-site
+form posts are refused because JSON endpoints require ``application/json`` and uploads
+``application/octet-stream``, neither of which a form can send.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import Literal
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from interp.errors import InterpError, InvalidInputError
+from interp.serve.lab import BusyError, Lab, NotFoundError, TooLargeError
+
+log = logging.getLogger("interp.serve")
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+SECURITY_HEADERS = {
+    # the page loads nothing from elsewhere: its script and style come from this server, images are data: URLs
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+                               "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+# -- request bodies -----------------------------------------------------------------------------------------
+class PredictBody(BaseModel):
+    prompt: str = Field(description="The text to continue.")
+    top_k: int = Field(10, description="Next tokens to list.")
+    new_tokens: int = Field(0, description="Greedy continuation length (0: none).")
+
+
+class AttentionBody(BaseModel):
+    prompt: str
+    layer: int = Field(description="0-based layer; every head of it is returned.")
+
+
+class TraceBody(BaseModel):
+    prompt: str = Field(description="The prompt, with {} where the subject goes or the subject itself.")
+    subject: str = Field(description="The words whose embeddings are corrupted.")
+    target: str | None = Field(None, description="The answer to trace (default: the model's own top answer).")
+    samples: int = Field(10, description="Noise samples.")
+    kinds: list[Literal["resid", "mlp", "attn"]] = Field(["resid", "mlp", "attn"], description="States to restore.")
+
+
+class EditBody(BaseModel):
+    prompt: str = Field(description='The prompt with "{}" where the subject goes.')
+    subject: str
+    target: str = Field(description="The new answer, without a leading space.")
+    method: Literal["rome", "memit"] = "rome"
+    layers: list[int] | None = Field(None, description="ROME: one layer; MEMIT: its layers (default: per model).")
+    paraphrase: str = Field("", description="Another wording of the fact, probed before and after.")
+    neighbour: str = Field("", description="A prompt about another subject that should keep its answer.")
+    new_tokens: int = Field(12, description="Greedy continuation length of each probe.")
+
+
+# -- errors as one sentence ---------------------------------------------------------------------------------
+def _status(exc: InterpError) -> int:
+    """409 busy, 404 no such edit, 413 too large, 400 any other user error (bad input, refused edit)."""
+    for kind, status in ((BusyError, 409), (NotFoundError, 404), (TooLargeError, 413)):
+        if isinstance(exc, kind):
+            return status
+    return 400
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": " ".join(str(message).split())}, status_code=status)
+
+
+def _validation_sentence(exc: RequestValidationError) -> str:
+    """Pydantic's first complaint as one sentence."""
+    errors = exc.errors()
+    if not errors:
+        return "The request is malformed."
+    e = errors[0]
+    kind = e.get("type", "")
+    where = ".".join(str(x) for x in e.get("loc", ()) if x not in ("body", "path", "query"))
+    if kind == "json_invalid":
+        return "The request body is not valid JSON."
+    if not where:
+        return "The request body must be a JSON object, sent with Content-Type: application/json."
+    if kind == "missing":
+        return f"The field '{where}' is required."
+    msg = str(e.get("msg", "is invalid")).rstrip(".")
+    return f"The field '{where}': {msg[0].lower() + msg[1:]}."
+
+
+def _host_name(header: str) -> str:
+    """The host of a Host header without its port ("[::1]:8765" -> "[::1]")."""
+    return header.split("]")[0] + "]" if header.startswith("[") else header.rsplit(":", 1)[0]
+
+
+def _check_token(request: Request, token: str) -> bool:
+    given = request.headers.get("authorization", "")
+    scheme, _, value = given.partition(" ")
+    if scheme.lower() != "bearer":
+        value = request.headers.get("x-interp-token", "")
+    return hmac.compare_digest(value.strip().encode(), token.encode())
+
+
+def create_app(lab: Lab, token: str | None = None, allowed_hosts: tuple[str, ...] | None = None) -> FastAPI:
+    """The app over `lab`. token: required on every /api call when set. allowed_hosts: Host header names
+    accepted (None: any; `interp serve` passes LOOPBACK_HOSTS when it binds to loopback without a token)."""
+    from interp.serve import page
+
+    app = FastAPI(title="interp lab", version="0.1.0", docs_url=None, redoc_url=None,
+                  description="Probe a loaded model and edit its facts live. The page at / calls this API. "
+                              "Errors are {\"error\": \"<one sentence>\"} with a 4xx status.")
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        if allowed_hosts is not None and _host_name(request.headers.get("host", "")) not in allowed_hosts:
+            return _error(400, "This lab answers only requests addressed to localhost or 127.0.0.1.")
+        path = request.url.path
+        if token is not None and (path.startswith("/api/") or path == "/openapi.json") and not _check_token(request, token):
+            return _error(401, "This server needs its token: open the address interp serve printed (it ends in #token=...).")
+        response = await call_next(request)
+        for k, v in SECURITY_HEADERS.items():
+            response.headers.setdefault(k, v)
+        return response
+
+    @app.exception_handler(InterpError)
+    async def interp_error(request: Request, exc: InterpError):
+        return _error(_status(exc), str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError):
+        return _error(422, _validation_sentence(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        messages = {404: f"There is nothing at {request.url.path}.", 405: f"{request.method} is not allowed on {request.url.path}."}
+        return _error(exc.status_code, messages.get(exc.status_code, str(exc.detail)))
+
+    @app.exception_handler(Exception)
+    async def bug(request: Request, exc: Exception):
+        log.exception("interp serve: %s %s failed", request.method, request.url.path)
+        return _error(500, f"The server failed on this request ({type(exc).__name__}); the details are in its log.")
+
+    # -- the page -------------------------------------------------------------------------------------
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def index() -> HTMLResponse:
+        return HTMLResponse(page.HTML)
+
+    @app.get("/page.js", include_in_schema=False)
+    def script() -> Response:
+        return Response(page.script(), media_type="text/javascript; charset=utf-8")
+
+    @app.get("/page.css", include_in_schema=False)
+    def style() -> Response:
+        return Response(page.style(), media_type="text/css; charset=utf-8")
+
+    # -- the API: sync handlers run in worker threads, so /api/progress answers while a trace runs -----------
+    @app.get("/api/model", summary="The model, its default edit layers and this server's limits")
+    def model_info() -> dict:
+        return lab.info() | {"token_required": token is not None}
+
+    @app.get("/api/progress", summary="What the model is doing now")
+    def progress() -> dict:
+        return lab.progress.snapshot()
+
+    @app.post("/api/predict", summary="Top-k next tokens, the logit lens of the top answer, a continuation")
+    def predict(body: PredictBody) -> dict:
+        return lab.predict(body.prompt, body.top_k, body.new_tokens)
+
+    @app.post("/api/attention", summary="Every head's attention pattern at one layer over the prompt")
+    def attention(body: AttentionBody) -> dict:
+        return lab.attention(body.prompt, body.layer)
+
+    @app.post("/api/trace", summary="Causal trace of (prompt, subject): heatmaps and scores")
+    def trace(body: TraceBody) -> dict:
+        return lab.trace(body.prompt, body.subject, body.target, body.samples, body.kinds)
+
+    @app.get("/api/edits", summary="The active edits, oldest first")
+    def list_edits() -> list[dict]:
+        return lab.list_edits()
+
+    @app.post("/api/edits", summary="Compute and apply a ROME or MEMIT edit; before/after probes")
+    def apply_edit(body: EditBody) -> dict:
+        return lab.apply_edit(body.prompt, body.subject, body.target, body.method, body.layers, body.paraphrase,
+                              body.neighbour, body.new_tokens)
+
+    @app.delete("/api/edits/{edit_id}", summary="Undo an edit exactly (later edits on its layers first)")
+    def undo_edit(edit_id: int) -> dict:
+        return lab.undo_edit(edit_id)
+
+    @app.get("/api/edits/{edit_id}/file", summary="The edit as an edit file (safetensors)",
+             responses={200: {"content": {"application/octet-stream": {}}}})
+    def edit_file(edit_id: int) -> Response:
+        data, name = lab.edit_file(edit_id)
+        return Response(data, media_type="application/octet-stream",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+    @app.post("/api/edits/file", summary="Load and apply an edit file (the raw bytes as the body)",
+              openapi_extra={"requestBody": {"required": True, "content": {"application/octet-stream": {
+                  "schema": {"type": "string", "format": "binary"}}}}})
+    async def load_edit_file(request: Request) -> dict:
+        data = await _read_limited(request, lab.limits.max_upload_bytes)
+        return await run_in_threadpool(lab.load_edit_file, data)
+
+    return app
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    """The request body, refused in one sentence once it passes `limit` bytes (never read whole first)."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "application/octet-stream":
+        raise InvalidInputError("Send the edit file's bytes as the body, with Content-Type: application/octet-stream.")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise TooLargeError(f"The file is {int(declared):,} bytes; this server takes edit files of at most {limit:,} bytes.")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLargeError(f"The file is over {limit:,} bytes, this server's limit for edit files.")
+        chunks.append(chunk)
+    return b"".join(chunks)

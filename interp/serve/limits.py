@@ -1,0 +1,33 @@
+"""What one request to the lab may ask for, and the errors it answers with (each one sentence)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from interp.errors import InterpError, InvalidInputError
+
+
+class BusyError(InterpError):
+    """The model is running a long operation; try again when it finishes."""
+
+
+class TooLargeError(InvalidInputError):
+    """A request that would take more memory or time than the server allows."""
+
+
+class NotFoundError(InterpError):
+    """No such edit."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may ask for; everything beyond is refused in one sentence."""
+
+    max_prompt_tokens: int = 256  # predict, attention, edit prompts
+    max_top_k: int = 50
+    max_new_tokens: int = 64  # greedy continuations
+    max_trace_tokens: int = 48  # a trace restores every (token, layer) cell: its cost grows with p^2
+    max_trace_samples: int = 50
+    max_trace_rows: int = 200_000  # kinds x layers x tokens x samples: restored forward rows of one trace
+    max_edits: int = 16  # active edits; each keeps exact copies of the matrices it changed, for undo
+    max_upload_bytes: int = 16 * 2**20  # an edit file holds low-rank factors: kilobytes to a few MiB
