@@ -27,9 +27,8 @@ from interp.model.config import ModelConfig
 SUPPORTED = ("llama", "qwen2", "qwen3", "gemma2", "gemma3", "phi3", "gptneox", "olmo2", "gpt2")
 # Bump when the cached weights' meaning changes, so an older cache entry is never read with new semantics.
 WEIGHTS_CACHE_FORMAT = 3
-# Keys under "{arch}." that never change the forward (sizes of the file, training context, chat metadata).
-_HARMLESS = {"context_length", "vocab_size", "attention.value_length", "rope.scaling.finetuned", "tensor_data_layout",
-             "attention.causal"}
+# Keys under "{arch}." that never change the forward (the vocabulary's size, whether RoPE was fine-tuned).
+_HARMLESS = {"vocab_size", "rope.scaling.finetuned"}
 # How each architecture computes beyond what the metadata says (llama.cpp's graph for it, and transformers').
 _ARCH_FIELDS: dict[str, dict] = {
     "llama": dict(act="silu", norm_cast_first=True),
@@ -110,6 +109,8 @@ def config_from_gguf(meta: dict, name: str, arrays: dict[str, np.ndarray]) -> tu
     d_head = int(m("attention.key_length", d_model // n_heads))
     if m("attention.value_length", d_head) != d_head:
         raise CorruptModelError(f"{arch}.attention.value_length differs from the key length, which interp does not implement.")
+    if m("attention.causal", True) is not True:
+        raise CorruptModelError(f"{arch}.attention.causal is false: interp implements causal decoders only.")
     has = lambda t: f"blk.0.{t}" in arrays  # noqa: E731 - biases and norms exist on every layer or none
     fields = dict(
         name=name, architecture=arch, n_layers=int(m.require("block_count")), d_model=d_model, n_heads=n_heads,
@@ -168,6 +169,8 @@ def _rope_fields(m: _Meta, fields: dict, arrays: dict, consumed: set[str]) -> di
         consumed.add("rope_freqs.weight")
     elif kind == "none":
         scaling = None
+    elif kind in ("linear", "yarn") and (factor is None or (kind == "yarn" and original is None)):
+        raise CorruptModelError(f"RoPE scaling {kind!r} in the GGUF metadata lacks its factor or original context length.")
     elif kind == "linear":
         scaling = {"rope_type": "linear", "factor": float(factor)}
     elif kind == "yarn":
@@ -218,7 +221,7 @@ def _attention_fields(m: _Meta, fields: dict) -> dict:
         if pattern is None:  # llama.cpp: every 2nd (Gemma-2) or 6th (Gemma-3) layer is global
             pattern = 2 if arch == "gemma2" else 6
     elif arch in ("qwen2", "qwen3"):
-        # Qwen2 configs carry a window they do not use (use_sliding_window = False); llama.cpp attends globally
+        # llama.cpp's qwen2 and qwen3 graphs attend globally on every layer, whatever a file says of a window
         window = 0
     if not window:
         if pattern is not None and (pattern is True or (isinstance(pattern, list) and any(pattern))):
@@ -232,6 +235,9 @@ def _attention_fields(m: _Meta, fields: dict) -> dict:
         local = [(i + 1) % int(pattern) != 0 for i in range(n_layers)]
     if len(local) != n_layers:
         raise CorruptModelError(f"{arch}.attention.sliding_window_pattern has {len(local)} entries for {n_layers} layers.")
+    if arch == "olmo2" and not all(local) and fields.get("rope_scaling"):
+        # OLMo-3 (written as olmo2) scales RoPE on its global layers only, which interp's one setting cannot say
+        raise CorruptModelError("olmo2 files with both sliding-window layers and RoPE scaling are not implemented by interp.")
     return out | dict(sliding_window=window, layer_types=tuple("local" if x else "global" for x in local))
 
 
@@ -240,9 +246,6 @@ def _cap(value) -> float | None:
 
 
 # -- tensors ---------------------------------------------------------------------------------------------
-Take = Callable[[str], torch.Tensor]
-
-
 def _rows(start: int, stop: int) -> Callable[[torch.Tensor], torch.Tensor]:
     return lambda t: t[start:stop]
 
@@ -278,17 +281,21 @@ def _sources(cfg: ModelConfig) -> dict[str, tuple[str, Callable[[torch.Tensor], 
 def gguf_state_dict(cfg: ModelConfig, arrays: dict[str, np.ndarray], consumed: set[str] = frozenset()) -> dict[str, torch.Tensor]:
     """Dequantized GGUF arrays (already (out, in)) under interp's names, fp32 on the CPU. Every array must be
     read: the first one nobody reads stops the load, as a Hugging Face checkpoint's does."""
-    from interp.model.convert import _expected_names
+    from interp.model.transformer import Transformer
 
-    wanted, used = _expected_names(cfg), set(consumed)
-    state: dict[str, torch.Tensor] = {}
+    with torch.device("meta"):
+        wanted = {n: tuple(t.shape) for n, t in Transformer(cfg).state_dict().items()}
+    used, state = set(consumed), {}
     for ours, (theirs, cut) in _sources(cfg).items():
         if ours not in wanted or theirs not in arrays:
             continue
         used.add(theirs)
         t = torch.from_numpy(np.array(arrays[theirs], dtype=np.float32, copy=True))
         state[ours] = cut(t).contiguous() if cut else t
-    if missing := sorted(wanted - state.keys()):
+        if tuple(state[ours].shape) != wanted[ours]:
+            raise CorruptModelError(f"The GGUF tensor {theirs} has shape {tuple(t.shape)}, which does not fit the model "
+                                    f"its metadata describes ({ours} needs {wanted[ours]}).")
+    if missing := sorted(wanted.keys() - state.keys()):
         raise CorruptModelError(f"The GGUF file lacks {len(missing)} tensors the model needs, first for {missing[0]}.")
     if leftover := sorted(set(arrays) - used):
         raise CorruptModelError(f"The GGUF file holds {len(leftover)} tensors interp would not use, first {leftover[0]}; "

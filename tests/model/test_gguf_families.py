@@ -100,6 +100,7 @@ def test_a_tensor_nobody_reads_stops_the_load(tmp_path):
 @pytest.mark.parametrize("meta, message", [
     ({"logit_scale": 2.0}, "metadata qwen2.logit_scale = 2.0 is not implemented"),
     ({"rope.scaling.type": "mystery"}, "RoPE scaling type 'mystery'"),
+    ({"attention.causal": False}, "causal decoders only"),
 ])
 def test_metadata_that_changes_the_computation_is_refused_by_name(tmp_path, meta, message):
     _, path = _convert("qwen2", tmp_path, extra_meta=meta)
