@@ -106,3 +106,20 @@ def test_metadata_that_changes_the_computation_is_refused_by_name(tmp_path, meta
     _, path = _convert("qwen2", tmp_path, extra_meta=meta)
     with pytest.raises(CorruptModelError, match=message):
         load_model(str(path), use_cache=False)
+
+
+@pytest.mark.parametrize("family", ["phi3", "gpt2"])
+def test_the_weights_cache_gives_back_the_same_model(family, tmp_path, monkeypatch):
+    """The second load reads the dequantized weights and config cached as safetensors + JSON (LongRoPE
+    factors, layer types and learned positions included) and computes the same logits."""
+    monkeypatch.setenv("INTERP_CACHE", str(tmp_path / "cache"))
+    _, path = _convert(family, tmp_path, twins="folder")
+    first = load_model(str(path))
+    assert len(list((tmp_path / "cache" / "weights").glob("*/model.safetensors"))) == 1
+    import interp.model.gguf as gguf_module
+
+    monkeypatch.setattr(gguf_module, "read_gguf", lambda p: pytest.fail("the cached weights were not used"))
+    second = load_model(str(path))
+    assert second.cfg == first.cfg and second.cfg.rope_scaling == first.cfg.rope_scaling
+    tokens = prompt()
+    torch.testing.assert_close(_logits(second, tokens), _logits(first, tokens), atol=0, rtol=0)
