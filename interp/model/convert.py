@@ -21,69 +21,11 @@ import torch
 from interp.errors import CorruptModelError
 from interp.model.config import ModelConfig
 
-# interp name (per layer, with {l}) <- GGUF name
-_GGUF_LAYER = {
-    "blocks.{l}.ln1.w": "blk.{l}.attn_norm.weight",
-    "blocks.{l}.ln2.w": "blk.{l}.ffn_norm.weight",
-    "blocks.{l}.ln1_post.w": "blk.{l}.post_attention_norm.weight",
-    "blocks.{l}.ln2_post.w": "blk.{l}.post_ffw_norm.weight",
-    "blocks.{l}.attn.w_q": "blk.{l}.attn_q.weight",
-    "blocks.{l}.attn.w_k": "blk.{l}.attn_k.weight",
-    "blocks.{l}.attn.w_v": "blk.{l}.attn_v.weight",
-    "blocks.{l}.attn.w_o": "blk.{l}.attn_output.weight",
-    "blocks.{l}.attn.q_norm.w": "blk.{l}.attn_q_norm.weight",
-    "blocks.{l}.attn.k_norm.w": "blk.{l}.attn_k_norm.weight",
-    "blocks.{l}.mlp.w_gate": "blk.{l}.ffn_gate.weight",
-    "blocks.{l}.mlp.w_in": "blk.{l}.ffn_up.weight",
-    "blocks.{l}.mlp.w_out": "blk.{l}.ffn_down.weight",
-}
-_GGUF_GLOBAL = {"embed.W_E": "token_embd.weight", "ln_final.w": "output_norm.weight", "unembed.W_U_rows": "output.weight"}
-
-def unpermute_rope_rows(w: torch.Tensor, n_heads: int) -> torch.Tensor:
-    """Undo llama.cpp's Q/K row permutation: rows of each head go from (d/2, 2) back to (2, d/2) order."""
-    out, inp = w.shape
-    return w.reshape(n_heads, out // n_heads // 2, 2, inp).transpose(1, 2).reshape(out, inp)
-
-
-def _collect(
-    cfg: ModelConfig, layer_map: Mapping[str, str], global_map: Mapping[str, str], get: Callable[[str], torch.Tensor | None]
-) -> dict[str, torch.Tensor]:
-    wanted = _expected_names(cfg)
-    state: dict[str, torch.Tensor] = {}
-    for ours, theirs in global_map.items():
-        if ours in wanted and (t := get(theirs)) is not None:
-            state[ours] = t
-    for layer in range(cfg.n_layers):
-        for ours, theirs in layer_map.items():
-            name = ours.format(l=layer)
-            if name in wanted and (t := get(theirs.format(l=layer))) is not None:
-                state[name] = t
-    missing = sorted(wanted - state.keys())
-    if missing:
-        raise CorruptModelError(f"The checkpoint lacks {len(missing)} tensors the model needs, first {missing[0]}.")
-    return state
-
-
 def _expected_names(cfg: ModelConfig) -> set[str]:
     from interp.model.transformer import Transformer
 
     with torch.device("meta"):
         return set(Transformer(cfg).state_dict().keys())
-
-
-def gguf_state_dict(cfg: ModelConfig, tensors: Mapping[str, np.ndarray], permuted_qk: bool) -> dict[str, torch.Tensor]:
-    """Map dequantized GGUF arrays (already (out, in)) to interp's names."""
-
-    def get(name: str) -> torch.Tensor | None:
-        return torch.from_numpy(np.array(tensors[name], copy=True)) if name in tensors else None
-
-    state = _collect(cfg, _GGUF_LAYER, _GGUF_GLOBAL, get)
-    if permuted_qk:
-        for layer in range(cfg.n_layers):
-            q, k = f"blocks.{layer}.attn.w_q", f"blocks.{layer}.attn.w_k"
-            state[q] = unpermute_rope_rows(state[q], cfg.n_heads)
-            state[k] = unpermute_rope_rows(state[k], cfg.n_kv_heads)
-    return state
 
 
 class SafetensorsFile:

@@ -21,11 +21,10 @@ import torch
 from interp.errors import CorruptModelError, InvalidInputError
 from interp.model.config import ModelConfig
 from interp.model.families import Family, check_config, family_of, supported
+from interp.model.gguf import load_gguf
 from interp.model.registry import MODELS, cache_dir, resolve
 from interp.model.transformer import Transformer
 
-# Bump when the cached weights' meaning changes, so an older cache entry is never read with new semantics.
-WEIGHTS_CACHE_FORMAT = 2
 DeviceMap = dict[str, "str | int | torch.device"]
 
 
@@ -154,109 +153,6 @@ def file_sha256(path: Path) -> str:
         while block := f.read(1 << 22):
             digest.update(block)
     return digest.hexdigest()
-
-
-# -- GGUF ------------------------------------------------------------------------------------------------
-def _read_gguf(path: Path):
-    from gguf import GGUFReader
-
-    try:
-        return GGUFReader(str(path))
-    except Exception as exc:  # the reader raises many kinds on a damaged file
-        raise CorruptModelError(f"{path} is not a readable GGUF file (truncated or corrupt): {exc}.") from exc
-
-
-def gguf_metadata(reader) -> dict:
-    out = {}
-    for key, field in reader.fields.items():
-        if key.startswith("tokenizer.ggml.") and key.split(".")[-1] in ("tokens", "merges", "token_type", "scores"):
-            continue
-        try:
-            out[key] = field.contents()
-        except Exception:  # noqa: BLE001 - metadata we do not need may use types we cannot decode
-            continue
-    return out
-
-
-def config_from_gguf(meta: dict, name: str, d_vocab: int, tie_embeddings: bool) -> ModelConfig:
-    arch = meta.get("general.architecture")
-    g = lambda key, default=None: meta.get(f"{arch}.{key}", default)  # noqa: E731
-    common = dict(
-        name=name,
-        architecture=arch,
-        n_layers=int(g("block_count")),
-        d_model=int(g("embedding_length")),
-        n_heads=int(g("attention.head_count")),
-        n_kv_heads=int(g("attention.head_count_kv", g("attention.head_count"))),
-        d_mlp=int(g("feed_forward_length")),
-        n_ctx=int(g("context_length")),
-        norm_eps=float(g("attention.layer_norm_rms_epsilon", 1e-5)),
-        rope_base=float(g("rope.freq_base", 10_000.0)),
-        bos_token_id=meta.get("tokenizer.ggml.bos_token_id"),
-        eos_token_id=meta.get("tokenizer.ggml.eos_token_id"),
-        pad_token_id=meta.get("tokenizer.ggml.padding_token_id"),
-        default_prepend_bos=bool(meta.get("tokenizer.ggml.add_bos_token", True)),
-        d_vocab=d_vocab,
-        tie_embeddings=tie_embeddings,
-    )
-    if arch == "llama":
-        return ModelConfig(**common, d_head=common["d_model"] // common["n_heads"], act="silu")
-    if arch == "gemma3":
-        d_head = int(g("attention.key_length", 256))
-        n_layers = common["n_layers"]
-        # Not in the metadata: transformers' Gemma-3 defaults (every 6th layer global, local RoPE base 1e4,
-        # queries scaled by query_pre_attn_scalar = 256 = d_head for the 270M model).
-        pattern = 6
-        layer_types = tuple("global" if (i + 1) % pattern == 0 else "local" for i in range(n_layers))
-        return ModelConfig(
-            **common, d_head=d_head, act="gelu_tanh", qk_norm=True, sandwich_norm=True,
-            embed_scale=common["d_model"] ** 0.5, attn_scale=256.0, rope_base_local=10_000.0,
-            sliding_window=int(g("attention.sliding_window", 512)), layer_types=layer_types,
-        )
-    raise CorruptModelError(f"GGUF architecture {arch!r} is not supported; interp reads llama and gemma3 GGUF files.")
-
-
-def load_gguf(path: Path, use_cache: bool = True, name: str | None = None, dtype: torch.dtype = torch.float32,
-              device: str | torch.device = "cpu", device_map: DeviceMap | str | None = None) -> Transformer:
-    path = Path(path)
-    if not path.exists():
-        raise CorruptModelError(f"{path} does not exist.")
-    sha = file_sha256(path)
-    cached = cache_dir() / "weights" / f"{sha}-v{WEIGHTS_CACHE_FORMAT}"
-    if use_cache and (cached / "model.safetensors").exists():
-        try:
-            return load_hf_dir(cached, name=name, dtype=dtype, device=device, device_map=device_map)
-        except (CorruptModelError, OSError, ValueError):  # a damaged cache entry is rebuilt, never trusted
-            shutil.rmtree(cached, ignore_errors=True)
-    reader = _read_gguf(path)
-    meta = gguf_metadata(reader)
-    from gguf.quants import dequantize
-
-    try:
-        arrays = {t.name: dequantize(t.data, t.tensor_type) for t in reader.tensors}
-    except Exception as exc:  # noqa: BLE001
-        raise CorruptModelError(f"{path} has tensors that cannot be decoded (truncated or corrupt): {exc}.") from exc
-    if "token_embd.weight" not in arrays:
-        raise CorruptModelError(f"{path} has no token_embd.weight tensor.")
-    cfg = config_from_gguf(meta, name or path.stem, arrays["token_embd.weight"].shape[0], "output.weight" not in arrays)
-    from interp.model.convert import gguf_state_dict
-
-    state = gguf_state_dict(cfg, arrays, permuted_qk=cfg.architecture == "llama")  # fp32, on the CPU
-    del arrays
-    tokenizer = _gguf_tokenizer(path)
-    if use_cache:
-        _write_cache(cached, cfg, state, tokenizer, source=str(path), sha=sha)
-    place = Placement(dtype, device, device_map).bind(cfg)
-    return _build(cfg, ((n, place(n, state.pop(n))) for n in sorted(state)), tokenizer)
-
-
-def _gguf_tokenizer(path: Path):
-    from transformers import AutoTokenizer
-
-    try:
-        return AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-    except Exception as exc:  # noqa: BLE001
-        raise CorruptModelError(f"The tokenizer in {path} cannot be built: {exc}.") from exc
 
 
 def _build(cfg: ModelConfig, tensors: Iterable[tuple[str, torch.Tensor]], tokenizer) -> Transformer:

@@ -119,3 +119,45 @@ def load_twin_with_words(family: str, folder, seed: int = 1):
     model = load_model(str(folder))
     model.tokenizer = word_tokenizer()
     return model
+
+
+# Twins whose every computation-changing setting survives a trip through GGUF *and* transformers' GGUF reader,
+# which fills what the metadata does not say from its config classes' defaults: so Gemma keeps
+# query_pre_attn_scalar = head_dim = 256 (llama.cpp scales queries by the head size; transformers' default is
+# 256) and its default soft-caps, Qwen3 the default head_dim of 128, GPT-2 1024 positions, and Phi-3 and
+# Mistral no window.
+GGUF_TWINS = {
+    "llama": TWINS["llama"],
+    "mistral": lambda: _tf("MistralForCausalLM", "MistralConfig", sliding_window=None, head_dim=16),
+    "qwen2": lambda: _tf("Qwen2ForCausalLM", "Qwen2Config"),
+    "qwen3": lambda: _tf("Qwen3ForCausalLM", "Qwen3Config", head_dim=128),
+    "gemma2": lambda: _tf("Gemma2ForCausalLM", "Gemma2Config", head_dim=256, query_pre_attn_scalar=256,
+                          sliding_window=5),
+    "gemma3": lambda: _tf("Gemma3ForCausalLM", "Gemma3TextConfig", head_dim=256, query_pre_attn_scalar=256,
+                          sliding_window=5, num_hidden_layers=6),
+    "phi3": lambda: _tf("Phi3ForCausalLM", "Phi3Config", sliding_window=None),
+    # transformers' GGUF reader sizes GPT-2's position table from its default n_positions, not the file's
+    "gpt2": lambda: __import__("transformers").GPT2LMHeadModel(__import__("transformers").GPT2Config(
+        vocab_size=VOCAB, n_embd=64, n_layer=3, n_head=4, n_positions=1024, bos_token_id=2, eos_token_id=1)),
+}
+
+
+# GGUF twins that transformers' GGUF reader would misread (it ignores these metadata keys), checked against
+# the same twin loaded from its Hugging Face folder instead.
+GGUF_FOLDER_TWINS = {
+    "gemma2-caps": lambda: _tf("Gemma2ForCausalLM", "Gemma2Config", head_dim=256, query_pre_attn_scalar=256,
+                               sliding_window=5, attn_logit_softcapping=3.0, final_logit_softcapping=4.0),
+    "gemma3-linear-rope": lambda: _tf(
+        "Gemma3ForCausalLM", "Gemma3TextConfig", head_dim=256, query_pre_attn_scalar=256, sliding_window=5,
+        num_hidden_layers=6, rope_parameters={"full_attention": {"rope_type": "linear", "factor": 4.0, "rope_theta": 1e5},
+                                              "sliding_attention": {"rope_type": "default", "rope_theta": 1e3}}),
+}
+
+
+def build_gguf_twin(family: str, folder, seed: int = 1):
+    """A GGUF_TWINS or GGUF_FOLDER_TWINS entry built, randomised and saved as a Hugging Face folder (eval mode, eager attention)."""
+    hf = {**GGUF_FOLDER_TWINS, **GGUF_TWINS}[family]().eval()
+    randomize(hf, seed)
+    hf.save_pretrained(folder)
+    hf.config._attn_implementation = "eager"
+    return hf
