@@ -1,9 +1,7 @@
-"""Checkpoint tensors -> interp's parameter names, for GGUF files and Hugging Face checkpoints.
+"""Hugging Face checkpoint tensors -> interp's parameter names (GGUF names live in gguf.py).
 
 Traps, each caught only by the parity tests against `transformers`:
-- llama.cpp row-permutes LLaMA's Q and K projections for its interleaved RoPE; we undo it so the
-  rotate-half RoPE of `components/rope.py` applies (Gemma's GGUF is not permuted).
-- Gemma's RMSNorm computes x * (1 + w). GGUF stores 1 + w, Hugging Face stores w; we keep 1 + w.
+- Gemma's RMSNorm computes x * (1 + w). Hugging Face stores w; we keep 1 + w.
 - Fused projections: Phi-3 stacks [q; k; v] and [gate; up]; GPT-NeoX interleaves per head
   ([q_h; k_h; v_h] for each head h); GPT-2's Conv1D stores weights (in, out).
 
@@ -15,7 +13,6 @@ from __future__ import annotations
 
 from typing import Callable, Mapping
 
-import numpy as np
 import torch
 
 from interp.errors import CorruptModelError

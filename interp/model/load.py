@@ -1,9 +1,9 @@
-"""Loading: registered names, GGUF files and Hugging Face directories, with a dequantized-weight cache.
+"""Loading: registered names, GGUF files and Hugging Face directories, straight to a dtype and device.
 
-A GGUF load reads the file's metadata into a ModelConfig, dequantizes every tensor to fp32 (the `gguf`
-package), maps names (convert.py) and builds the tokenizer from the metadata (`transformers`). The result
-is cached as safetensors + config + tokenizer under cache_dir()/weights/<sha256 of the file>, so the
-second load skips dequantization and tokenizer conversion.
+A Hugging Face folder's config.json is read by transformers' own config class and translated by its
+family (families.py); its tensors are read one at a time, converted (convert.py) and placed (`Placement`)
+before the next is read. GGUF files (gguf.py) are dequantized once and cached as safetensors + config +
+tokenizer under cache_dir()/weights/, which then loads through the same folder path.
 """
 
 from __future__ import annotations
