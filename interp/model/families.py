@@ -9,18 +9,7 @@ ModelConfig fields. Nothing is dropped silently:
 - every tensor in the checkpoint is consumed by the tensor map, or the load stops naming the first one
   left over (`interp.model.convert`).
 
-| family | model_type | what it needs beyond LLaMA |
-|---|---|---|
-| Llama 1/2/3/3.1/3.2 | llama | RoPE scaling (linear, dynamic, yarn, llama3, longrope); optional biases |
-| Mistral | mistral | a sliding window on every layer |
-| Qwen2 / Qwen2.5 | qwen2 | biases on Q, K, V only; sliding layers from max_window_layers |
-| Qwen3 | qwen3 | RMSNorm on each head's queries and keys |
-| Gemma-2 | gemma2 | (1 + w) norms, sandwich norms, attention and final logit soft-capping, local/global layers |
-| Gemma-3 | gemma3_text, gemma3 | as Gemma-2 without soft-capping, Q/K norm, per-layer-type RoPE |
-| Phi-3 | phi3 | fused qkv_proj and gate_up_proj; longrope |
-| GPT-NeoX / Pythia | gpt_neox | LayerNorm with bias, parallel residual, partial rotary, fused per-head QKV |
-| OLMo-2 | olmo2 | norms after attention and MLP only, Q/K norm over all heads |
-| GPT-2 | gpt2 | LayerNorm, learned positions, Conv1D weights |
+`FAMILIES` below lists each family with what it needs beyond LLaMA (`interp models` prints it).
 """
 
 from __future__ import annotations
@@ -61,6 +50,7 @@ class Family:
     name: str
     fields: Callable[[Any], dict]  # transformers config -> ModelConfig keyword arguments
     layout: str  # which tensor map of interp.model.convert applies
+    features: str  # what it needs beyond LLaMA, for `interp models` and the README
     reads: frozenset[str] = frozenset()  # config fields read beyond COMMON
     norm_plus_one: bool = False  # checkpoint stores w of an x * (1 + w) norm
 
@@ -190,18 +180,24 @@ def _gpt2(hf) -> dict:
 _GEMMA_READS = frozenset({"hidden_activation", "query_pre_attn_scalar", "attn_logit_softcapping",
                           "final_logit_softcapping", "attention_bias"})
 FAMILIES: dict[str, Family] = {
-    "llama": Family("Llama", _llama, "llama", frozenset({"attention_bias", "mlp_bias"})),
-    "mistral": Family("Mistral", _llama, "llama"),
-    "qwen2": Family("Qwen2", _qwen2, "llama"),
-    "qwen3": Family("Qwen3", _qwen3, "llama", frozenset({"attention_bias"})),
-    "gemma2": Family("Gemma-2", _gemma, "gemma", _GEMMA_READS, norm_plus_one=True),
-    "gemma3_text": Family("Gemma-3", _gemma3, "gemma", _GEMMA_READS | {"rope_local_base_freq"}, norm_plus_one=True),
-    "phi3": Family("Phi-3", _phi3, "phi3", frozenset({"original_max_position_embeddings"})),
-    "gpt_neox": Family("GPT-NeoX", _neox, "gpt_neox",
-                       frozenset({"layer_norm_eps", "use_parallel_residual", "attention_bias"})),
-    "olmo2": Family("OLMo-2", _olmo2, "olmo2", frozenset({"attention_bias"})),
-    "gpt2": Family("GPT-2", _gpt2, "gpt2", frozenset({"n_layer", "n_embd", "n_head", "n_inner", "n_positions",
-                                                      "layer_norm_epsilon", "activation_function"})),
+    "llama": Family("Llama", _llama, "llama", "RoPE scaling (linear, dynamic, yarn, llama3, longrope); optional biases",
+                    frozenset({"attention_bias", "mlp_bias"})),
+    "mistral": Family("Mistral", _llama, "llama", "a sliding window on every layer"),
+    "qwen2": Family("Qwen2", _qwen2, "llama", "biases on Q, K, V only; sliding layers from max_window_layers"),
+    "qwen3": Family("Qwen3", _qwen3, "llama", "RMSNorm on each head's queries and keys", frozenset({"attention_bias"})),
+    "gemma2": Family("Gemma-2", _gemma, "gemma", "(1 + w) and sandwich norms, attention and final logit soft-capping, "
+                     "local/global layers", _GEMMA_READS, norm_plus_one=True),
+    "gemma3_text": Family("Gemma-3", _gemma3, "gemma", "as Gemma-2 without soft-capping, Q/K norm, per-layer-type RoPE",
+                          _GEMMA_READS | {"rope_local_base_freq"}, norm_plus_one=True),
+    "phi3": Family("Phi-3", _phi3, "phi3", "fused qkv_proj and gate_up_proj; LongRoPE; partial rotary",
+                   frozenset({"original_max_position_embeddings"})),
+    "gpt_neox": Family("GPT-NeoX", _neox, "gpt_neox", "LayerNorm with bias, parallel residual, partial rotary, fused "
+                       "per-head QKV", frozenset({"layer_norm_eps", "use_parallel_residual", "attention_bias"})),
+    "olmo2": Family("OLMo-2", _olmo2, "olmo2", "norms after attention and MLP only, Q/K norm over all heads",
+                    frozenset({"attention_bias"})),
+    "gpt2": Family("GPT-2", _gpt2, "gpt2", "LayerNorm, learned positions, Conv1D weights",
+                   frozenset({"n_layer", "n_embd", "n_head", "n_inner", "n_positions", "layer_norm_epsilon",
+                              "activation_function"})),
 }
 
 
