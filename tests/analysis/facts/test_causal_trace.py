@@ -184,7 +184,7 @@ def test_result_tables_json_figures_and_summary(tmp_path):
     keys = sorted({q for qs in case.category_positions().values() for q in qs})
     assert keys == [2, 3, 4, 5, 7]
     part = trace_case(model, case, make_noise(2, 3, 32, 0.5, 1), params, positions=keys)
-    result = TraceResult("tiny", params, 0.1, full, [full, part])
+    result = TraceResult("tiny", params, 0.0, 0.1, full, [full, part])
     avg = result.averaged()
     mlp_last = avg[(avg.kind == "mlp") & (avg.category == "last_subject")].aie.to_numpy()
     expect = (full.effects("mlp")[4] + part.effects("mlp")[keys.index(4)]) / 2
