@@ -18,7 +18,8 @@ the seed, and says which command reproduces it. Example (``experiments/induction
     [overrides."gemma3-270m"]   # optional per-model changes to [params]
     seq_len = 30
 
-    findings = ["Ablation"]     # optional: which summary statements become key findings (default: the first)
+    findings = ["ablation_top_loss_increase"]  # optional: keys of the result's findings() shown as key
+                                               # findings (default: all of them)
 
     [captions]                  # optional: figure file stem -> one sentence under the figure
     induction_scores = "Induction score of every head."
@@ -62,7 +63,7 @@ class ExperimentSpec:
     description: str = ""
     captions: dict = field(default_factory=dict)
     inputs: dict = field(default_factory=dict)  # name -> {"loader", "path", "limit", "to", "name"}
-    findings: tuple[str, ...] = ()  # substrings picking the summary statements shown as key findings
+    findings: tuple[str, ...] = ()  # keys of the result's findings() shown as key findings (default: all)
     enabled: bool = True
     disabled_reason: str = ""
     path: Path | None = None
