@@ -1,0 +1,44 @@
+"""Each experiment spec's printed CLI command reproduces exactly its params: the command is parsed by the
+real Click command and turned into params by the same code the command runs, then compared field by field
+with the params the report builds from the spec (loaded inputs included)."""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+from pathlib import Path
+
+import pytest
+
+from cli.main import cli
+from interp.report.specs import build_params, load_inputs, load_specs
+
+ROOT = Path(__file__).resolve().parents[2]
+SPECS = [s for s in load_specs(ROOT / "experiments") if s.command]
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=[s.name for s in SPECS])
+@pytest.mark.parametrize("model", ["smollm2-135m", "gemma3-270m"])
+def test_spec_command_parses_back_to_its_params(spec, model, monkeypatch):
+    monkeypatch.chdir(ROOT)  # the commands name data files relative to the repository
+    args = shlex.split(spec.cli_command(model))
+    assert args[0] == "interp"
+    command = cli.get_command(None, args[1])
+    ctx = command.make_context(args[1], args[2:])
+    from_cli = command.params_from_options(**ctx.params)
+    to_params, kwargs, _ = load_inputs(spec)
+    from_spec = build_params(spec, model, to_params)
+    if "model_name" in {f.name for f in dataclasses.fields(from_spec)}:  # the CLI names the model it loads
+        from_cli = dataclasses.replace(from_cli, model_name=None)
+    if "records" in kwargs:  # edit-eval gets its facts as records, read from the file the command names
+        from interp.analysis.facts.records import load_facts
+
+        assert tuple(load_facts(from_cli.facts)) == tuple(kwargs["records"])
+        from_cli = dataclasses.replace(from_cli, facts=None)
+    assert from_cli == from_spec
+
+
+def test_every_analysis_spec_has_a_command():
+    specs = {s.name: s for s in load_specs(ROOT / "experiments")}
+    assert {"induction", "lost-in-middle", "trace", "neurons", "edit-eval"} <= {s.name for s in SPECS}
+    assert not specs["attention-viewer"].command  # no CLI equivalent: `interp run attention-viewer` reproduces it
