@@ -10,6 +10,8 @@ for the random units), with the mean absolute change beside it.
 
 from __future__ import annotations
 
+from interp.lazy import lazy_attributes
+
 import random
 
 import numpy as np
@@ -86,10 +88,5 @@ def control_rows(model, fn: FactNeurons, groups: dict[str, list[tuple[str, int]]
     return rows
 
 
-def __getattr__(name: str):  # the result and the entry point moved to result.py / run.py; old imports keep working
-    if name in ("NeuronResult", "run_neurons"):
-        import importlib
-
-        module = "result" if name == "NeuronResult" else "run"
-        return getattr(importlib.import_module(f"interp.analysis.facts.{module}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# moved to run.py / result.py: old imports keep working
+__getattr__ = lazy_attributes("interp.analysis.facts", {"NeuronResult": "result", "run_neurons": "run"})

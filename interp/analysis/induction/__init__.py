@@ -18,13 +18,9 @@ point), `result.py` (the result), then the algorithm modules. Importing the pack
 
 from __future__ import annotations
 
+from interp.lazy import lazy_attributes
+
 __all__ = ["InductionParams", "InductionResult", "run_induction"]
 _WHERE = {"InductionParams": "params", "InductionResult": "result", "run_induction": "run"}
 
-
-def __getattr__(name: str):
-    if name in _WHERE:
-        import importlib
-
-        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _WHERE)

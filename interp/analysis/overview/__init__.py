@@ -7,13 +7,9 @@ Layout as every analysis package: `params.py`, `run.py` (`run_overview`), `resul
 
 from __future__ import annotations
 
+from interp.lazy import lazy_attributes
+
 __all__ = ["OverviewParams", "OverviewResult", "run_overview"]
 _WHERE = {"OverviewParams": "params", "OverviewResult": "result", "run_overview": "run"}
 
-
-def __getattr__(name: str):
-    if name in _WHERE:
-        import importlib
-
-        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _WHERE)

@@ -12,6 +12,8 @@ contextualisation) and with the gold item repeated at the end, and the change in
 
 from __future__ import annotations
 
+from interp.lazy import lazy_attributes
+
 import dataclasses
 
 import numpy as np
@@ -83,10 +85,5 @@ def mitigation_effect(curves: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def __getattr__(name: str):  # the entry point and result moved to run.py / result.py; old imports keep working
-    if name in ("run_lost_in_middle", "RecallResult"):
-        import importlib
-
-        module = "run" if name == "run_lost_in_middle" else "result"
-        return getattr(importlib.import_module(f"interp.analysis.recall.{module}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# moved to run.py / result.py: old imports keep working
+__getattr__ = lazy_attributes("interp.analysis.recall", {"run_lost_in_middle": "run", "RecallResult": "result"})

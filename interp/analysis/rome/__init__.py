@@ -12,6 +12,8 @@ imports none of them; the names below are loaded on first use.
 
 from __future__ import annotations
 
+from interp.lazy import lazy_attributes
+
 _WHERE = {
     "Edit": "edit", "LayerDelta": "edit", "apply_all": "edit", "undo_all": "edit", "check_target": "edit",
     "export_model": "edit", "rome_edit": "edit", "weight_hash": "edit", "EditRequest": "key",
@@ -21,10 +23,4 @@ _WHERE = {
 }
 __all__ = sorted(_WHERE)
 
-
-def __getattr__(name: str):
-    if name in _WHERE:
-        import importlib
-
-        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _WHERE)

@@ -17,6 +17,8 @@ This module holds the measurements; `run.py` runs the evaluation, `result.py` ho
 
 from __future__ import annotations
 
+from interp.lazy import lazy_attributes
+
 import math
 import re
 from collections import Counter
@@ -140,10 +142,5 @@ def first_word(text: str) -> str | None:
     return match.group(1) if match else None
 
 
-def __getattr__(name: str):  # params, result and entry point moved to params.py / result.py / run.py
-    where = {"EditEvalResult": "result", "run_edit_eval": "run"}
-    if name in where:
-        import importlib
-
-        return getattr(importlib.import_module(f"interp.analysis.rome.{where[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# moved to run.py / result.py: old imports keep working
+__getattr__ = lazy_attributes("interp.analysis.rome", {"EditEvalResult": "result", "run_edit_eval": "run"})
