@@ -71,3 +71,17 @@ def ids_hash(docs: Iterable[Sequence[int]]) -> str:
         h.update(np.asarray(d, dtype=np.int64).tobytes())
         h.update(b"|")
     return h.hexdigest()[:16]
+
+
+def text_hash(text: str) -> str:
+    """sha256 (hex) of a string: cache keys built from a description of every input."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def file_sha256(path) -> str:
+    """sha256 (hex) of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -14,7 +14,6 @@ half entry that a later run would trust.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import random
@@ -25,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from interp.fingerprint import weights_checksum, weights_hash
+from interp.fingerprint import text_hash, weights_checksum, weights_hash
 from interp.jsonio import to_jsonable, write_json
 from interp.progress import tqdm_progress
 from interp.report.specs import ExperimentSpec, build_params, import_object, load_inputs
@@ -61,7 +60,7 @@ def params_dict(params: Any) -> dict:
 def cache_key(model_hash: str, spec: ExperimentSpec, params: dict, inputs: dict | None = None) -> str:
     payload = {"format": FORMAT_VERSION, "model": model_hash, "analysis": spec.analysis,
                "params_class": spec.params_class, "params": params, "seed": spec.seed, "inputs": inputs or {}}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    return text_hash(json.dumps(payload, sort_keys=True))
 
 
 def cache_root() -> Path:

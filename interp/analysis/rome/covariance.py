@@ -13,7 +13,6 @@ and keeps what was read.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -22,7 +21,7 @@ import torch
 
 from interp.analysis.rome.hparams import StatsParams
 from interp.errors import InvalidInputError
-from interp.fingerprint import ids_hash, weights_hash
+from interp.fingerprint import ids_hash, text_hash, weights_hash
 from interp.interventions import capture, intervene
 from interp.model import hook_names
 from interp.model.registry import cache_dir
@@ -141,7 +140,7 @@ def second_moment(model, layer: int, params: StatsParams = StatsParams(), progre
         docs = sample_corpus(model, params, progress, cache)
     else:
         docs = read_corpus(model, params.corpus, params.n_tokens, params.sample_len)
-    key = hashlib.sha256(f"{cache.fingerprint(model)}|{layer}|{ids_hash(docs)}|{params.n_tokens}".encode()).hexdigest()
+    key = text_hash(f"{cache.fingerprint(model)}|{layer}|{ids_hash(docs)}|{params.n_tokens}")
     path = cache.folder(model) / f"mom2-L{layer}-{key[:16]}.pt"
     c = cache.moment(path)
     if c is None:
