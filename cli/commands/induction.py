@@ -10,7 +10,8 @@ from cli.common import model_options, output_options, run_analysis, seed_option
 
 
 def induction_params(model, batch, seq_len, top_k, seeds, seed, text_file, no_text, text_samples, text_tokens,
-                     text_mode, peer, peer_bridge, peer_texts, peer_seq_len, **_):
+                     text_mode, peer, peer_bridge, peer_texts, peer_seq_len, threshold, prev_threshold, comp_sources,
+                     **_):
     """The InductionParams these options stand for (also used to check experiment specs' commands)."""
     from interp.analysis.induction.params import InductionParams
     from interp.errors import InvalidInputError
@@ -20,7 +21,8 @@ def induction_params(model, batch, seq_len, top_k, seeds, seed, text_file, no_te
     return InductionParams(batch=batch, seq_len=seq_len, top_k=top_k, seeds=seeds, seed=seed, text=not no_text,
                            text_path=str(text_file) if text_file else None, text_samples=text_samples,
                            text_tokens=text_tokens, text_mode=text_mode, peer=peer, peer_bridge=peer_bridge,
-                           peer_texts=peer_texts, peer_seq_len=peer_seq_len, model_name=model)
+                           peer_texts=peer_texts, peer_seq_len=peer_seq_len, threshold=threshold,
+                           prev_threshold=prev_threshold, comp_sources=comp_sources, model_name=model)
 
 
 @click.command("induction")
@@ -43,6 +45,12 @@ def induction_params(model, batch, seq_len, top_k, seeds, seed, text_file, no_te
               help="Run the detector on a TransformerBridge of the same model (loads it through transformers).")
 @click.option("--peer-texts", type=int, default=4, show_default=True, help="Word sequences for the peer comparison.")
 @click.option("--peer-seq-len", type=int, default=32, show_default=True, help="Words per peer sequence.")
+@click.option("--threshold", type=float, default=0.4, show_default=True,
+              help="Induction score above which a head counts as induction-like (ARENA's line).")
+@click.option("--prev-threshold", type=float, default=0.3, show_default=True,
+              help="Previous-token score above which a head counts as a previous-token head (circuit summary).")
+@click.option("--comp-sources", type=int, default=3, show_default=True,
+              help="K-composition edges drawn into each top induction head.")
 @output_options
 def induction(**opts):
     """Score every head on [BOS] + r + r, read copying and K-composition off the weights, ablate the top

@@ -64,9 +64,10 @@ class AnalysisResult(Protocol):
 
 
 def command_line(name: str, model: str, params: Any, flags: dict[str, str]) -> str:
-    """``interp <name> --model <model>`` plus a flag for every field of `params` that differs from its
-    default and has one in `flags` (field -> "--flag"; a bool field's flag is given when true, or, when the
-    flag starts with "--no-", when false). Fields without a flag are left out."""
+    """``interp <name> --model <model>`` plus an option for every field of `params` that differs from its
+    default and has one in `flags` (field -> "--flag"): a bool field's flag alone (it is the one that turns
+    the default around: "--no-text", "--all-facts"); a tuple as "a,b", or, for a flag ending in "*" (a
+    repeatable option), one "--flag item" per item. Fields without a flag are left out."""
     parts = ["interp", name, "--model", model]
     for f in dataclasses.fields(params):
         flag, value = flags.get(f.name), getattr(params, f.name)
@@ -74,12 +75,12 @@ def command_line(name: str, model: str, params: Any, flags: dict[str, str]) -> s
         if flag is None or value == default:
             continue
         if isinstance(value, bool):
-            if value != flag.startswith("--no-"):
-                parts.append(flag)
-            continue
-        if isinstance(value, tuple):
-            value = ",".join(str(v) for v in value)
-        parts += [flag, str(value)]
+            parts.append(flag)
+        elif flag.endswith("*"):
+            for item in value:
+                parts += [flag[:-1], str(item)]
+        else:
+            parts += [flag, ",".join(map(str, value)) if isinstance(value, tuple) else str(value)]
     return " ".join(shlex.quote(p) for p in parts)
 
 

@@ -42,3 +42,33 @@ def test_every_analysis_spec_has_a_command():
     specs = {s.name: s for s in load_specs(ROOT / "experiments")}
     assert {"induction", "lost-in-middle", "trace", "neurons", "edit-eval"} <= {s.name for s in SPECS}
     assert not specs["attention-viewer"].command  # no CLI equivalent: `interp run attention-viewer` reproduces it
+
+
+def _round_trip(result_cls, params, model="smollm2-135m"):
+    """The command a result built from `params` would print, parsed back by the CLI into params."""
+    from interp.analysis.result import command_line
+
+    args = shlex.split(command_line(result_cls.cli_name, model, params, result_cls.cli_flags))
+    command = cli.get_command(None, args[1])
+    back = command.params_from_options(**command.make_context(args[1], args[2:]).params)
+    if "model_name" in {f.name for f in dataclasses.fields(back)}:
+        back = dataclasses.replace(back, model_name=None)
+    return back
+
+
+def test_results_default_command_reproduces_their_params():
+    from interp.analysis.facts.params import NeuronParams, TraceParams
+    from interp.analysis.facts.result import NeuronResult, TraceResult
+    from interp.analysis.induction.params import InductionParams
+    from interp.analysis.induction.result import InductionResult
+    from interp.analysis.recall.params import RecallParams
+    from interp.analysis.recall.result import RecallResult
+
+    cases = [
+        (InductionResult, InductionParams(batch=2, seq_len=6, top_k=2, text=False, peer_bridge=False, threshold=0.5)),
+        (RecallResult, RecallParams(n_items=(4, 8), positions="all", generate=False, n_boot=50, seed=3)),
+        (TraceResult, TraceParams(prompt="{} plays the sport of", subject="Michael Jordan", kinds=("mlp",), seed=2)),
+        (NeuronResult, NeuronParams(paraphrases=("The Eiffel Tower, in", "Eiffel Tower: in"), steps=3)),
+    ]
+    for result_cls, params in cases:
+        assert _round_trip(result_cls, params) == params

@@ -24,7 +24,7 @@ NOISE_SUBJECTS = (
 TRACE_FLAGS = {"prompt": "--prompt", "subject": "--subject", "target": "--target", "samples": "--samples",
                "noise": "--noise", "window": "--window", "seed": "--seed", "kinds": "--kinds",
                "batch_size": "--batch-size"}
-NEURON_FLAGS = {"prompt": "--prompt", "subject": "--subject", "target": "--target", "paraphrases": "--paraphrase",
+NEURON_FLAGS = {"prompt": "--prompt", "subject": "--subject", "target": "--target", "paraphrases": "--paraphrase*",
                 "steps": "--steps", "threshold": "--threshold", "random_seeds": "--random-seeds", "seed": "--seed"}
 
 
