@@ -170,7 +170,7 @@ def test_trace_cli_json(smollm2, tmp_path):
     j = json.loads(r.stdout[r.stdout.index("{"):])
     assert {"model", "prompt", "subject", "target", "p_clean", "p_corrupted", "peak"} <= set(j)
     assert set(j["peak"]) == {"mlp", "attn", "resid"} and {"layer", "token"} <= set(j["peak"]["mlp"])
-    assert (out / "trace_mlp.png").is_file() and (out / "summary.md").is_file() and (out / "trace_resid.csv").is_file()
+    assert (out / "figures" / "trace_mlp.png").is_file() and (out / "summary.md").is_file() and (out / "trace_resid.csv").is_file()
     r = CliRunner().invoke(cli, ["trace", "--out", str(out)])
     assert r.exit_code != 0 and "--force" in str(r.exception)
 
