@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from interp.analysis.rome.key import pad_left, target_ids
-from interp.analysis.rome.params import METRICS, EditEvalParams
+from interp.analysis.rome.params import METRICS, EditEvalParams  # noqa: F401 (METRICS re-exported)
 
 @torch.no_grad()
 def target_nll(model, prompts: Sequence[str], targets: Sequence[str], batch_size: int = 32) -> np.ndarray:
@@ -69,7 +69,7 @@ def bootstrap_ci(values: np.ndarray, seed: int = 0, n: int = 1000) -> tuple[floa
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
-def _scores(model, facts) -> list[dict]:
+def fact_scores(model, facts) -> list[dict]:
     """Per fact: NLLs of the true and new targets on every probe prompt, as 0/1 outcomes."""
     prompts, targets, owners = [], [], []
     for i, f in enumerate(facts):
@@ -98,7 +98,7 @@ def _scores(model, facts) -> list[dict]:
 
 
 @torch.no_grad()
-def _generate(model, facts, params: EditEvalParams) -> list[list[str]]:
+def fact_generations(model, facts, params: EditEvalParams) -> list[list[str]]:
     prompts, owners = [], []
     for i, f in enumerate(facts):
         for p in (list(f.generation_prompts) or [f.text])[: params.n_gen_prompts]:

@@ -10,7 +10,7 @@ import torch
 
 from interp.analysis.rome.covariance import StatsCache, second_moment
 from interp.analysis.rome.edit import Edit, check_target, export_model, resolve_layer, rome_edit, undo_all
-from interp.analysis.rome.evaluate import _generate, _scores, first_word, known_facts, ngram_entropy, probe
+from interp.analysis.rome.evaluate import fact_generations, fact_scores, first_word, known_facts, ngram_entropy, probe
 from interp.analysis.rome.hparams import MEMITParams, default_memit_layers
 from interp.analysis.rome.key import EditRequest
 from interp.analysis.rome.params import METRICS, EditEvalParams, EditParams
@@ -84,15 +84,15 @@ def _edit_group(model, requests: list[EditRequest], params: EditEvalParams, stat
 
 def evaluate_group(model, group: list, params: EditEvalParams, stats: StatsCache) -> tuple[list[dict], dict, float]:
     """Score the facts, edit them together, score again, undo: (one row per fact, a sample, edit seconds)."""
-    before = _scores(model, group)
-    gen_before = _generate(model, group, params)
+    before = fact_scores(model, group)
+    gen_before = fact_generations(model, group, params)
     requests = [EditRequest.from_fact(f) for f in group]
     t0 = time.perf_counter()
     edits = _edit_group(model, requests, params, stats)
     seconds = time.perf_counter() - t0
     try:
-        after = _scores(model, group)
-        gen_after = _generate(model, group, params)
+        after = fact_scores(model, group)
+        gen_after = fact_generations(model, group, params)
     finally:
         undo_all(model, edits)
     rows = [{"case_id": f.case_id, "subject": f.subject, "target_true": f.target_true,
