@@ -21,23 +21,46 @@ DEFAULT_MODEL = "smollm2-135m"
 DTYPES = ("float32", "bfloat16", "float16")
 
 
-def model_options(f):
-    """--model, --device, --dtype: which model, where, in what precision."""
-    f = click.option("--dtype", type=click.Choice(DTYPES), default="float32", show_default=True,
-                     help="Precision of the weights and activations.")(f)
-    f = click.option("--device", default="auto", show_default=True,
-                     help="cpu, cuda, cuda:N or mps; auto picks cuda, then mps, then cpu.")(f)
+def model_option(f):
     return click.option("--model", "-m", default=DEFAULT_MODEL, show_default=True,
                         help="Registered model name, .gguf file or Hugging Face directory.")(f)
 
 
+def device_option(f):
+    return click.option("--device", default="auto", show_default=True,
+                        help="cpu, cuda, cuda:N or mps; auto picks cuda, then mps, then cpu.")(f)
+
+
+def dtype_option(f):
+    return click.option("--dtype", type=click.Choice(DTYPES), default="float32", show_default=True,
+                        help="Precision of the weights and activations.")(f)
+
+
+def model_options(f):
+    """--model, --device, --dtype: which model, where, in what precision."""
+    return model_option(device_option(dtype_option(f)))
+
+
+def json_option(f):
+    return click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary on stdout.")(f)
+
+
+def out_option(f):
+    return click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+                        help="Write the summary (Markdown, JSON), findings, tables (CSV) and figures (PNG) here.")(f)
+
+
+def force_option(f):
+    return click.option("--force", is_flag=True, help="Allow writing into an --out folder that already holds files.")(f)
+
+
+def no_progress_option(f):
+    return click.option("--no-progress", is_flag=True, help="No progress bars on stderr.")(f)
+
+
 def output_options(f):
     """--json, --out, --force, --no-progress."""
-    f = click.option("--no-progress", is_flag=True, help="No progress bars on stderr.")(f)
-    f = click.option("--force", is_flag=True, help="Allow writing into an --out folder that already holds files.")(f)
-    f = click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-                     help="Write the summary (Markdown, JSON), findings, tables (CSV) and figures (PNG) here.")(f)
-    return click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary on stdout.")(f)
+    return json_option(out_option(force_option(no_progress_option(f))))
 
 
 def seed_option(f):
@@ -84,6 +107,13 @@ def write_json(path: Path, data: Any) -> Path:
     from interp.jsonio import write_json as write
 
     return write(path, data)
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Kept for older commands: the one serialiser is `interp.jsonio`."""
+    from interp.jsonio import to_jsonable as convert
+
+    return convert(obj)
 
 
 def progress_for(no_progress: bool):
