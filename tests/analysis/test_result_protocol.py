@@ -151,3 +151,16 @@ def test_no_hidden_state_on_the_model(model, tmp_path, monkeypatch):
     before = set(vars(model))
     _edit_eval(model)
     assert set(vars(model)) == before  # no memo attributes pinned on the model
+
+
+def test_analysis_packages_import_nothing_heavy():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys; import interp.analysis.induction, interp.analysis.recall, interp.analysis.facts, "
+            "interp.analysis.rome, interp.analysis.overview, interp.analysis.result; "
+            "print(sorted(m for m in ('torch', 'pandas', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert out.stdout.strip() == "[]"
