@@ -1,19 +1,44 @@
-"""What every command shares: options, model loading, JSON output, output folders, error handling."""
+"""What every command shares: the common options, model loading, output folders, JSON, error handling.
+
+Every command that loads a model takes ``--model``, ``--device`` and ``--dtype`` (`model_options`); every
+command takes ``--json`` (a summary on stdout), ``--out DIR`` (files written there; a folder that already
+holds files is refused unless ``--force``) and ``--no-progress`` (`output_options`); commands with any
+randomness take ``--seed``. Each option means the same on every command: ``--force`` only ever allows
+writing into a non-empty ``--out`` (``interp run`` / ``report`` recompute cached results with ``--recompute``).
+An analysis command is `run_analysis`: build the params, load the model, run, write, print.
+"""
 
 from __future__ import annotations
 
-import json
+import shlex
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import click
 
 DEFAULT_MODEL = "smollm2-135m"
+DTYPES = ("float32", "bfloat16", "float16")
 
 
 def model_option(f):
     return click.option("--model", "-m", default=DEFAULT_MODEL, show_default=True,
                         help="Registered model name, .gguf file or Hugging Face directory.")(f)
+
+
+def device_option(f):
+    return click.option("--device", default="auto", show_default=True,
+                        help="cpu, cuda, cuda:N or mps; auto picks cuda, then mps, then cpu.")(f)
+
+
+def dtype_option(f):
+    return click.option("--dtype", type=click.Choice(DTYPES), default="float32", show_default=True,
+                        help="Precision of the weights and activations.")(f)
+
+
+def model_options(f):
+    """--model, --device, --dtype: which model, where, in what precision."""
+    return model_option(device_option(dtype_option(f)))
 
 
 def json_option(f):
@@ -22,23 +47,33 @@ def json_option(f):
 
 def out_option(f):
     return click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-                        help="Write tables, figures and a summary into this folder.")(f)
-
-
-def seed_option(f):
-    return click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")(f)
+                        help="Write the summary (Markdown, JSON), findings, tables (CSV) and figures (PNG) here.")(f)
 
 
 def force_option(f):
-    return click.option("--force", is_flag=True, help="Overwrite files already in --out.")(f)
+    return click.option("--force", is_flag=True, help="Allow writing into an --out folder that already holds files.")(f)
 
 
-def load_model_for_cli(name: str, dtype: str = "float32"):
+def no_progress_option(f):
+    return click.option("--no-progress", is_flag=True, help="No progress bars on stderr.")(f)
+
+
+def output_options(f):
+    """--json, --out, --force, --no-progress."""
+    return json_option(out_option(force_option(no_progress_option(f))))
+
+
+def seed_option(f):
+    return click.option("--seed", type=int, default=0, show_default=True,
+                        help="Random seed: the same seed gives the same numbers.")(f)
+
+
+def load_model_for_cli(name: str, device: str = "auto", dtype: str = "float32"):
     """Load a model, telling the user on stderr (stdout stays clean for --json)."""
     from interp.model.load import load_model
 
     click.echo(f"Loading {name}...", err=True)
-    return load_model(name, dtype=dtype)
+    return load_model(name, dtype=dtype, device=device)
 
 
 def prepare_out(out: Path | None, force: bool = False) -> Path | None:
@@ -53,48 +88,56 @@ def prepare_out(out: Path | None, force: bool = False) -> Path | None:
     return out
 
 
-def to_jsonable(obj: Any) -> Any:
-    """Numbers from numpy/torch/pandas into plain JSON types."""
-    try:
-        import numpy as np
-    except ImportError:  # pragma: no cover
-        np = None
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    if np is not None and isinstance(obj, np.generic):
-        return obj.item()
-    if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
+def invocation() -> str:
+    """The command line this process was started with, as `interp ...` (what reproduces its results)."""
+    return " ".join(["interp"] + [shlex.quote(a) for a in sys.argv[1:]])
 
 
-def emit(summary: dict, as_json: bool, human: str | None = None) -> None:
-    """--json: the summary on stdout; otherwise the human-readable text."""
+def emit(summary: Any, as_json: bool, human: str | None = None) -> None:
+    """--json: the summary on stdout (plain JSON, NaN as null); otherwise the human-readable text."""
+    from interp.jsonio import dumps
+
     if as_json:
-        click.echo(json.dumps(to_jsonable(summary), indent=2))
+        click.echo(dumps(summary))
     elif human is not None:
         click.echo(human)
 
 
-def write_json(path: Path, data: dict) -> Path:
-    path.write_text(json.dumps(to_jsonable(data), indent=2))
-    return path
+def write_json(path: Path, data: Any) -> Path:
+    from interp.jsonio import write_json as write
+
+    return write(path, data)
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Kept for older commands: the one serialiser is `interp.jsonio`."""
+    from interp.jsonio import to_jsonable as convert
+
+    return convert(obj)
+
+
+def progress_for(no_progress: bool):
+    from interp.progress import tqdm_progress
+
+    return tqdm_progress(not no_progress)
 
 
 def save_result(result, out: Path | None) -> None:
-    """Write an analysis result into --out: one CSV per table, its PNG figures, summary.md, summary.json."""
-    if out is None:
-        return
-    for name, table in result.tables().items():
-        table.to_csv(out / f"{name}.csv", index=False)
-    result.save_figures(out)
-    (out / "summary.md").write_text(result.summary_markdown())
-    write_json(out / "summary.json", result.to_json())
-    click.echo(f"Wrote {out}/", err=True)
+    """Write an analysis result into --out (see interp.analysis.result.ResultBase.write)."""
+    if out is not None:
+        result.write(out)
+        click.echo(f"Wrote {out}/", err=True)
+
+
+def run_analysis(entry: Callable, params, opts: dict, human: Callable | None = None, **kwargs) -> Any:
+    """The body of every analysis command: check --out, load the model, run, write --out, print."""
+    out = prepare_out(opts["out"], opts["force"])
+    model = load_model_for_cli(opts["model"], opts["device"], opts["dtype"])
+    result = entry(model, params, progress=progress_for(opts["no_progress"]), **kwargs)
+    result.command = invocation()
+    save_result(result, out)
+    emit(result.to_json(), opts["as_json"], human(result) if human else result.summary_markdown())
+    return result
 
 
 def run_cli(group: click.Group) -> int:

@@ -68,6 +68,10 @@ def cli() -> None:
     """interp: open up a real language model and see how it works.
 
     Models load offline from PyPI packages (smollm2-135m by default, gemma3-270m).
+
+    \b
+    Example:
+      interp induction --model smollm2-135m --json
     """
 
 

@@ -1,15 +1,29 @@
-"""The one way results write a matplotlib figure: laid out, saved, and closed so figures never pile up."""
+"""How results make and write matplotlib figures.
+
+Figures are built as plain `matplotlib.figure.Figure` objects, never through pyplot's global state and
+never by switching the backend: a notebook shows them inline (``result.figures()["heatmap"]``), a script
+saves them (`save_figure`), and none of them piles up in pyplot's list of open figures.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 
-def save_figure(fig, path: str | Path, dpi: int | None = None) -> Path:
-    """tight_layout, save to `path` (dpi None: matplotlib's default), close; returns the path."""
-    import matplotlib.pyplot as plt
+def new_figure(figsize: tuple[float, float], dpi: int = 110, **subplots):
+    """(figure, axes) like ``plt.subplots(**subplots, figsize=figsize, dpi=dpi)``, without pyplot."""
+    from matplotlib.figure import Figure
 
+    fig = Figure(figsize=figsize, dpi=dpi)
+    return fig, fig.subplots(**subplots)
+
+
+def save_figure(fig, path: str | Path, dpi: int | None = None) -> Path:
+    """tight_layout, save to `path` (dpi None: the figure's own), close it if pyplot manages it."""
     fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
+    fig.savefig(path, dpi=dpi if dpi is not None else "figure")
+    if getattr(fig.canvas, "manager", None) is not None:  # made by pyplot: release it
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
     return Path(path)

@@ -6,17 +6,7 @@ from pathlib import Path
 
 import click
 
-from cli.common import (
-    emit,
-    force_option,
-    json_option,
-    load_model_for_cli,
-    model_option,
-    out_option,
-    prepare_out,
-    save_result,
-    seed_option,
-)
+from cli.common import model_options, output_options, run_analysis, seed_option
 
 DEFAULT_PROMPT = "The {} is located in the city of"
 DEFAULT_SUBJECT = "Eiffel Tower"
@@ -68,74 +58,82 @@ def _resolve_fact(prompt: str | None, subject: str | None, target: str | None, f
     return DEFAULT_PROMPT, DEFAULT_SUBJECT, target, ()
 
 
-def _progress():
-    from functools import partial
+def trace_params(prompt, subject, target, facts_path, limit, samples, noise, window, kinds, batch_size, seed, **_):
+    """The TraceParams these options stand for (fact file read and checked before the model loads)."""
+    from interp.analysis.facts.params import TraceParams
 
-    from tqdm import tqdm
-
-    return partial(tqdm, leave=False)
+    facts = _load_facts(facts_path, limit)
+    prompt, subject, target, _ = _resolve_fact(prompt, subject, target, facts)
+    return TraceParams(prompt=prompt, subject=subject, target=target, facts=tuple(facts), samples=samples,
+                       noise=noise, window=window, seed=seed, kinds=tuple(k.strip() for k in kinds.split(",")),
+                       batch_size=batch_size)
 
 
 @click.command("trace")
-@model_option
+@model_options
 @_fact_options
 @_facts_option
 @click.option("--samples", type=int, default=10, show_default=True, help="Noise samples per fact.")
 @click.option("--noise", type=float, default=3.0, show_default=True, help="Noise std in units of the embedding std.")
 @click.option("--window", type=int, default=10, show_default=True, help="Layers restored together (MLP, attention).")
+@click.option("--kinds", default="resid,mlp,attn", show_default=True, help="States to restore, comma-separated.")
+@click.option("--batch-size", type=int, default=128, show_default=True, help="Restored runs per forward pass.")
 @seed_option
-@json_option
-@out_option
-@force_option
-def trace(model, prompt, subject, target, facts_path, limit, samples, noise, window, seed, as_json, out, force):
+@output_options
+def trace(**opts):
     """Causal tracing (Meng et al. 2022): corrupt the subject, restore one state, see p(answer) recover.
 
     With --facts, also traces each fact at its key tokens and averages the indirect effects.
+
+    \b
+    Example:
+      interp trace --prompt "The {} is located in the city of" --subject "Eiffel Tower" --samples 3 --json
     """
-    from interp.analysis.facts.causal_trace import TraceParams
-    from interp.analysis.facts.trace_result import run_trace
+    from interp.analysis.facts.run import run_trace
+
+    run_analysis(run_trace, trace_params(**opts), opts)
+
+
+trace.params_from_options = trace_params
+
+
+def neuron_params(prompt, subject, target, paraphrases, facts_path, limit, steps, threshold, random_seeds, seed, **_):
+    """The NeuronParams these options stand for."""
+    from interp.analysis.facts.params import NeuronParams
 
     facts = _load_facts(facts_path, limit)
-    prompt, subject, target, _ = _resolve_fact(prompt, subject, target, facts)
-    params = TraceParams(prompt=prompt, subject=subject, target=target, facts=tuple(facts), samples=samples,
-                         noise=noise, window=window, seed=seed)
-    out = prepare_out(out, force)
-    m = load_model_for_cli(model)
-    result = run_trace(m, params, progress=_progress())
-    save_result(result, out)
-    emit(result.to_json(), as_json, result.summary_markdown())
+    if facts and prompt is None:
+        return NeuronParams(facts=tuple(facts), steps=steps, threshold=threshold, random_seeds=random_seeds,
+                            seed=seed)
+    prompt, subject, target, para = _resolve_fact(prompt, subject, target, [])
+    extra = {"unrelated": tuple((f.text, f.target_true) for f in facts[:8])} if facts else {}
+    return NeuronParams(prompt=prompt, subject=subject, target=target, paraphrases=tuple(paraphrases) or para,
+                        steps=steps, threshold=threshold, random_seeds=random_seeds, seed=seed, **extra)
 
 
 @click.command("neurons")
-@model_option
+@model_options
 @_fact_options
 @click.option("--paraphrase", "paraphrases", multiple=True, help="Another prompt for the same fact (repeatable).")
 @_facts_option
 @click.option("--steps", type=int, default=20, show_default=True, help="Integrated-gradients steps.")
+@click.option("--threshold", type=float, default=0.2, show_default=True,
+              help="Keep units above this fraction of a prompt's largest attribution.")
 @click.option("--random-seeds", type=int, default=5, show_default=True, help="Random-neuron control draws.")
 @seed_option
-@json_option
-@out_option
-@force_option
-def neurons(model, prompt, subject, target, paraphrases, facts_path, limit, steps, random_seeds, seed, as_json,
-            out, force):
+@output_options
+def neurons(**opts):
     """Knowledge neurons (Dai et al. 2022) by integrated gradients, with suppress / amplify controls.
 
     With --facts, each fact is analysed with its own paraphrases; otherwise --prompt with --paraphrase.
-    """
-    from interp.analysis.facts.neuron_controls import run_neurons
-    from interp.analysis.facts.neurons import NeuronParams
 
-    facts = _load_facts(facts_path, limit)
-    if facts and prompt is None:
-        params = NeuronParams(facts=tuple(facts), steps=steps, random_seeds=random_seeds, seed=seed)
-    else:
-        prompt, subject, target, para = _resolve_fact(prompt, subject, target, [])
-        extra = {"unrelated": tuple((f.text, f.target_true) for f in facts[:8])} if facts else {}
-        params = NeuronParams(prompt=prompt, subject=subject, target=target, paraphrases=tuple(paraphrases) or para,
-                              steps=steps, random_seeds=random_seeds, seed=seed, **extra)
-    out = prepare_out(out, force)
-    m = load_model_for_cli(model)
-    result = run_neurons(m, params, progress=_progress())
-    save_result(result, out)
-    emit(result.to_json(), as_json, result.summary_markdown())
+    \b
+    Example:
+      interp neurons --steps 12 --paraphrase "The Eiffel Tower is in the city of" --json
+    """
+    from interp.analysis.facts.run import run_neurons
+
+    run_analysis(run_neurons, neuron_params(**opts), opts)
+
+
+neurons.params_from_options = neuron_params

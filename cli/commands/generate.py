@@ -4,23 +4,26 @@ from __future__ import annotations
 
 import click
 
-from cli.common import emit, json_option, load_model_for_cli, model_option, out_option, prepare_out, force_option, write_json
+from cli.common import emit, load_model_for_cli, model_options, output_options, prepare_out, seed_option, write_json
 
 
 @click.command()
-@model_option
+@model_options
 @click.argument("prompt")
-@click.option("--max-new-tokens", "-n", type=int, default=30, show_default=True)
+@click.option("--max-new-tokens", "-n", type=int, default=30, show_default=True, help="Tokens to generate.")
 @click.option("--temperature", "-t", type=float, default=0.0, show_default=True, help="0 is greedy.")
-@click.option("--top-k", type=int, default=None)
-@click.option("--top-p", type=float, default=None)
-@click.option("--seed", type=int, default=0, show_default=True)
-@json_option
-@out_option
-@force_option
-def generate(model: str, prompt: str, max_new_tokens: int, temperature: float, top_k, top_p, seed: int,
-             as_json: bool, out, force: bool) -> None:
-    """Continue PROMPT with MODEL (KV cache; greedy unless --temperature > 0)."""
+@click.option("--top-k", type=int, default=None, help="Sample only from the k most likely tokens.")
+@click.option("--top-p", type=float, default=None, help="Sample only from the smallest set with this much probability.")
+@seed_option
+@output_options
+def generate(model: str, device: str, dtype: str, prompt: str, max_new_tokens: int, temperature: float, top_k, top_p,
+             seed: int, as_json: bool, out, force: bool, no_progress: bool) -> None:
+    """Continue PROMPT with MODEL (KV cache; greedy unless --temperature > 0).
+
+    \b
+    Example:
+      interp generate "Once upon a time" -n 40 --temperature 0.8 --top-p 0.9 --seed 1
+    """
     from interp.errors import InvalidInputError
     from interp.model.generate import check_sampling
 
@@ -28,7 +31,7 @@ def generate(model: str, prompt: str, max_new_tokens: int, temperature: float, t
         raise InvalidInputError("The prompt is empty; give some text.")
     check_sampling(max_new_tokens, temperature, top_k, top_p)  # before the model loads
     out = prepare_out(out, force)
-    m = load_model_for_cli(model)
+    m = load_model_for_cli(model, device, dtype)
     text = m.generate(prompt, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
                       seed=seed)
     summary = {"model": m.cfg.name, "prompt": prompt, "completion": text, "max_new_tokens": max_new_tokens,

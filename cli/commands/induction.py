@@ -6,21 +6,27 @@ from pathlib import Path
 
 import click
 
-from cli.common import (
-    emit,
-    force_option,
-    json_option,
-    load_model_for_cli,
-    model_option,
-    out_option,
-    prepare_out,
-    save_result,
-    seed_option,
-)
+from cli.common import model_options, output_options, run_analysis, seed_option
+
+
+def induction_params(model, batch, seq_len, top_k, seeds, seed, text_file, no_text, text_samples, text_tokens,
+                     text_mode, peer, peer_bridge, peer_texts, peer_seq_len, threshold, prev_threshold, comp_sources,
+                     **_):
+    """The InductionParams these options stand for (also used to check experiment specs' commands)."""
+    from interp.analysis.induction.params import InductionParams
+    from interp.errors import InvalidInputError
+
+    if text_file is not None and not Path(text_file).exists():
+        raise InvalidInputError(f"The text file {text_file} does not exist.")
+    return InductionParams(batch=batch, seq_len=seq_len, top_k=top_k, seeds=seeds, seed=seed, text=not no_text,
+                           text_path=str(text_file) if text_file else None, text_samples=text_samples,
+                           text_tokens=text_tokens, text_mode=text_mode, peer=peer, peer_bridge=peer_bridge,
+                           peer_texts=peer_texts, peer_seq_len=peer_seq_len, threshold=threshold,
+                           prev_threshold=prev_threshold, comp_sources=comp_sources, model_name=model)
 
 
 @click.command("induction")
-@model_option
+@model_options
 @click.option("--batch", type=int, default=16, show_default=True, help="Repeated random sequences per batch.")
 @click.option("--seq-len", type=int, default=64, show_default=True, help="Length of r in [BOS] + r + r.")
 @click.option("--top-k", type=int, default=5, show_default=True, help="Heads to ablate together.")
@@ -29,41 +35,34 @@ from cli.common import (
 @click.option("--text", "text_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Text file for the natural-text check (default: text the model generates, seeded).")
 @click.option("--no-text", is_flag=True, help="Skip the natural-text check.")
+@click.option("--text-samples", type=int, default=4, show_default=True, help="Generated texts for the text check.")
+@click.option("--text-tokens", type=int, default=128, show_default=True, help="Tokens per text in the text check.")
+@click.option("--text-mode", type=click.Choice(["zero", "mean"]), default="mean", show_default=True,
+              help="Ablation used in the natural-text check.")
 @click.option("--peer/--no-peer", default=True, show_default=True,
-              help="Compare with TransformerLens' head detector on a TransformerBridge of the same model.")
-@json_option
-@out_option
-@force_option
-def induction(model, batch, seq_len, top_k, seeds, seed, text_file, no_text, peer, as_json, out, force):
+              help="Compare with TransformerLens' head detector.")
+@click.option("--peer-bridge/--no-peer-bridge", default=True, show_default=True,
+              help="Run the detector on a TransformerBridge of the same model (loads it through transformers).")
+@click.option("--peer-texts", type=int, default=4, show_default=True, help="Word sequences for the peer comparison.")
+@click.option("--peer-seq-len", type=int, default=32, show_default=True, help="Words per peer sequence.")
+@click.option("--threshold", type=float, default=0.4, show_default=True,
+              help="Induction score above which a head counts as induction-like (ARENA's line).")
+@click.option("--prev-threshold", type=float, default=0.3, show_default=True,
+              help="Previous-token score above which a head counts as a previous-token head (circuit summary).")
+@click.option("--comp-sources", type=int, default=3, show_default=True,
+              help="K-composition edges drawn into each top induction head.")
+@output_options
+def induction(**opts):
     """Score every head on [BOS] + r + r, read copying and K-composition off the weights, ablate the top
-    heads against random heads from the same layers, and check natural text."""
-    from tqdm import tqdm
+    heads against random heads from the same layers, and check natural text.
 
-    from interp.analysis.induction import InductionParams, run_induction
-    from interp.errors import InvalidInputError
+    \b
+    Example:
+      interp induction --model smollm2-135m --batch 4 --seq-len 40 --seeds 3 --json
+    """
+    from interp.analysis.induction.run import run_induction
 
-    if text_file is not None and not text_file.exists():
-        raise InvalidInputError(f"The text file {text_file} does not exist.")
-    params = InductionParams(batch=batch, seq_len=seq_len, top_k=top_k, seeds=seeds, seed=seed,
-                             text=not no_text, text_path=str(text_file) if text_file else None,
-                             peer=peer, model_name=model)
-    out_dir = prepare_out(out, force)
-    lm = load_model_for_cli(model)
-    result = run_induction(lm, params, progress=_Progress(tqdm))
-    save_result(result, out_dir)
-    emit(result.to_json(), as_json, result.summary_markdown())
+    run_analysis(run_induction, induction_params(**opts), opts)
 
 
-class _Progress:
-    """tqdm on stderr, plus `write` for step messages, so --json output on stdout stays clean."""
-
-    def __init__(self, tqdm):
-        self.tqdm = tqdm
-
-    def __call__(self, it, **kw):
-        import sys
-
-        return self.tqdm(it, file=sys.stderr, leave=False, **kw)
-
-    def write(self, msg: str) -> None:
-        click.echo(msg, err=True)
+induction.params_from_options = induction_params

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import click
 
-from cli.common import emit, force_option, json_option, load_model_for_cli, model_option, out_option, prepare_out, write_json
+from cli.common import emit, load_model_for_cli, model_options, output_options, prepare_out, write_json
 
 
 @click.command("inspect")
-@model_option
+@model_options
 @click.argument("prompt")
 @click.option("--top-k", "-k", type=int, default=5, show_default=True, help="Next tokens to show.")
-@json_option
-@out_option
-@force_option
-def inspect_cmd(model: str, prompt: str, top_k: int, as_json: bool, out, force: bool) -> None:
-    """Config summary, top-k next tokens and a logit-lens table for PROMPT."""
+@output_options
+def inspect_cmd(model: str, device: str, dtype: str, prompt: str, top_k: int, as_json: bool, out, force: bool,
+                no_progress: bool) -> None:
+    """Config summary, top-k next tokens and a logit-lens table for PROMPT.
+
+    \b
+    Example:
+      interp inspect "The Eiffel Tower is located in the city of" --json
+    """
     from interp.errors import InvalidInputError
 
     if not prompt.strip():
@@ -25,7 +29,7 @@ def inspect_cmd(model: str, prompt: str, top_k: int, as_json: bool, out, force: 
     out = prepare_out(out, force)
     from interp.analysis.inspect import inspect_prompt
 
-    m = load_model_for_cli(model)
+    m = load_model_for_cli(model, device, dtype)
     result = inspect_prompt(m, prompt, top_k=top_k)
     summary = result.to_json()
     if out is not None:

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import click
 
-from cli.common import emit, json_option
+from cli.common import emit, output_options, prepare_out, write_json
 
 
 @click.command()
-@json_option
-def models(as_json: bool) -> None:
-    """List the registered models: installed or not, size, and where the weights come from."""
+@output_options
+def models(as_json: bool, out, force: bool, no_progress: bool) -> None:
+    """List the registered models: installed or not, size, and where the weights come from.
+
+    \b
+    Example:
+      interp models --json
+    """
     from interp.model.registry import DEFAULT_MODEL, MODELS
 
     rows = [
@@ -30,4 +35,7 @@ def models(as_json: bool) -> None:
         state = "installed" if r["installed"] else f"not installed ({r['install']})"
         star = " (default)" if r["default"] else ""
         lines.append(f"{r['name']}{star}: {state}, ~{r['download_mb']} MB, {r['source']}\n    {r['description']}")
+    out = prepare_out(out, force)
+    if out is not None:
+        write_json(out / "models.json", {"models": rows})
     emit({"models": rows}, as_json, "\n".join(lines))

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import click
 
-from cli.common import (emit, force_option, json_option, load_model_for_cli, model_option, out_option,
-                        prepare_out, save_result, seed_option)
+from cli.common import model_options, output_options, run_analysis, seed_option
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -22,8 +21,26 @@ def _sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
+def recall_params(task, file, n_items, positions, n_examples, query_aware, repeat_gold, mitigations, no_generate,
+                  max_new_tokens, batch_size, reuse_prefix, top_heads, n_boot, seed, **_):
+    """The RecallParams these options stand for; bad positions fail here, before the model loads."""
+    from interp.analysis.recall.params import RecallParams, resolve_positions
+    from interp.errors import InvalidInputError
+
+    if file is not None and not Path(file).is_file():
+        raise InvalidInputError(f"{file} does not exist.")
+    params = RecallParams(task=task, n_items=_sizes(n_items), positions=positions, n_examples=n_examples,
+                          file=str(file) if file else None, query_aware=query_aware, repeat_gold=repeat_gold,
+                          mitigations=mitigations, generate=not no_generate, max_new_tokens=max_new_tokens,
+                          batch_size=batch_size, seed=seed, reuse_prefix=reuse_prefix, top_heads=top_heads,
+                          n_boot=n_boot)
+    for k in params.n_items if file is None else ():
+        resolve_positions(positions, k)
+    return params
+
+
 @click.command("lost-in-middle")
-@model_option
+@model_options
 @click.option("--task", type=click.Choice(["kv", "kv-words", "qa"]), default="kv-words", show_default=True,
               help="UUID key-value, word key-value, or multi-document QA.")
 @click.option("--file", "file", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -36,32 +53,23 @@ def _sizes(text: str) -> tuple[int, ...]:
 @click.option("--repeat-gold", is_flag=True, help="Repeat the gold item at the end of the context.")
 @click.option("--mitigations", is_flag=True, help="Also run with each mitigation and report the change.")
 @click.option("--no-generate", is_flag=True, help="Teacher-forced log-probabilities only (no greedy accuracy).")
-@click.option("--batch-size", type=int, default=8, show_default=True)
+@click.option("--max-new-tokens", type=int, default=None, help="Greedy tokens per answer (default: per task).")
+@click.option("--batch-size", type=int, default=8, show_default=True, help="Prompts per forward pass.")
+@click.option("--reuse-prefix", is_flag=True, help="Run each base example's shared prefix once (dense sweeps).")
+@click.option("--top-heads", type=int, default=10, show_default=True, help="Retrieval heads reported.")
+@click.option("--n-boot", type=int, default=1000, show_default=True, help="Bootstrap resamples for the intervals.")
 @seed_option
-@json_option
-@out_option
-@force_option
-def lost_in_middle(model: str, task: str, file: Path | None, n_items: str, positions: str, n_examples: int,
-                   query_aware: bool, repeat_gold: bool, mitigations: bool, no_generate: bool, batch_size: int,
-                   seed: int, as_json: bool, out: Path | None, force: bool) -> None:
-    """Sweep the gold item's position through the context (Liu et al. 2024) and explain it with attention."""
-    from interp.analysis.recall.sweep import RecallParams, resolve_positions
-    from interp.errors import InvalidInputError
+@output_options
+def lost_in_middle(**opts) -> None:
+    """Sweep the gold item's position through the context (Liu et al. 2024) and explain it with attention.
 
-    if file is not None and not file.is_file():
-        raise InvalidInputError(f"{file} does not exist.")
-    params = RecallParams(task=task, n_items=_sizes(n_items), positions=positions, n_examples=n_examples,
-                          file=str(file) if file else None, query_aware=query_aware, repeat_gold=repeat_gold,
-                          mitigations=mitigations, generate=not no_generate, batch_size=batch_size, seed=seed)
-    for k in params.n_items if file is None else ():  # bad positions fail before the model loads
-        resolve_positions(positions, k)
-    out = prepare_out(out, force)
-    from tqdm import tqdm
+    \b
+    Example:
+      interp lost-in-middle --task kv-words --n-items 10,20 --positions 5 --examples 8 --json
+    """
+    from interp.analysis.recall.run import run_lost_in_middle
 
-    from interp.analysis.recall.sweep import run_lost_in_middle
+    run_analysis(run_lost_in_middle, recall_params(**opts), opts)
 
-    m = load_model_for_cli(model)
-    result = run_lost_in_middle(m, params, progress=None if as_json else tqdm)
-    summary = result.to_json()
-    save_result(result, out)
-    emit(summary, as_json, result.summary_markdown())
+
+lost_in_middle.params_from_options = recall_params

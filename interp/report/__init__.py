@@ -7,6 +7,7 @@
 - :mod:`interp.report.render`: ``report.md`` and a self-contained ``index.html`` (embedded figures, sortable
   tables, an attention-pattern viewer).
 
-Every analysis is used through the same shape: ``run_x(model, params, progress) -> result`` with
-``to_json()``, ``tables()``, ``save_figures(dir)`` and ``summary_markdown()``.
+Every analysis is used through the same shape, `interp.analysis.result`: ``run_x(model, params, progress) ->
+result`` with ``to_json()``, ``tables()``, ``figures()``, ``summary_markdown()`` and ``findings()``; the report
+only renders results (key findings come from ``findings.json``), it computes nothing of an analysis.
 """

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Callable
 
 from interp.errors import InterpError
-from interp.report.jsonutil import to_jsonable
-from interp.report.runner import ExperimentRun, environment, read_run, run_experiment, weights_hash
+from interp.fingerprint import config_dict, weights_hash
+from interp.jsonio import write_json
+from interp.report.runner import ExperimentRun, environment, read_run, run_experiment
 from interp.report.specs import ExperimentSpec
 
 GENERATOR = "interp report"
@@ -66,12 +67,16 @@ def check_owned(folder: Path) -> None:
 
 def make_report(model, model_name: str, specs: list[ExperimentSpec], out_dir: Path, force: bool = False,
                 progress: bool = True, echo: Callable[[str], None] = print, command: str | None = None,
-                cache_root: Path | None = None, not_selected: list[ExperimentSpec] | None = None) -> ReportOutcome:
-    """Run `specs` and write the report; `not_selected` specs (left out by --only) are listed as such."""
+                cache_root: Path | None = None, not_selected: list[ExperimentSpec] | None = None,
+                overwrite: bool = False) -> ReportOutcome:
+    """Run `specs` and write the report; `not_selected` specs (left out by --only) are listed as such.
+    `force` recomputes cached experiments; `overwrite` writes even into a folder that is not an interp report."""
     out_dir = Path(out_dir)
-    check_owned(out_dir)
+    if not overwrite:
+        check_owned(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
+    model_hash = weights_hash(model)  # once: every experiment's cache key and the manifest use it
     runs: list[ExperimentRun] = []
     errors: list[str] = []
     for i, spec in enumerate(specs, 1):
@@ -81,7 +86,8 @@ def make_report(model, model_name: str, specs: list[ExperimentSpec], out_dir: Pa
         else:
             echo(f"{label}: {spec.title}...")
         try:
-            run = run_experiment(model, model_name, spec, force=force, progress=progress, root=cache_root)
+            run = run_experiment(model, model_name, spec, force=force, progress=progress, root=cache_root,
+                                 model_hash=model_hash)
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # noqa: BLE001 - one failed experiment must not lose the others
@@ -110,21 +116,16 @@ def make_report(model, model_name: str, specs: list[ExperimentSpec], out_dir: Pa
         "generator": GENERATOR,
         "created": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "command": command or f"interp report --model {model_name}",
-        "model": {"name": model_name, "hash": weights_hash(model), "config": _config(model)},
+        "model": {"name": model_name, "hash": model_hash, "config": config_dict(model)},
         "environment": environment(),
         "total_seconds": round(total, 2),
         "experiments": records,
     }
-    (out_dir / "manifest.json").write_text(json.dumps(to_jsonable(manifest), indent=2))
+    write_json(out_dir / "manifest.json", manifest)
     from interp.report.render import render_report
 
     render_report(out_dir)
     return ReportOutcome(out_dir, runs, total)
-
-
-def _config(model) -> dict:
-    cfg = model.cfg.to_dict() if hasattr(model.cfg, "to_dict") else {}
-    return {k: v for k, v in cfg.items() if k != "extra"}
 
 
 def _publish(run: ExperimentRun, out_dir: Path, model_name: str) -> dict:

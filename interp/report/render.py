@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import html
 import json
-import re
 from pathlib import Path
 
 import pandas as pd
@@ -30,64 +29,15 @@ def caption(entry: dict, figure: str) -> str:
     return entry.get("captions", {}).get(stem) or stem.replace("_", " ").capitalize() + "."
 
 
-def _statements(summary_md: str) -> list[str]:
-    """Paragraphs and list items of a summary, one string each (headings, tables and code left out)."""
-    out, para = [], []
-    for line in summary_md.splitlines() + [""]:
-        s = line.strip()
-        item = re.match(r"^([-*+]|\d+[.)])\s+(.*)", s)
-        if not s or s.startswith(("#", "|", "```")) or item:
-            if para:
-                out.append(" ".join(para))
-                para = []
-            if item:
-                out.append(item.group(2))
-            continue
-        para.append(s)
-    return out
-
-
-def _table_rows(summary_md: str) -> list[str]:
-    """Data rows of the summary's pipe tables as 'header = value, ...' strings."""
-    rows, header = [], None
-    for line in summary_md.splitlines():
-        s = line.strip()
-        if not s.startswith("|"):
-            header = None
-            continue
-        cells = [c.strip() for c in s.strip("|").split("|")]
-        if header is None:
-            header = cells
-        elif not all(re.fullmatch(r":?-+:?", c) for c in cells if c):
-            rows.append(", ".join(f"{h} = {c}" for h, c in zip(header, cells)))
-    return rows
-
-
-def _shorten(s: str) -> str:
-    if len(s) <= 420:
-        return s
-    cut = s.find(". ", 120)
-    return s[: cut + 1] if 0 < cut < 420 else s[:417] + "..."
-
-
-def key_claims(summary_md: str, findings: list[str] | None = None) -> list[str]:
-    """The statements (or table rows) a spec's `findings` substrings pick out, in that order; else the first
-    statement."""
-    statements = _statements(summary_md)
-    picked = []
-    for needle in findings or []:
-        candidates = statements + _table_rows(summary_md)  # prose first, then table rows
-        hit = next((st for st in candidates if needle.lower() in st.lower()), None)
-        if hit and hit not in picked:
-            picked.append(hit)
-    if not picked and statements:
-        picked = [statements[0]]
-    return [_shorten(p) for p in picked]
-
-
-def first_claim(summary_md: str) -> str:
-    claims = key_claims(summary_md)
-    return claims[0] if claims else ""
+def key_findings(entry: dict) -> list[dict]:
+    """The findings (text, value, units, command) the entry's spec names by key, in that order; all of the
+    result's findings when the spec names none."""
+    found = entry.get("findings_data") or []
+    wanted = entry.get("findings") or []
+    if not wanted:
+        return found
+    by_key = {f["key"]: f for f in found}
+    return [by_key[k] for k in wanted if k in by_key]
 
 
 def load_entries(report_dir: Path, manifest: dict) -> list[dict]:
@@ -97,6 +47,8 @@ def load_entries(report_dir: Path, manifest: dict) -> list[dict]:
         entry = dict(exp)
         folder = report_dir / exp["folder"] if exp.get("folder") else None
         entry["summary_md"] = (folder / "summary.md").read_text() if folder and (folder / "summary.md").exists() else ""
+        findings = folder / "findings.json" if folder else None
+        entry["findings_data"] = json.loads(findings.read_text()) if findings and findings.exists() else []
         viewer = folder / "viewer.json" if folder else None
         entry["viewer"] = json.loads(viewer.read_text()) if viewer and viewer.exists() else None
         entries.append(entry)
@@ -117,8 +69,8 @@ def render_markdown(report_dir: Path, manifest: dict) -> str:
     if done:
         out += ["## Key findings", ""]
         for e in done:
-            for claim in key_claims(e["summary_md"], e.get("findings")):
-                out.append(f"- {claim} ([{e['name']}](#{e['name']}); `{e['run_command']}`)")
+            for f in key_findings(e):
+                out.append(f"- {f['text']} ([{e['name']}](#{e['name']}); `{f['command'] or e['run_command']}`)")
         out.append("")
     for e in entries:
         out += [f"## {e['title']}", f'<a id="{e["name"]}"></a>', ""]
@@ -240,10 +192,10 @@ def render_html(report_dir: Path, manifest: dict) -> str:
                   f'{"" if e["status"] in ("computed", "cached") else " (" + _esc(e["status"]) + ")"}</li>' for e in entries)
     findings = []
     for e in entries:
-        claims = key_claims(e["summary_md"], e.get("findings")) if e["status"] in ("computed", "cached") else []
-        for claim in claims:
-            findings.append(f'<li>{markdown.inline(claim)} <span class="muted">(<a href="#{_esc(e["name"])}">'
-                            f'{_esc(e["name"])}</a>; <code>{_esc(e["run_command"])}</code>)</span></li>')
+        picked = key_findings(e) if e["status"] in ("computed", "cached") else []
+        for f in picked:
+            findings.append(f'<li>{markdown.inline(f["text"])} <span class="muted">(<a href="#{_esc(e["name"])}">'
+                            f'{_esc(e["name"])}</a>; <code>{_esc(f["command"] or e["run_command"])}</code>)</span></li>')
     sections = "".join(_section_html(report_dir, e, i) for i, e in enumerate(entries))
     env = manifest["environment"]
     prov_rows = "".join(

@@ -1,7 +1,7 @@
 """Run experiments with a result cache, so an interrupted report resumes and `--force` recomputes.
 
-Each experiment's output is *materialised* into a folder: ``summary.md``, ``summary.json``, one CSV per
-table, PNG figures under ``figures/``, optional ``viewer.json`` (attention-viewer data) and ``run.json``
+Each experiment's output is *materialised* into a folder: ``summary.md``, ``summary.json``,
+``findings.json``, one CSV per table, PNG figures under ``figures/``, optional ``viewer.json`` (attention-viewer data) and ``run.json``
 (what produced it). That folder is the cache entry; it lives under
 
     <cache_dir>/experiments/<model hash[:16]>/<experiment>/<key[:16]>/
@@ -14,23 +14,22 @@ half entry that a later run would trust.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import random
 import shutil
-import sys
 import tempfile
 import time
-import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from interp.fingerprint import text_hash, weights_checksum, weights_hash
+from interp.jsonio import to_jsonable, write_json
+from interp.progress import tqdm_progress
 from interp.report.specs import ExperimentSpec, build_params, import_object, load_inputs
 
-FORMAT_VERSION = 1  # bump when the materialised layout changes: old entries are then recomputed
-_HASHES: "weakref.WeakKeyDictionary[Any, str]" = weakref.WeakKeyDictionary()
+FORMAT_VERSION = 2  # bump when the materialised layout changes: old entries are then recomputed (2: findings.json)
 
 
 @dataclass
@@ -51,55 +50,17 @@ class ExperimentRun:
         return self.status in ("computed", "cached")
 
 
-def weights_hash(model) -> str:
-    """blake2b over every parameter and buffer (names, shapes, dtypes, bytes) plus the config; memoised per
-    model object. Tied tensors are hashed once."""
-    if model in _HASHES:
-        return _HASHES[model]
-    import torch
-
-    h = hashlib.blake2b(digest_size=32)
-    h.update(json.dumps(_config_dict(model), sort_keys=True, default=str).encode())
-    seen: set[int] = set()
-    for name, tensor in sorted(model.state_dict().items()):
-        h.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
-        if tensor.data_ptr() in seen:
-            continue
-        seen.add(tensor.data_ptr())
-        flat = tensor.detach().contiguous().cpu().reshape(-1)
-        h.update(flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b"")
-    digest = h.hexdigest()
-    _HASHES[model] = digest
-    return digest
-
-
-def weights_fingerprint(model) -> tuple[float, ...]:
-    """A cheap check (one sum per tensor) that an experiment left the weights as it found them."""
-    import torch
-
-    with torch.no_grad():
-        return tuple(float(t.double().sum()) for _, t in sorted(model.state_dict().items()))
-
-
-def _config_dict(model) -> dict:
-    cfg = getattr(model, "cfg", None)
-    if cfg is None:
-        return {}
-    d = cfg.to_dict() if hasattr(cfg, "to_dict") else dataclasses.asdict(cfg)
-    return {k: v for k, v in d.items() if k != "extra"}
-
-
 def params_dict(params: Any) -> dict:
     """Resolved parameters (defaults included) as plain JSON data."""
     if dataclasses.is_dataclass(params) and not isinstance(params, type):
         params = dataclasses.asdict(params)
-    return json.loads(json.dumps(params, default=str))
+    return to_jsonable(params)
 
 
 def cache_key(model_hash: str, spec: ExperimentSpec, params: dict, inputs: dict | None = None) -> str:
     payload = {"format": FORMAT_VERSION, "model": model_hash, "analysis": spec.analysis,
                "params_class": spec.params_class, "params": params, "seed": spec.seed, "inputs": inputs or {}}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    return text_hash(json.dumps(payload, sort_keys=True))
 
 
 def cache_root() -> Path:
@@ -121,56 +82,16 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-class TqdmProgress:
-    """The `progress` argument analyses take: ``progress(iterable, desc=...)`` wraps it in a tqdm bar on
-    stderr (cleared when done); ``progress.write(msg)`` prints a step line without breaking the bars."""
-
-    def __call__(self, iterable=None, **kwargs):
-        from tqdm.auto import tqdm
-
-        return tqdm(iterable, **{"leave": False, "dynamic_ncols": True, "file": sys.stderr, **kwargs})
-
-    @staticmethod
-    def write(message: str) -> None:
-        from tqdm.auto import tqdm
-
-        tqdm.write(f"  {message}", file=sys.stderr)
-
-
-def tqdm_progress(enabled: bool = True) -> Callable | None:
-    return TqdmProgress() if enabled else None
-
-
 def materialise(result: Any, folder: Path) -> dict:
-    """Write the result's summary, JSON, tables and figures into folder; return what was written."""
-    from interp.report.jsonutil import to_jsonable
-
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "summary.md").write_text(result.summary_markdown().strip() + "\n")
-    (folder / "summary.json").write_text(json.dumps(to_jsonable(result.to_json()), indent=2))
-    tables = []
-    for name, table in result.tables().items():
-        path = folder / f"{_safe(name)}.csv"
-        table.to_csv(path, index=False)
-        tables.append(path.name)
-    fig_dir = folder / "figures"
-    fig_dir.mkdir(exist_ok=True)
-    figures = []
-    for path in result.save_figures(fig_dir) or []:
-        path = Path(path)
-        if path.parent.resolve() != fig_dir.resolve():  # an analysis that wrote elsewhere: bring it in
-            shutil.copy2(path, fig_dir / path.name)
-        figures.append(f"figures/{path.name}")
+    """Write the result into folder (summary.md, summary.json, findings.json, tables, figures; see
+    `interp.analysis.result.ResultBase.write`) plus the attention viewer's data; return what was written."""
+    written = result.write(folder)
     viewer = getattr(result, "attention_viewer", None)
     if callable(viewer):
         viewer = viewer()
     if viewer:
-        (folder / "viewer.json").write_text(json.dumps(to_jsonable(viewer)))
-    return {"tables": tables, "figures": figures, "viewer": bool(viewer)}
-
-
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name))
+        write_json(folder / "viewer.json", viewer, indent=None)
+    return {**written, "viewer": bool(viewer)}
 
 
 def read_run(folder: Path) -> dict:
@@ -178,8 +99,9 @@ def read_run(folder: Path) -> dict:
 
 
 def run_experiment(model, model_name: str, spec: ExperimentSpec, force: bool = False, progress: bool = True,
-                   root: Path | None = None) -> ExperimentRun:
-    """Run one experiment, or reuse its cache entry when model, parameters and seed are unchanged."""
+                   root: Path | None = None, model_hash: str | None = None) -> ExperimentRun:
+    """Run one experiment, or reuse its cache entry when model, parameters and seed are unchanged (`force`:
+    recompute). `model_hash`: `interp.fingerprint.weights_hash(model)` when the caller has it already."""
     start = time.perf_counter()
     if not spec.enabled:
         return ExperimentRun(spec, "disabled", error=spec.disabled_reason or "disabled in its spec")
@@ -188,7 +110,7 @@ def run_experiment(model, model_name: str, spec: ExperimentSpec, force: bool = F
     resolved = params_dict(params)
     for name in to_params:  # loaded data is keyed by its file's hash, not spelled out in run.json
         resolved[name] = f"<{len(to_params[name])} items from {spec.inputs[name]['path']}>"
-    model_hash = weights_hash(model)
+    model_hash = model_hash or weights_hash(model)
     key = cache_key(model_hash, spec, resolved, inputs)
     folder = entry_dir(model_hash, spec, key, root)
     if not force and (folder / "run.json").exists():
@@ -196,12 +118,13 @@ def run_experiment(model, model_name: str, spec: ExperimentSpec, force: bool = F
         return ExperimentRun(spec, "cached", folder, key, resolved, info.get("seconds", 0.0),
                              time.perf_counter() - start)
     function = import_object(spec.analysis, spec)
-    before = weights_fingerprint(model)
+    before = weights_checksum(model)
     seed_everything(spec.seed)
     t0, c0 = time.perf_counter(), time.process_time()
     result = function(model, params, progress=tqdm_progress(progress), **kwargs)
     seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
-    if weights_fingerprint(model) != before:
+    result.command = spec.run_command(model_name)  # what reproduces these numbers exactly (same cache key)
+    if weights_checksum(model) != before:
         raise RuntimeError(f"Experiment {spec.name} left the model's weights changed; it must restore them.")
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{key[:16]}-", dir=folder.parent))
@@ -211,7 +134,7 @@ def run_experiment(model, model_name: str, spec: ExperimentSpec, force: bool = F
                 "model_hash": model_hash, "key": key, "seed": spec.seed, "params": resolved, "inputs": inputs,
                 "seconds": round(seconds, 3), "cpu_seconds": round(cpu_seconds, 3), "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 **written}
-        (tmp / "run.json").write_text(json.dumps(info, indent=2))
+        write_json(tmp / "run.json", info)
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(tmp, folder)

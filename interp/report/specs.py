@@ -18,7 +18,8 @@ the seed, and says which command reproduces it. Example (``experiments/induction
     [overrides."gemma3-270m"]   # optional per-model changes to [params]
     seq_len = 30
 
-    findings = ["Ablation"]     # optional: which summary statements become key findings (default: the first)
+    findings = ["ablation_top_loss_increase"]  # optional: keys of the result's findings() shown as key
+                                               # findings (default: all of them)
 
     [captions]                  # optional: figure file stem -> one sentence under the figure
     induction_scores = "Induction score of every head."
@@ -41,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from interp.errors import DataFormatError, InvalidInputError
+from interp.fingerprint import file_sha256
 
 REQUIRED = ("name", "title", "analysis")
 KNOWN = {"name", "title", "order", "analysis", "params_class", "seed", "command", "description", "params",
@@ -62,7 +64,7 @@ class ExperimentSpec:
     description: str = ""
     captions: dict = field(default_factory=dict)
     inputs: dict = field(default_factory=dict)  # name -> {"loader", "path", "limit", "to", "name"}
-    findings: tuple[str, ...] = ()  # substrings picking the summary statements shown as key findings
+    findings: tuple[str, ...] = ()  # keys of the result's findings() shown as key findings (default: all)
     enabled: bool = True
     disabled_reason: str = ""
     path: Path | None = None
@@ -141,8 +143,6 @@ def select(specs: list[ExperimentSpec], names: list[str] | None) -> list[Experim
 
 def load_inputs(spec: ExperimentSpec) -> tuple[dict, dict, dict]:
     """(into params, into the call as keyword arguments, a fingerprint of each input for the cache key)."""
-    import hashlib
-
     to_params, kwargs, digest = {}, {}, {}
     for name, inp in spec.inputs.items():
         path = Path(inp["path"])
@@ -157,7 +157,7 @@ def load_inputs(spec: ExperimentSpec) -> tuple[dict, dict, dict]:
         limit = inp.get("limit")
         items = tuple(items)[:limit] if limit else tuple(items)
         (kwargs if inp.get("to", "params") == "kwarg" else to_params)[inp.get("name", name)] = items
-        digest[name] = {"sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "limit": limit,
+        digest[name] = {"sha256": file_sha256(path), "limit": limit,
                         "loader": inp["loader"], "to": inp.get("to", "params")}
     return to_params, kwargs, digest
 

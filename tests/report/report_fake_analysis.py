@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from interp.analysis.result import ResultBase
 from interp.model import hook_names
 
 CALLS = {"n": 0}  # how many times run_fake really ran (the cache tests count it)
@@ -38,11 +39,15 @@ def load_numbers(path) -> list[int]:
     return json.loads(Path(path).read_text())
 
 
-@dataclass
-class FakeResult:
+@dataclass(repr=False)
+class FakeResult(ResultBase):
     table: pd.DataFrame
     tokens: list[str]
     patterns: list[list[list[float]]]
+    model: str = "tiny"
+    params: FakeParams = field(default_factory=FakeParams)
+    seconds: float = 0.0
+    command: str = ""
 
     def to_json(self) -> dict:
         return {"n_layers": int(self.table.layer.max()) + 1, "mean": float(self.table.value.mean())}
@@ -50,18 +55,18 @@ class FakeResult:
     def tables(self) -> dict[str, pd.DataFrame]:
         return {"per_layer": self.table}
 
-    def save_figures(self, out_dir: Path) -> list[Path]:
-        import matplotlib
+    def figures(self) -> dict:
+        from interp.figures import new_figure
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(3, 2), dpi=60)
+        fig, ax = new_figure((3, 2), dpi=60)
         ax.plot(self.table.layer, self.table.value)
-        path = Path(out_dir) / "per_layer.png"
-        fig.savefig(path)
-        plt.close(fig)
-        return [path]
+        return {"per_layer": fig}
+
+    def findings(self) -> list:
+        mean = float(self.table.value.mean())
+        return [self.finding("mean_norm", f"The mean residual norm is **{mean:.3f}** over {len(self.table)} layers.",
+                             mean, "norm"),
+                self.finding("second", "A second claim with `code` and a [link](https://example.org).", None)]
 
     def summary_markdown(self) -> str:
         return (f"- The mean residual norm is **{self.table.value.mean():.3f}** over {len(self.table)} layers.\n"
@@ -89,4 +94,4 @@ def run_fake(model, params: FakeParams, progress=None, extra=None) -> FakeResult
     pattern = cache[hook_names.pattern(0)][0]  # (h, q, k)
     patterns = [[[round(float(w), 3) for w in pattern[h, i, : i + 1]] for i in range(params.n_tokens)] for h in range(2)]
     str_tokens = [f"t{int(t)}" if i % 3 else f" w<{int(t)}>" for i, t in enumerate(tokens[0])]  # spaces and < in tokens
-    return FakeResult(pd.DataFrame({"layer": list(layers), "value": values}), str_tokens, patterns)
+    return FakeResult(pd.DataFrame({"layer": list(layers), "value": values}), str_tokens, patterns, model.cfg.name, params)

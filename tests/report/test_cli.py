@@ -17,7 +17,7 @@ from cli.main import cli
 def patched_loader(monkeypatch, tiny_llama):
     import cli.commands.report as cmd
 
-    monkeypatch.setattr(cmd, "load_model_for_cli", lambda name: tiny_llama)
+    monkeypatch.setattr(cmd, "load_model_for_cli", lambda name, *a, **k: tiny_llama)
     return tiny_llama
 
 
@@ -30,7 +30,7 @@ def test_run_then_cached_then_force(patched_loader, spec_dir, cache_env, fake_ca
     assert "Reproduce: interp run alpha --model tiny" in first.output
     second = runner.invoke(cli, args + ["--json"])
     assert json.loads(second.stdout)["status"] == "cached" and fake_calls["n"] == 1
-    third = runner.invoke(cli, args + ["--force", "--out", str(tmp_path / "copy")])
+    third = runner.invoke(cli, args + ["--recompute", "--out", str(tmp_path / "copy")])
     assert third.exit_code == 0 and fake_calls["n"] == 2
     assert (tmp_path / "copy" / "per_layer.csv").exists() and (tmp_path / "copy" / "figures" / "per_layer.png").exists()
 
@@ -56,7 +56,7 @@ def test_report_only_and_force(patched_loader, spec_dir, cache_env, fake_calls, 
     full = runner.invoke(cli, base)
     assert full.exit_code == 0 and fake_calls["n"] == 2  # alpha reused, beta computed
     assert "reused from cache" in full.output
-    forced = runner.invoke(cli, base + ["--force"])
+    forced = runner.invoke(cli, base + ["--recompute"])
     assert forced.exit_code == 0 and fake_calls["n"] == 4
     assert (root / "tiny" / "index.html").exists() and (root / "tiny" / "report.md").exists()
 

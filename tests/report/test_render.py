@@ -7,7 +7,7 @@ import json
 import re
 
 from interp.report import markdown
-from interp.report.render import first_claim, render_report
+from interp.report.render import key_findings, render_report
 
 
 def test_html_is_self_contained(built_report):
@@ -29,7 +29,8 @@ def test_every_figure_and_section_has_its_reproduce_command(built_report):
         assert (built_report / link).exists()
     findings = md.split("## Key findings")[1].split("\n## ")[0]
     claims = [line for line in findings.splitlines() if line.startswith("- ")]
-    assert len(claims) == 2 and all("`interp run " in c for c in claims)
+    assert len(claims) == 4 and all("`interp run " in c for c in claims)  # both findings of alpha and beta
+    assert "The mean residual norm is" in claims[0]  # read from findings.json, not parsed out of summary.md
 
 
 def test_disabled_experiment_is_listed_with_its_reason(built_report):
@@ -68,21 +69,8 @@ def test_markdown_subset():
     assert markdown.to_html("<script>x</script>") == "<p>&lt;script&gt;x&lt;/script&gt;</p>"
 
 
-def test_first_claim():
-    assert first_claim("## Head\n\n- The first bullet.\n- second") == "The first bullet."
-    assert first_claim("") == ""
-
-
-def test_key_claims_follow_the_spec():
-    text = "# T\n\nSetup line.\n\n**Ablation** raises loss by 2.1.\n\n- bullet one\n- **Circuit** edges"
-    from interp.report.render import key_claims
-
-    assert key_claims(text) == ["Setup line."]
-    assert key_claims(text, ["circuit", "ablation", "absent"]) == ["**Circuit** edges", "**Ablation** raises loss by 2.1."]
-
-
-def test_key_claims_can_pick_table_rows():
-    from interp.report.render import key_claims
-
-    text = "### T\n\n| metric | before | after |\n|---|---|---|\n| efficacy | 0.0 | 1.0 |\n\nSeconds: 3."
-    assert key_claims(text, ["efficacy"]) == ["metric = efficacy, before = 0.0, after = 1.0"]
+def test_key_findings_follow_the_spec():
+    found = [{"key": "a", "text": "A."}, {"key": "b", "text": "B."}]
+    assert key_findings({"findings_data": found}) == found  # none named: all of them
+    assert key_findings({"findings_data": found, "findings": ["b", "absent", "a"]}) == [found[1], found[0]]
+    assert key_findings({"findings": ["a"]}) == []  # an entry without findings.json shows none

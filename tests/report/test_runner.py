@@ -77,7 +77,6 @@ def test_cache_reuse_force_and_keys(tiny_llama, spec_dir, cache_env, fake_calls)
 
     with torch.no_grad():
         tiny_llama.blocks[0].mlp.w_in.mul_(1.5)
-    runner._HASHES.clear()
     changed = runner.run_experiment(tiny_llama, "tiny", alpha, progress=False)
     assert changed.status == "computed" and changed.key != first.key
 

@@ -29,61 +29,18 @@ differs there yet), so they are not run. ``trace_bruteforce`` is the one-forward
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
+from interp.analysis.facts.params import CATEGORIES, KINDS, NOISE_SUBJECTS, TraceParams  # noqa: F401 (re-exported)
 from interp.errors import InvalidInputError
 from interp.interventions import capture, intervene, set_activation
 from interp.model import hook_names
+from interp.model.tokenize import answer_ids, subject_tokens
+from interp.progress import Progress, track
 
-KINDS = ("resid", "mlp", "attn")
-# The token positions the paper averages over (its Figure 2 rows).
-CATEGORIES = ("first_subject", "middle_subject", "last_subject", "first_subsequent", "last")
-# sigma is measured over these subjects' token embeddings (a fixed list, so sigma is one number per model).
-NOISE_SUBJECTS = (
-    "Eiffel Tower", "Michael Jordan", "Barack Obama", "Albert Einstein", "Microsoft", "Toyota", "Nintendo",
-    "the Amazon River", "Mount Everest", "Leonardo da Vinci", "William Shakespeare", "Lionel Messi",
-    "the Great Wall of China", "Beethoven", "Apple", "Google", "the Colosseum", "Big Ben", "Tokyo",
-    "Pablo Picasso", "Serena Williams", "Isaac Newton", "the Statue of Liberty", "Charles Darwin",
-    "Coca-Cola", "Sony", "the Nile", "Mozart", "Napoleon Bonaparte", "Marie Curie", "Roger Federer",
-    "the Taj Mahal", "Angela Merkel", "Vincent van Gogh", "IBM", "Samsung", "the Louvre", "Tom Brady",
-    "Sydney Opera House", "Wolfgang Amadeus Mozart", "Cristiano Ronaldo", "Volkswagen",
-)
-
-Progress = Callable[..., Iterable] | None
-
-
-@dataclass(frozen=True)
-class TraceParams:
-    """What to trace and how. ``facts`` (FactRecords) are averaged over, traced at the key tokens only;
-    the single prompt/subject/target is traced at every token (the heatmaps)."""
-
-    prompt: str = "The {} is located in the city of"
-    subject: str = "Eiffel Tower"
-    target: str | None = None  # None: the model's own greedy answer
-    facts: tuple = ()  # FactRecord, ...
-    samples: int = 10
-    noise: float = 3.0  # noise std in units of sigma
-    window: int = 10
-    seed: int = 0
-    sigma: float | None = None  # None: measured over NOISE_SUBJECTS
-    kinds: tuple[str, ...] = KINDS
-    batch_size: int = 128  # rows per forward
-
-    def __post_init__(self) -> None:
-        if self.samples < 1:
-            raise InvalidInputError(f"samples must be at least 1, got {self.samples}.")
-        if self.noise < 0:
-            raise InvalidInputError(f"noise must be non-negative, got {self.noise}.")
-        if self.window < 1:
-            raise InvalidInputError(f"window must be at least 1, got {self.window}.")
-        if self.batch_size < 1:
-            raise InvalidInputError(f"batch_size must be at least 1, got {self.batch_size}.")
-        bad = [k for k in self.kinds if k not in KINDS]
-        if bad or not self.kinds:
-            raise InvalidInputError(f"kinds must be chosen from {', '.join(KINDS)}; got {self.kinds}.")
 
 
 @dataclass
@@ -152,36 +109,21 @@ def prepare_case(model, prompt: str, subject: str, target: str | None = None, ca
         if subject not in prompt:
             raise InvalidInputError(f"The subject {subject!r} is not in the prompt {prompt!r}.")
         prompt = prompt.replace(subject, "{}", 1)
-    if prompt.count("{}") != 1:
-        raise InvalidInputError(f"The prompt {prompt!r} must contain exactly one '{{}}'.")
-    text = prompt.replace("{}", subject)
-    start_char = prompt.index("{}")
-    end_char = start_char + len(subject)
-    enc = model.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    ids = model.encode(text)
-    offset = len(ids) - len(enc["input_ids"])  # a BOS token in front, where the model wants one
-    inside = [i + offset for i, (a, b) in enumerate(enc["offset_mapping"]) if a < end_char and b > start_char]
-    if not inside:
-        raise InvalidInputError(f"The subject {subject!r} maps to no token of {text!r}.")
-    tokens = torch.tensor([ids], device=model.device)  # (1, p)
+    span = subject_tokens(model, prompt, subject)
+    tokens = torch.tensor([span.ids], device=model.device)  # (1, p)
     if target is None:
         with torch.no_grad():
             answer_id = int(_answer_probs(model, model(tokens, return_type="resid")[:, -1]).argmax())
         target = model.to_string([answer_id]).strip()
     else:
         answer_id = answer_token(model, target)
-    return FactCase(prompt, subject, target, tokens, model.to_str_tokens(tokens[0]), inside[0], inside[-1] + 1,
+    return FactCase(prompt, subject, target, tokens, model.to_str_tokens(tokens[0]), span.start, span.end,
                     answer_id, case_id)
 
 
 def answer_token(model, target: str) -> int:
     """The first token of the answer as it follows the prompt: ``" " + target``."""
-    if not target or not target.strip():
-        raise InvalidInputError("The target is empty; give the answer's text, e.g. Paris.")
-    ids = model.encode(target if target.startswith(" ") else " " + target, prepend_bos=False)
-    if not ids:
-        raise InvalidInputError(f"The target {target!r} tokenizes to nothing.")
-    return ids[0]
+    return answer_ids(model, target)[0]
 
 
 def embedding_std(model, subjects: Sequence[str] = NOISE_SUBJECTS) -> float:
@@ -212,8 +154,7 @@ def noise_hook(noise: torch.Tensor, start: int) -> list:
 
 def _answer_probs(model, final_resid: torch.Tensor) -> torch.Tensor:
     """Softmax over the vocabulary from the final residual at the read position: (rows, d) -> (rows, vocab)."""
-    logits = model.unembed(model.ln_final(final_resid))  # (rows, vocab)
-    return torch.softmax(logits.float(), dim=-1)
+    return torch.softmax(model.logits_from_resid(final_resid).float(), dim=-1)  # (rows, vocab)
 
 
 def _window(layer: int, window: int, n_layers: int) -> range:
@@ -261,7 +202,7 @@ def clean_and_corrupted(model, case: FactCase, noise: torch.Tensor, kinds: Seque
 
 @torch.no_grad()
 def trace_case(model, case: FactCase, noise: torch.Tensor, params: TraceParams,
-               positions: Sequence[int] | None = None, progress: Progress = None) -> FactTrace:
+               positions: Sequence[int] | None = None, progress: Progress | None = None) -> FactTrace:
     """Trace one prompt at ``positions`` (default: every token), batching all cells of a (kind, layer)."""
     n, p = model.cfg.n_layers, case.tokens.shape[1]
     positions = list(range(p)) if positions is None else sorted(set(positions))
@@ -274,7 +215,7 @@ def trace_case(model, case: FactCase, noise: torch.Tensor, params: TraceParams,
     jobs = [(kind, layer) for kind in params.kinds for layer in range(n)]
     scores = {kind: np.full((len(positions), n), p_corr) for kind in params.kinds}
     index = [positions.index(q) for q in live]
-    for kind, layer in (progress(jobs, desc="tracing") if progress else jobs):
+    for kind, layer in track(progress, jobs, "tracing"):
         if not live:
             break
         probs = torch.empty(samples * t)
@@ -298,7 +239,7 @@ def trace_case(model, case: FactCase, noise: torch.Tensor, params: TraceParams,
 
 @torch.no_grad()
 def trace_bruteforce(model, case: FactCase, noise: torch.Tensor, params: TraceParams,
-                     positions: Sequence[int] | None = None, progress: Progress = None) -> FactTrace:
+                     positions: Sequence[int] | None = None, progress: Progress | None = None) -> FactTrace:
     """The reference algorithm: one full forward (over the noise samples) per (kind, token, layer) cell,
     restoring with `set_activation` hooks and unembedding every position. Slow; for tests and benchmarks."""
     n, p = model.cfg.n_layers, case.tokens.shape[1]
@@ -318,7 +259,7 @@ def trace_bruteforce(model, case: FactCase, noise: torch.Tensor, params: TracePa
     p_corr = p_answer()
     scores = {kind: np.zeros((len(positions), n)) for kind in params.kinds}
     cells = [(k, i, l) for k in params.kinds for i in range(len(positions)) for l in range(n)]
-    for kind, i, layer in (progress(cells, desc="brute force") if progress else cells):
+    for kind, i, layer in track(progress, cells, "brute force"):
         q = positions[i]
         span = [layer] if kind == "resid" else _window(layer, params.window, n)
         hooks = [set_activation(_hook_name(kind, L), clean[_hook_name(kind, L)][0, q], pos=q) for L in span]

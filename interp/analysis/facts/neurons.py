@@ -28,52 +28,11 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from interp.errors import InvalidInputError
+from interp.analysis.facts.params import DEFAULT_UNRELATED, NeuronParams  # noqa: F401 (re-exported)
 from interp.interventions import capture, intervene
 from interp.model import hook_names
 from interp.model.transformer import KVCache
-
-# A few facts both models know, unrelated to each other: the "unrelated facts" control without a fact set.
-DEFAULT_UNRELATED = (
-    ("Michael Jordan plays the sport of", "basketball"),
-    ("The capital of Japan is", "Tokyo"),
-    ("Water is made of hydrogen and", "oxygen"),
-    ("The Great Wall is located in", "China"),
-    ("Apple was founded by Steve", "Jobs"),
-    ("The Amazon rainforest is located in South", "America"),
-    ("The mother tongue of Vladimir Putin is", "Russian"),
-    ("The Statue of Liberty is in New York", "City"),
-)
-
-
-@dataclass(frozen=True)
-class NeuronParams:
-    prompt: str = "The {} is located in the city of"
-    subject: str = "Eiffel Tower"
-    target: str | None = None  # None: the model's greedy answer
-    paraphrases: tuple[str, ...] = ()  # full prompts for the same fact
-    facts: tuple = ()  # FactRecords: when given, each fact is analysed with its own paraphrases
-    steps: int = 20
-    threshold: float = 0.2  # fraction of the prompt's largest attribution
-    p_start: float = 0.7
-    p_step: float = 0.05
-    min_neurons: int = 2
-    max_neurons: int = 5
-    random_seeds: int = 5
-    n_unrelated: int = 8  # unrelated facts per fact (from the fact set, another relation)
-    unrelated: tuple[tuple[str, str], ...] = DEFAULT_UNRELATED  # (prompt, target) for the single prompt
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.steps < 1:
-            raise InvalidInputError(f"steps must be at least 1, got {self.steps}.")
-        if not 0 < self.threshold <= 1:
-            raise InvalidInputError(f"threshold must be in (0, 1], got {self.threshold}.")
-        if not 1 <= self.min_neurons <= self.max_neurons:
-            raise InvalidInputError("need 1 <= min_neurons <= max_neurons.")
-        if self.random_seeds < 1:
-            raise InvalidInputError(f"random_seeds must be at least 1, got {self.random_seeds}.")
-
+from interp.progress import track
 
 def _expand_cache(prefix: KVCache, rows: int, from_layer: int) -> KVCache:
     """A fresh cache holding the prefix's keys/values repeated for `rows` rows (forward extends its copy)."""
@@ -116,7 +75,7 @@ def integrated_gradients(model, tokens: torch.Tensor, answer_id: int, steps: int
         past = _expand_cache(prefix, steps, layer) if prefix is not None else None
         with torch.enable_grad(), intervene(model, [(hook_names.mlp_post(layer), hook)]):
             final = model(x, start_at_layer=layer, past_kv=past, return_type="resid")  # (m, 1, d_model)
-            logits = model.unembed(model.ln_final(final[:, -1]))  # (m, vocab)
+            logits = model.logits_from_resid(final[:, -1])  # (m, vocab)
             prob = torch.softmax(logits.float(), -1)[:, answer_id]
             (grad,) = torch.autograd.grad(prob.sum(), scaled)
         out[layer] = (a * grad.mean(0)).detach().double().cpu().numpy()
@@ -181,7 +140,7 @@ def find_neurons(model, prompts: Sequence[str], answer_id: int, params: NeuronPa
                  target: str = "", progress=None) -> FactNeurons:
     """Attribute, threshold per prompt, refine across prompts."""
     attrs, kept = [], []
-    for text in (progress(prompts, desc="attribution") if progress else prompts):
+    for text in track(progress, prompts, "attribution"):
         tokens = torch.tensor([model.encode(text)], device=model.device)  # (1, p)
         attr = integrated_gradients(model, tokens, answer_id, params.steps)
         attrs.append(attr)

@@ -20,6 +20,7 @@ import torch
 
 from interp.interventions import ablate_heads, capture, head_means, intervene
 from interp.model import hook_names
+from interp.progress import track
 
 Head = tuple[int, int]
 
@@ -96,7 +97,7 @@ def ablation_study(ablator: Ablator, top: list[Head], seq_len: int, seeds: int, 
     jobs = [("top", m, top) for m in ("zero", "mean")] + [("random", m, d) for d in draws for m in ("zero", "mean")]
     jobs += [("single", "zero", [h]) for h in top]
     result = AblationSummary(len(top), top, {}, {"zero": [], "mean": []}, draws, {})
-    for kind, mode, heads in (progress(jobs, desc="ablations") if progress else jobs):
+    for kind, mode, heads in track(progress, jobs, "ablations"):
         inc = ablator.increase(heads, mode, mask)
         if kind == "top":
             result.top[mode] = inc

@@ -148,3 +148,36 @@ def direct_logit_copying(model, z_second: list[torch.Tensor], post_scale: list[t
             head_out = head_out / post_scale[layer][:, :, None]
         out[layer] = torch.einsum("bnhm,bnm->h", head_out, u_t) / (u_t.shape[0] * u_t.shape[1])
     return out
+
+
+def composition_summary(model, top: list[tuple[int, int]], prev: torch.Tensor, prev_threshold: float,
+                        n_sources: int):
+    """K-composition from every earlier head into each top head, as a table (target, source, k_comp,
+    source_prev_token, rank), and the circuit summary: mean K-composition from previous-token heads vs other
+    earlier heads, and the `n_sources` strongest edges into each top head."""
+    import numpy as np
+    import pandas as pd
+
+    n_heads = model.cfg.n_heads
+    kc = k_composition(model, top)  # (k, n_layers, n_heads)
+    rows, edges, from_prev, from_other = [], [], [], []
+    for t, (tl, th) in enumerate(top):
+        if tl == 0:
+            continue
+        scores = kc[t, :tl]  # (tl, h)
+        for rank, i in enumerate(torch.argsort(scores.flatten(), descending=True).tolist()):
+            sl, sh = i // n_heads, i % n_heads
+            score, prev_score = float(scores[sl, sh]), float(prev[sl, sh])
+            rows.append({"target": f"L{tl}.H{th}", "source": f"L{sl}.H{sh}", "source_layer": sl, "source_head": sh,
+                         "k_comp": score, "source_prev_token": prev_score, "rank": rank})
+            (from_prev if bool(prev[sl, sh] > prev_threshold) else from_other).append(score)
+            if rank < n_sources:
+                edges.append({"source": f"L{sl}.H{sh}", "target": f"L{tl}.H{th}", "source_layer": sl,
+                              "source_head": sh, "target_layer": tl, "target_head": th, "k_comp": score,
+                              "source_prev_token": prev_score})
+    circuit = {"prev_threshold": prev_threshold,
+               "prev_heads_mean": float(np.mean(from_prev)) if from_prev else None,
+               "other_heads_mean": float(np.mean(from_other)) if from_other else None,
+               "n_prev_heads": int((prev > prev_threshold).sum()),
+               "edges": sorted(edges, key=lambda e: -e["k_comp"])}
+    return pd.DataFrame(rows), circuit

@@ -72,11 +72,12 @@ def tl_logic_on_ours(model, rows: list[torch.Tensor]) -> torch.Tensor:
 def compare_with_peer(model, model_name: str, n_texts: int, seq_len: int, seed: int,
                       use_bridge: bool = True) -> PeerComparison:
     """Run TL's detector on the bridge (when it can be built) and TL's logic on our patterns."""
-    from interp.analysis.induction.sequences import bos_id, round_trip_word_sequences
+    from interp.analysis.induction.sequences import round_trip_word_sequences
+    from interp.model.tokenize import sink_token
 
     texts, toks = round_trip_word_sequences(model, n_texts, seq_len, seed)
     bridge_scores, error, notes = None, None, []
-    rows = [torch.cat([torch.tensor([bos_id(model)]), t]) for t in toks]  # fallback: BOS + r + r
+    rows = [torch.cat([torch.tensor([sink_token(model)]), t]) for t in toks]  # fallback: BOS + r + r
     if use_bridge:
         try:
             bridge = build_bridge(model_name)

@@ -1,20 +1,27 @@
-"""The induction analysis' result: tables, figure data, JSON summary, figures and a Markdown summary."""
+"""The induction analysis' result: tables, figure data, JSON summary, figures, findings, a Markdown summary."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from interp.figures import save_figure
+from interp.analysis.induction.params import CLI_FLAGS, InductionParams
+from interp.analysis.result import Finding, ResultBase
+from interp.figures import new_figure
 
 
-@dataclass
-class InductionResult:
+def label(layer: int, head: int) -> str:
+    return f"L{layer}.H{head}"
+
+
+@dataclass(repr=False)
+class InductionResult(ResultBase):
     model: str
-    params: dict
+    params: InductionParams
+    seconds: float
+    top_heads: list[tuple[int, int]]  # the ablated heads, best first
     heads: pd.DataFrame  # one row per head, sorted by induction score
     loss_by_position: pd.DataFrame  # position, loss (repeat 1 / 2)
     ablation: pd.DataFrame  # kind, seed, mode, heads, loss_increase
@@ -28,13 +35,17 @@ class InductionResult:
     loss_first: float = 0.0
     loss_second: float = 0.0
     notes: list[str] = field(default_factory=list)
+    command: str = ""
+
+    cli_name = "induction"
+    cli_flags = CLI_FLAGS
 
     # -- summaries ----------------------------------------------------------------------------------
     def ablation_summary(self) -> dict:
         ab = self.ablation
         top = ab[ab.kind == "top"].set_index("mode").loss_increase
         rnd = ab[ab.kind == "random"]
-        out = {"k": int(self.params["top_k"]), "top_loss_increase": float(top["zero"]),
+        out = {"k": int(self.params.top_k), "top_loss_increase": float(top["zero"]),
                "random_loss_increase_mean": float(rnd[rnd["mode"] == "zero"].loss_increase.mean()),
                "random_loss_increase_std": float(rnd[rnd["mode"] == "zero"].loss_increase.std(ddof=0)),
                "mode": "zero", "seeds": int(rnd.seed.nunique())}
@@ -42,7 +53,7 @@ class InductionResult:
         out["mean_ablation"] = {"top_loss_increase": float(top["mean"]),
                                 "random_loss_increase_mean": float(m.mean()),
                                 "random_loss_increase_std": float(m.std(ddof=0))}
-        out["top_heads"] = [[int(a), int(b)] for a, b in self.params["top_heads"]]
+        out["top_heads"] = [[int(a), int(b)] for a, b in self.top_heads]
         return out
 
     def to_json(self) -> dict:
@@ -53,7 +64,8 @@ class InductionResult:
              "ablation_effect": None if pd.isna(r.ablation_effect) else float(r.ablation_effect)}
             for r in self.heads.itertuples()
         ]
-        return {"model": self.model, "params": {k: v for k, v in self.params.items() if k != "top_heads"},
+        params = {**asdict(self.params), "model_name": self.params.model_name or self.model}
+        return {"model": self.model, "params": params, "seconds": self.seconds,
                 "heads": heads, "ablation": self.ablation_summary(),
                 "loss": {"first_repeat": self.loss_first, "second_repeat": self.loss_second},
                 "circuit": self.circuit, "natural_text": self.text_check, "peer": self.peer, "notes": self.notes}
@@ -64,9 +76,9 @@ class InductionResult:
 
     def summary_markdown(self) -> str:
         p, ab = self.params, self.ablation_summary()
-        top = self.heads.head(p["top_k"])
+        top = self.heads.head(p.top_k)
         lines = [f"# Induction heads in {self.model}", "",
-                 f"Repeated random tokens, batch {p['batch']} x (1 + 2 x {p['seq_len']}), seed {p['seed']}. "
+                 f"Repeated random tokens, batch {p.batch} x (1 + 2 x {p.seq_len}), seed {p.seed}. "
                  f"Loss on the first repeat {self.loss_first:.2f} nats, on the second {self.loss_second:.2f} "
                  f"(in-context copying gap {self.loss_first - self.loss_second:.2f}).", "",
                  "| head | induction | prev-token | duplicate | copying (OV eig.) | direct logit | ablation (zero, alone) |",
@@ -75,8 +87,8 @@ class InductionResult:
             eff = "" if pd.isna(r.ablation_effect) else f"{r.ablation_effect:+.3f}"
             lines.append(f"| L{r.layer}.H{r.head} | {r.induction:.3f} | {r.prev_token:.3f} | {r.duplicate:.3f} | "
                          f"{r.copying:+.2f} | {r.direct_logit:+.2f} | {eff} |")
-        n_above = int((self.heads.induction > p["threshold"]).sum())
-        lines += ["", f"{n_above} heads score above {p['threshold']} (ARENA's threshold).", "",
+        n_above = int((self.heads.induction > p.threshold).sum())
+        lines += ["", f"{n_above} heads score above {p.threshold} (ARENA's threshold).", "",
                   f"**Ablation** of the top {ab['k']} heads raises second-repeat loss by {ab['top_loss_increase']:.3f} "
                   f"(zero) / {ab['mean_ablation']['top_loss_increase']:.3f} (mean); {ab['k']} random heads from the same "
                   f"layers: {ab['random_loss_increase_mean']:.3f} +- {ab['random_loss_increase_std']:.3f} (zero) / "
@@ -109,47 +121,65 @@ class InductionResult:
             lines.append(f"\n_Note_: {n}")
         return "\n".join(lines) + "\n"
 
+    def findings(self) -> list[Finding]:
+        ab, top = self.ablation_summary(), self.heads.iloc[0]
+        gap = self.loss_first - self.loss_second
+        out = [
+            self.finding("strongest_head", f"The strongest induction head is {label(int(top['layer']), int(top['head']))} "
+                         f"(induction score {top.induction:.2f}; the median head scores "
+                         f"{self.heads.induction.median():.3f}).", float(top.induction), "attention"),
+            self.finding("copying_gap", f"Loss on the first repeat {self.loss_first:.2f} nats, on the second "
+                         f"{self.loss_second:.2f} (in-context copying gap {gap:.2f}).", gap, "nats"),
+            self.finding("ablation_top_loss_increase", f"Ablating the top {ab['k']} heads raises second-repeat loss "
+                         f"by {ab['top_loss_increase']:.3f} nats, against {ab['random_loss_increase_mean']:.3f} +- "
+                         f"{ab['random_loss_increase_std']:.3f} for {ab['k']} random heads from the same layers.",
+                         ab["top_loss_increase"], "nats"),
+        ]
+        c = self.circuit
+        if c and c["prev_heads_mean"] is not None and c["other_heads_mean"] is not None:
+            out.append(self.finding("k_composition_prev_heads", f"Previous-token heads feed the top induction heads "
+                                    f"with mean K-composition {c['prev_heads_mean']:.3f} vs {c['other_heads_mean']:.3f}"
+                                    " for other earlier heads.", c["prev_heads_mean"], "K-composition"))
+        return out
+
     # -- figures ------------------------------------------------------------------------------------
-    def save_figures(self, out_dir: Path) -> list[Path]:
-        import matplotlib
+    def figures(self) -> dict:
+        return {"heatmap": self._heatmap(), "strongest_head_pattern": self._pattern_figure(),
+                "circuit": self._circuit_figure(), "loss_by_position": self._loss_figure()}
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        paths = []
-
-        fig, axes = plt.subplots(1, 2, figsize=(10, max(4, 0.22 * self.induction_grid.shape[0] + 1.5)))
+    def _heatmap(self):
+        fig, axes = new_figure((10, max(4, 0.22 * self.induction_grid.shape[0] + 1.5)), ncols=2)
         for ax, grid, title in zip(axes, (self.induction_grid, self.prev_grid), ("induction", "previous-token")):
             im = ax.imshow(grid, aspect="auto", cmap="viridis", vmin=0, vmax=1)
             ax.set(title=f"{title} score", xlabel="head", ylabel="layer")
             fig.colorbar(im, ax=ax)
         fig.suptitle(self.model)
-        paths.append(save_figure(fig, out_dir / "heatmap.png", dpi=110))
+        return fig
 
+    def _pattern_figure(self):
         ex = self.example
-        fig, ax = plt.subplots(figsize=(6, 5.5))
+        fig, ax = new_figure((6, 5.5))
         ax.imshow(np.asarray(ex["pattern"]), cmap="Blues", vmin=0, vmax=1)
         ax.set(title=f"L{ex['layer']}.H{ex['head']} attention on [BOS] + r + r", xlabel="key position",
                ylabel="query position")
-        paths.append(save_figure(fig, out_dir / "strongest_head_pattern.png", dpi=110))
+        return fig
 
-        paths.append(self._circuit_figure(plt, out_dir / "circuit.png"))
-
-        fig, ax = plt.subplots(figsize=(7, 3.5))
+    def _loss_figure(self):
+        fig, ax = new_figure((7, 3.5))
         lp = self.loss_by_position
         ax.plot(lp.position, lp.loss, lw=1)
-        ax.axvline(self.params["seq_len"] + 0.5, color="grey", ls="--")
+        ax.axvline(self.params.seq_len + 0.5, color="grey", ls="--")
         ax.set(xlabel="position (predicting the next token)", ylabel="loss (nats)", title="loss by position")
-        paths.append(save_figure(fig, out_dir / "loss_by_position.png", dpi=110))
-        return paths
+        return fig
 
-    def _circuit_figure(self, plt, path: Path) -> Path:
+    def _circuit_figure(self):
         """Nodes at (layer, head); an edge from each previous-token source to each induction head, width
         and darkness by K-composition."""
+        import matplotlib
+
+        reds = matplotlib.colormaps["Reds"]
         edges = self.circuit.get("edges", []) if self.circuit else []
-        fig, ax = plt.subplots(figsize=(8, 4.5))
+        fig, ax = new_figure((8, 4.5))
         if edges:
             w = np.array([e["k_comp"] for e in edges])
             lo, hi = w.min(), max(w.max(), w.min() + 1e-9)
@@ -160,11 +190,10 @@ class InductionResult:
             for e, wi in zip(edges, w):
                 t = (wi - lo) / (hi - lo)
                 ax.annotate("", xy=(e["target_layer"], e["target_head"]), xytext=(e["source_layer"], e["source_head"]),
-                            arrowprops=dict(arrowstyle="->", lw=0.5 + 3.5 * t, color=plt.cm.Reds(0.35 + 0.65 * t),
+                            arrowprops=dict(arrowstyle="->", lw=0.5 + 3.5 * t, color=reds(0.35 + 0.65 * t),
                                             shrinkA=7, shrinkB=7))
             for name, (layer, head, kind) in nodes.items():
                 ax.scatter([layer], [head], s=260, color="tab:orange" if kind == "ind" else "tab:blue", zorder=3)
                 ax.annotate(name, (layer, head), ha="center", va="center", fontsize=6, zorder=4)
         ax.set(xlabel="layer", ylabel="head", title="K-composition: previous-token heads (blue) -> induction heads (orange)")
-        save_figure(fig, path, dpi=110)
-        return path
+        return fig

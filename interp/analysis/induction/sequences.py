@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from interp.errors import InvalidInputError
+from interp.model.tokenize import sink_token
 
 
 def ordinary_token_ids(model) -> torch.Tensor:
@@ -36,11 +37,6 @@ def ordinary_token_ids(model) -> torch.Tensor:
     ids = [i for i in excluded if 0 <= i < cfg.d_vocab]
     keep[ids] = False
     return keep.nonzero()[:, 0]
-
-
-def bos_id(model) -> int:
-    """BOS when the model has one; otherwise token 0 (tiny test models) as a fixed attention sink."""
-    return model.cfg.bos_token_id if model.cfg.bos_token_id is not None else 0
 
 
 def repeated_random_tokens(model, batch: int, seq_len: int, seed: int) -> torch.Tensor:
@@ -60,7 +56,7 @@ def repeated_random_tokens(model, batch: int, seq_len: int, seed: int) -> torch.
     gen = torch.Generator().manual_seed(seed)
     picks = torch.stack([torch.randperm(len(pool), generator=gen)[:seq_len] for _ in range(batch)])
     r = pool[picks]  # (batch, seq_len)
-    bos = torch.full((batch, 1), bos_id(model), dtype=torch.long)
+    bos = torch.full((batch, 1), sink_token(model), dtype=torch.long)
     return torch.cat([bos, r, r], dim=1).to(model.device)  # (batch, 1 + 2 L)
 
 
@@ -107,7 +103,7 @@ def file_text_tokens(model, path: Path, n_tokens: int) -> torch.Tensor:
         raise InvalidInputError(f"The text file {path} holds only {len(ids)} tokens; give at least 16.")
     n_tokens = min(n_tokens, len(ids))
     chunks = [ids[i : i + n_tokens] for i in range(0, len(ids) - n_tokens + 1, n_tokens)][:8]
-    rows = [[bos_id(model)] + c for c in chunks]
+    rows = [[sink_token(model)] + c for c in chunks]
     return torch.tensor(rows, dtype=torch.long, device=model.device)
 
 

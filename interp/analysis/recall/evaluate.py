@@ -26,7 +26,9 @@ from interp.analysis.recall.prefix import Batch, fork, plan_batches, prefix_cach
 from interp.analysis.recall.prompts import RecallExample, Span, is_correct, locate_tokens
 from interp.errors import InvalidInputError
 from interp.model import hook_names
+from interp.model.tokenize import bos_prefix, text_ids
 from interp.model.transformer import KVCache, Transformer
+from interp.progress import Progress, track
 
 KV_LEAD = ' "'  # a JSON value is answered as ' "value"', so the value's tokens follow ' "'
 DEFAULT_NEW_TOKENS = {"kv": 32, "kv-words": 5, "qa": 10}
@@ -59,16 +61,13 @@ class Score:
     distractor_attention: np.ndarray | None  # (n_layers, n_heads) mean over the other items
 
 
-def _token_ids(model: Transformer, text: str) -> list[int]:
-    return list(model.tokenizer(text, add_special_tokens=False)["input_ids"])
-
-
 def prepare(model: Transformer, example: RecallExample, max_new_tokens: int = 0) -> Prepared:
     """Tokenize an example as the model reads it and find its items; refuse one that does not fit."""
     layout = example.layout()
     prompt = model.encode(layout.text)
-    # model.encode adds BOS itself (cfg.default_prepend_bos), so locate without special tokens and shift
-    shift = len(prompt) - len(_token_ids(model, layout.text))
+    # model.encode adds BOS itself (the BOS rule of interp.model.tokenize), so locate without special tokens
+    # and shift by it
+    shift = len(bos_prefix(model))
     spans = [layout.item_spans[i] for i in range(example.n_items)]
     spans += [layout.repeat_span] if layout.repeat_span else []
     token_spans = [(a + shift, b + shift) for a, b in locate_tokens(model.tokenizer, layout.text, spans,
@@ -76,10 +75,10 @@ def prepare(model: Transformer, example: RecallExample, max_new_tokens: int = 0)
     items = token_spans[: example.n_items]
     gold = [items[example.gold_position]] + token_spans[example.n_items:]
     if example.is_kv:
-        lead, answer = _token_ids(model, KV_LEAD), _token_ids(model, example.answers[0])
-        candidates = [_token_ids(model, value)[0] for _, value in example.records]
+        lead, answer = text_ids(model, KV_LEAD), text_ids(model, example.answers[0])
+        candidates = [text_ids(model, value)[0] for _, value in example.records]
     else:
-        lead, answer, candidates = [], _token_ids(model, " " + example.answers[0]), None
+        lead, answer, candidates = [], text_ids(model, " " + example.answers[0]), None
     if not answer:
         raise InvalidInputError(f"The answer {example.answers[0]!r} tokenizes to nothing.")
     need = len(prompt) + max(len(lead) + len(answer), max_new_tokens)
@@ -110,11 +109,6 @@ def _right_pad(rows: Sequence[Sequence[int]], pad: int, dev: torch.device) -> tu
         tokens[i, : len(r)] = torch.tensor(list(r), device=dev)
         mask[i, : len(r)] = True
     return tokens, mask
-
-
-def _final_logits(model: Transformer, resid: torch.Tensor) -> torch.Tensor:
-    """Logits (b, p, vocab) for a few positions only: the unembedding is a fifth of a small model's cost."""
-    return model.unembed(model.ln_final(resid)).float()
 
 
 def _last_row_hooks(model: Transformer, store: dict[int, torch.Tensor]) -> list:
@@ -165,7 +159,7 @@ def _score_batch(model: Transformer, items: list[Prepared], batch: Batch, trunk_
     rows: dict[int, torch.Tensor] = {}
     with model.hooks(fwd_hooks=_last_row_hooks(model, rows) if attention else []):
         resid = model(tokens, return_type="resid", attention_mask=mask, past_kv=cache)
-    last = _final_logits(model, resid[:, -1:])[:, 0]  # (b, vocab), predicts the first new token
+    last = model.logits_from_resid(resid[:, -1:]).float()[:, 0]  # (b, vocab), predicts the first new token
 
     # teacher forcing: lead + answer on a branch of the prompt cache; token j of lead+answer is predicted
     # by position j-1 of this branch, token 0 by the prompt's last position
@@ -174,7 +168,7 @@ def _score_batch(model: Transformer, items: list[Prepared], batch: Batch, trunk_
     if max(len(f) for f in forced) > 1:
         tf_tokens, tf_mask = _right_pad([f[:-1] for f in forced], pad, dev)
         tf_resid = model(tf_tokens, return_type="resid", attention_mask=tf_mask, past_kv=fork(cache))
-        logits = torch.cat([logits, _final_logits(model, tf_resid)], 1)  # (b, 1 + T, vocab)
+        logits = torch.cat([logits, model.logits_from_resid(tf_resid).float()], 1)  # (b, 1 + T, vocab)
     logp = logits.log_softmax(-1)
 
     predictions = _greedy(model, cache, last.argmax(-1), max_new_tokens) if generate else [None] * len(items)
@@ -218,7 +212,7 @@ def score_examples(
     max_new_tokens: int | None = None,
     attention: bool = True,
     reuse_prefix: bool = False,
-    progress: Callable | None = None,
+    progress: Progress | None = None,
 ) -> list[Score]:
     """Score every example (in order). With `reuse_prefix`, examples with the same `example_id`, size
     and options share a trunk cache, but a batch then holds one group only and is padded to its longest
@@ -238,9 +232,8 @@ def score_examples(
     prompts = [p.prompt for p in prepared]
     batches = plan_batches(prompts, list(groups.values()), batch_size, reuse_prefix)
     out: list[Score | None] = [None] * len(examples)
-    bar = progress(total=len(examples), desc="scoring", leave=False) if progress else None
     trunk_kv, trunk_of = None, None
-    for batch in batches:
+    for batch in track(progress, batches, "scoring batches"):
         if batch.trunk is not None and batch.trunk != trunk_of:
             # one trunk forward per group, cut at the longest share any batch of the group needs
             need = max(s for b in batches if b.trunk == batch.trunk for s in b.shared)
@@ -249,8 +242,4 @@ def score_examples(
         scores = _score_batch(model, [prepared[i] for i in batch.rows], batch, kv, generate, new_tokens, attention)
         for i, s in zip(batch.rows, scores):
             out[i] = s
-        if bar is not None:
-            bar.update(len(batch.rows))
-    if bar is not None:
-        bar.close()
     return out  # type: ignore[return-value]

@@ -4,28 +4,27 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from interp.figures import save_figure
-
-if TYPE_CHECKING:
-    from interp.analysis.recall.sweep import RecallParams
+from interp.analysis.recall.params import CLI_FLAGS, RecallParams
+from interp.analysis.result import Finding, ResultBase
+from interp.figures import new_figure
 
 
 def _num(x: Any) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
 
-@dataclass
-class RecallResult:
+@dataclass(repr=False)
+class RecallResult(ResultBase):
     """Per-example scores, per-point curves with 95% intervals, retrieval heads and their correlation."""
 
-    model_name: str
+    model: str
     params: RecallParams
+    seconds: float
     examples: pd.DataFrame  # one row per scored prompt
     curves: pd.DataFrame  # one row per (condition, n_items, gold_position)
     heads: pd.DataFrame  # top retrieval heads (baseline prompts)
@@ -33,6 +32,14 @@ class RecallResult:
     correlations: pd.DataFrame  # r of retrieval-head gold mass with each metric, across positions
     mitigations: pd.DataFrame = field(default_factory=pd.DataFrame)
     heatmap: dict = field(default_factory=dict)
+    command: str = ""
+
+    cli_name = "lost-in-middle"
+    cli_flags = CLI_FLAGS
+
+    @property
+    def model_name(self) -> str:  # the field's name before every result used `model`
+        return self.model
 
     def tables(self) -> dict[str, pd.DataFrame]:
         out = {"examples": self.examples, "curves": self.curves, "retrieval_heads": self.heads,
@@ -52,7 +59,7 @@ class RecallResult:
                 "n": int(r.n),
             })
         return {
-            "model": self.model_name, "task": self.params.task, "file": self.params.file, "seed": self.params.seed,
+            "model": self.model, "seconds": self.seconds, "task": self.params.task, "file": self.params.file, "seed": self.params.seed,
             "curves": curves,
             "retrieval_heads": [{"layer": int(h.layer), "head": int(h.head), "gold_mass": float(h.gold_mass),
                                  "distractor_mass": float(h.distractor_mass)} for h in self.heads.itertuples()],
@@ -62,27 +69,20 @@ class RecallResult:
         }
 
     # -- figures -------------------------------------------------------------------------------------
-    def save_figures(self, out_dir: Path) -> list[Path]:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        paths = [self._u_curve(plt, out_dir / "u_curve.png", "baseline")]
+    def figures(self) -> dict:
+        out = {"u_curve": self._u_curve("baseline")}
         if not self.mitigations.empty:
-            paths.append(self._mitigation_figure(plt, out_dir / "mitigations.png"))
+            out["mitigations"] = self._mitigation_figure()
         if self.heatmap:
-            paths.append(self._heatmap(plt, out_dir / "attention_heatmap.png"))
-        return paths
+            out["attention_heatmap"] = self._heatmap()
+        return out
 
     def _accuracy_column(self) -> str:
         return "accuracy" if self.curves["accuracy"].notna().any() else "choice_accuracy"
 
-    def _u_curve(self, plt, path: Path, condition: str) -> Path:
+    def _u_curve(self, condition: str):
         acc = self._accuracy_column()
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+        fig, axes = new_figure((11, 4), dpi=120, ncols=2)
         for k, g in self.curves[self.curves["condition"] == condition].groupby("n_items"):
             x = g["gold_position"] + 1
             for ax, col in zip(axes, (acc, "logprob")):
@@ -96,14 +96,13 @@ class RecallResult:
         for ax in axes:
             ax.set_xlabel("position of the gold item (1 = first)")
             ax.legend()
-        fig.suptitle(f"{self.model_name}: {self.params.task}, recall by gold position ({condition})")
-        save_figure(fig, path, dpi=120)
-        return path
+        fig.suptitle(f"{self.model}: {self.params.task}, recall by gold position ({condition})")
+        return fig
 
-    def _mitigation_figure(self, plt, path: Path) -> Path:
+    def _mitigation_figure(self):
         acc = self._accuracy_column()
         sizes = sorted(self.curves["n_items"].unique())
-        fig, axes = plt.subplots(1, len(sizes), figsize=(4.5 * len(sizes), 3.8), squeeze=False)
+        fig, axes = new_figure((4.5 * len(sizes), 3.8), dpi=120, ncols=len(sizes), squeeze=False)
         for ax, k in zip(axes[0], sizes):
             for cond, g in self.curves[self.curves["n_items"] == k].groupby("condition"):
                 x = g["gold_position"] + 1
@@ -113,12 +112,11 @@ class RecallResult:
             ax.set_xlabel("gold position")
             ax.set_ylabel(acc.replace("_", " "))
             ax.legend(fontsize=8)
-        save_figure(fig, path, dpi=120)
-        return path
+        return fig
 
-    def _heatmap(self, plt, path: Path) -> Path:
+    def _heatmap(self):
         h = self.heatmap
-        fig, axes = plt.subplots(1, 2, figsize=(11, 5))
+        fig, axes = new_figure((11, 5), dpi=120, ncols=2)
         im = axes[0].imshow(h["head_score"], aspect="auto", cmap="RdBu_r",
                             vmin=-np.abs(h["head_score"]).max(), vmax=np.abs(h["head_score"]).max())
         axes[0].set(xlabel="head", ylabel="layer", title="gold - mean distractor attention mass")
@@ -127,9 +125,8 @@ class RecallResult:
         axes[1].set_xticks(range(len(h["positions"])), [str(p + 1) for p in h["positions"]])
         axes[1].set(xlabel="gold position", ylabel="layer", title="attention mass on gold (sum over heads)")
         fig.colorbar(im, ax=axes[1])
-        fig.suptitle(f"{self.model_name}: final token's attention, {h['n_items']} items (baseline)")
-        save_figure(fig, path, dpi=120)
-        return path
+        fig.suptitle(f"{self.model}: final token's attention, {h['n_items']} items (baseline)")
+        return fig
 
     # -- text ----------------------------------------------------------------------------------------
     def curve_table(self) -> str:
@@ -145,7 +142,7 @@ class RecallResult:
     def summary_markdown(self) -> str:
         p = self.params
         n = self.curves["n"].min()
-        parts = [f"## Lost in the middle: {self.model_name}, task {p.task}", "",
+        parts = [f"## Lost in the middle: {self.model}, task {p.task}", "",
                  f"{len(self.examples)} prompts ({n}+ per point, seed {p.seed}); accuracy = greedy answer "
                  f"contains the gold answer (first line); choice accuracy (KV) = gold value's first token beats "
                  f"every other value in the context (chance 1/k); log p = teacher-forced answer log-probability.",
@@ -170,3 +167,24 @@ class RecallResult:
                              f"log p {r.delta_logprob:+.2f} (at the baseline's worst position "
                              f"{r.worst_position + 1}: {r.delta_logprob_at_worst:+.2f})")
         return "\n".join(parts) + "\n"
+
+    def findings(self) -> list[Finding]:
+        base = self.curves[self.curves["condition"] == "baseline"]
+        out = []
+        for k, g in base.groupby("n_items"):
+            best, worst = g.loc[g["logprob"].idxmax()], g.loc[g["logprob"].idxmin()]
+            out.append(self.finding(
+                f"logprob_range_{int(k)}", f"With {int(k)} items, log p(answer) is highest with the gold item at "
+                f"position {int(best.gold_position) + 1} ({best.logprob:.2f}) and lowest at position "
+                f"{int(worst.gold_position) + 1} ({worst.logprob:.2f}).", float(best.logprob - worst.logprob), "nats"))
+        if not self.heads.empty:
+            top = ", ".join(f"L{r.layer}H{r.head} ({r.gold_mass:.3f} vs {r.distractor_mass:.3f})"
+                            for r in self.heads.head(5).itertuples())
+            out.append(self.finding("top_retrieval_head", "Top retrieval heads (final token's attention mass on the "
+                                    f"gold item vs a distractor item): {top}.", float(self.heads.iloc[0].gold_mass),
+                                    "attention"))
+        for r in self.correlations.itertuples():
+            if r.condition == "baseline" and r.metric == "logprob" and not math.isnan(r.r):
+                out.append(self.finding(f"head_recall_r_{int(r.n_items)}", f"Retrieval-head gold mass tracks log p "
+                                        f"across positions at {int(r.n_items)} items: r = {r.r:.2f}.", float(r.r), "r"))
+        return out

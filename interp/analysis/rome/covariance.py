@@ -7,47 +7,71 @@ model itself** (seeded, top-p 0.95, documents of 128 tokens, each opened by one 
 user may give a text file or a folder of .txt files instead. Every token's key (the MLP hook_post, the
 input of W_out) enters C except the first of each document, whose attention-sink activations are
 outliers. The cache key hashes the model fingerprint, layer, corpus (its token ids) and token count:
-``cache_dir()/stats/<model>/<key>.pt``.
+``cache_dir()/stats/<model>-<fingerprint>/mom2-L<layer>-<key>.pt``; a `StatsCache` object says where that is
+and keeps what was read.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Callable
 
 import torch
 
 from interp.analysis.rome.hparams import StatsParams
 from interp.errors import InvalidInputError
+from interp.fingerprint import ids_hash, text_hash, weights_hash
 from interp.interventions import capture, intervene
 from interp.model import hook_names
 from interp.model.registry import cache_dir
+from interp.progress import Progress, track
 
 OPENERS = ("The", "In", "A", "I", "It", "This", "We", "He", "She", "When", "There", "One")
 
 
+class StatsCache:
+    """Where ROME's statistics live: ``<root>/<model>-<fingerprint>/`` on disk, and, for this object's
+    lifetime, the second moments already read and the fingerprints already computed. Pass one object to
+    every edit of a session (`run_edit_eval` does) so the statistics are read and the weights hashed once;
+    without one, each call reads from disk again. Nothing is kept on the model or in a module global.
+
+    The fingerprint hashes the config and every weight except the MLP output matrices (which edits change),
+    so statistics of the unedited model stay valid while edits are applied (the reference also uses the
+    unedited model's statistics); in-place changes to other weights are not noticed within one StatsCache.
+    """
+
+    def __init__(self, root: str | Path | None = None):
+        self.root = Path(root) if root is not None else cache_dir() / "stats"
+        self._moments: dict[Path, torch.Tensor] = {}
+        self._fingerprints: dict[tuple, str] = {}
+
+    def fingerprint(self, model) -> str:
+        key = (id(model), tuple(p.data_ptr() for p in model.parameters()))
+        if key not in self._fingerprints:
+            self._fingerprints[key] = weights_hash(model, skip=("mlp.w_out",))[:16]
+        return self._fingerprints[key]
+
+    def folder(self, model) -> Path:
+        return self.root / f"{model.cfg.name.replace('/', '_')}-{self.fingerprint(model)}"
+
+    def moment(self, path: Path) -> torch.Tensor | None:
+        """A second moment read before, or from its file; None when neither (a damaged file is removed)."""
+        if path not in self._moments and path.exists():
+            try:
+                self._moments[path] = torch.load(path)
+            except Exception:  # noqa: BLE001 - a damaged cache entry is rebuilt
+                path.unlink(missing_ok=True)
+        return self._moments.get(path)
+
+    def keep(self, path: Path, c: torch.Tensor) -> None:
+        _atomic_save(c, path)
+        self._moments[path] = c
+
+
 def model_fingerprint(model) -> str:
-    """sha256 of the config and every weight except the MLP output matrices (which edits change), so
-    statistics of the unedited model stay valid and cached while edits are applied (the reference also
-    uses the unedited model's statistics). Memoised on the model; in-place changes to other weights
-    are not detected."""
-    ptrs = tuple(p.data_ptr() for p in model.parameters())
-    memo = getattr(model, "_interp_fingerprint", None)
-    if memo is not None and memo[0] == ptrs:
-        return memo[1]
-    h = hashlib.sha256(json.dumps(model.cfg.to_dict(), sort_keys=True, default=str).encode())
-    for name, p in model.named_parameters():
-        if name.endswith("mlp.w_out"):
-            continue
-        h.update(name.encode())
-        h.update(p.detach().float().cpu().contiguous().numpy().tobytes())
-    fp = h.hexdigest()[:16]
-    model._interp_fingerprint = (ptrs, fp)
-    return fp
+    """The statistics' key for `model` (see `StatsCache`), computed afresh."""
+    return StatsCache().fingerprint(model)
 
 
 def _atomic_save(obj, path: Path) -> None:
@@ -61,15 +85,12 @@ def _atomic_save(obj, path: Path) -> None:
         Path(tmp).unlink(missing_ok=True)  # an unwritable cache is only slower
 
 
-def _stats_dir(model) -> Path:
-    return cache_dir() / "stats" / f"{model.cfg.name.replace('/', '_')}-{model_fingerprint(model)}"
-
-
 @torch.no_grad()
-def sample_corpus(model, params: StatsParams, progress: Callable | None = None) -> list[list[int]]:
+def sample_corpus(model, params: StatsParams, progress: Progress | None = None,
+                  cache: StatsCache | None = None) -> list[list[int]]:
     """Documents of token ids sampled from the model (batched, seeded), cached on disk."""
     n_docs = -(-params.n_tokens // (params.sample_len - 1))
-    path = _stats_dir(model) / f"corpus-s{params.seed}-n{n_docs}x{params.sample_len}.pt"
+    path = (cache or StatsCache()).folder(model) / f"corpus-s{params.seed}-n{n_docs}x{params.sample_len}.pt"
     if path.exists():
         try:
             return torch.load(path)
@@ -77,7 +98,7 @@ def sample_corpus(model, params: StatsParams, progress: Callable | None = None) 
             path.unlink(missing_ok=True)
     docs: list[list[int]] = []
     batches = range(0, n_docs, params.batch_size)
-    for i, start in enumerate(progress(batches, desc="sampling corpus") if progress else batches):
+    for i, start in enumerate(track(progress, batches, "sampling corpus")):
         b = min(params.batch_size, n_docs - start)
         openers = [OPENERS[(start + j) % len(OPENERS)] for j in range(b)]
         tokens, mask = model.to_batch(openers)
@@ -110,56 +131,40 @@ def read_corpus(model, path: str | Path, n_tokens: int, sample_len: int) -> list
     return docs
 
 
-def corpus_hash(docs: list[list[int]]) -> str:
-    h = hashlib.sha256()
-    for d in docs:
-        h.update(torch.tensor(d, dtype=torch.int64).numpy().tobytes())
-        h.update(b"|")
-    return h.hexdigest()[:16]
-
-
 @torch.no_grad()
-def second_moment(model, layer: int, params: StatsParams = StatsParams(),
-                  progress: Callable | None = None) -> torch.Tensor:
+def second_moment(model, layer: int, params: StatsParams = StatsParams(), progress: Progress | None = None,
+                  cache: StatsCache | None = None) -> torch.Tensor:
     """C = mean of k k^T over the corpus keys at `layer`: (d_mlp, d_mlp), float32, cached on disk."""
+    cache = cache or StatsCache()
     if params.corpus is None:
-        docs = sample_corpus(model, params, progress)
+        docs = sample_corpus(model, params, progress, cache)
     else:
         docs = read_corpus(model, params.corpus, params.n_tokens, params.sample_len)
-    key = hashlib.sha256(
-        f"{model_fingerprint(model)}|{layer}|{corpus_hash(docs)}|{params.n_tokens}".encode()).hexdigest()[:16]
-    path = _stats_dir(model) / f"mom2-L{layer}-{key}.pt"
-    memo = getattr(model, "_interp_mom2", {})
-    if path in memo:
-        return memo[path]
-    if path.exists():
-        try:
-            c = torch.load(path)
-            memo[path] = c
-            model._interp_mom2 = memo
-            return c
-        except Exception:  # noqa: BLE001
-            path.unlink(missing_ok=True)
+    key = text_hash(f"{cache.fingerprint(model)}|{layer}|{ids_hash(docs)}|{params.n_tokens}")
+    path = cache.folder(model) / f"mom2-L{layer}-{key[:16]}.pt"
+    c = cache.moment(path)
+    if c is None:
+        c = _keys_moment(model, layer, docs, progress)
+        cache.keep(path, c)
+    return c
+
+
+def _keys_moment(model, layer: int, docs: list[list[int]], progress: Progress | None) -> torch.Tensor:
+    """The mean of k k^T over every token's key but each document's first (its attention-sink outlier)."""
     name = hook_names.mlp_post(layer)
     d = model.cfg.d_mlp
     total = torch.zeros(d, d, dtype=torch.float64)
     count = 0
     bs = 16
-    batches = range(0, len(docs), bs)
-    for start in progress(batches, desc=f"keys at layer {layer}") if progress else batches:
+    for start in track(progress, range(0, len(docs), bs), f"keys at layer {layer}"):
         chunk = docs[start : start + bs]
         tokens, mask = model.pad_left(chunk)
         counted = mask.clone()
-        counted[torch.arange(len(chunk)), mask.int().argmax(1)] = False  # skip each document's first token (attention sink)
+        counted[torch.arange(len(chunk)), mask.int().argmax(1)] = False  # skip each document's first token
         store: dict = {}
         with intervene(model, capture([name], store)):
             model(tokens, attention_mask=mask, stop_at_layer=layer + 1)
         keys = store[name][counted].double().cpu()  # (tokens, d_mlp)
         total += keys.T @ keys
         count += keys.shape[0]
-    c = (total / max(count, 1)).float()
-    _atomic_save(c, path)
-    memo[path] = c
-    model._interp_mom2 = memo
-    return c
-
+    return (total / max(count, 1)).float()

@@ -30,27 +30,28 @@ layer's W_out before the edit, date. Loading refuses another model's edit or dif
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 
-from interp.analysis.rome.covariance import second_moment
+from interp.analysis.rome.covariance import StatsCache, second_moment
 from interp.analysis.rome.hparams import ROMEParams, default_layer
 from interp.analysis.rome.key import EditRequest, context_templates, subject_keys, target_ids
 from interp.analysis.rome.value import optimise_delta
 from interp.errors import EditError
+from interp.fingerprint import tensor_sha256
+from interp.progress import Progress
 
 FORMAT = "interp-edit/1"
 
 
 def weight_hash(w: torch.Tensor) -> str:
     """sha256 of a tensor's bytes (float32 on CPU): identifies the base weights an edit was made for."""
-    return hashlib.sha256(w.detach().float().cpu().contiguous().numpy().tobytes()).hexdigest()
+    return tensor_sha256(w)
 
 
 @dataclass
@@ -224,11 +225,13 @@ def resolve_layer(model, params: ROMEParams) -> int:
 
 
 def rome_edit(model, request: EditRequest, params: ROMEParams = ROMEParams(), apply: bool = True,
-              progress: Callable | None = None) -> Edit:
-    """Compute (and by default apply) the ROME edit for one request, on the model as it is now."""
+              progress: Progress | None = None, stats: StatsCache | None = None) -> Edit:
+    """Compute (and by default apply) the ROME edit for one request, on the model as it is now. `stats`:
+    where the key statistics are cached (one object for a session of edits reads them once)."""
     layer = resolve_layer(model, params)
-    c = second_moment(model, layer, params.stats, progress)
-    contexts = context_templates(model, params.context_lengths, params.context_seed)
+    stats = stats or StatsCache()
+    c = second_moment(model, layer, params.stats, progress, stats)
+    contexts = context_templates(model, params.context_lengths, params.context_seed, stats)
     mlp = model.blocks[layer].mlp
     keys = subject_keys(model, request, layer, contexts, params.kl_prompt)  # (contexts + 1, d_mlp)
     k_star = keys[:-1].mean(0)  # ROME's key: the mean over the prefixed prompts (not the KL prompt)

@@ -19,6 +19,7 @@ import torch
 from interp.errors import EditError
 from interp.interventions import capture, intervene
 from interp.model import hook_names
+from interp.model.tokenize import answer_ids, subject_tokens
 
 CONTEXT_OPENERS = ("The", "Therefore", "Because", "I", "You")
 
@@ -62,22 +63,13 @@ class EditRequest:
 
 def target_ids(model, target: str) -> list[int]:
     """Token ids of " " + target (CounterFact targets are stored without the leading space)."""
-    ids = model.tokenizer(" " + target.strip(), add_special_tokens=False)["input_ids"]
-    if not ids:
-        raise EditError(f"The target {target!r} tokenizes to nothing; give a word.")
-    return list(ids)
+    return answer_ids(model, target, error=EditError)
 
 
 def encode_with_subject(model, template: str, subject: str) -> tuple[list[int], int]:
     """Token ids of template.format(subject) and the index of the subject's last token in them."""
-    text = template.replace("{}", subject)
-    end = template.index("{}") + len(subject)  # the character just after the subject
-    enc = model.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    idx = [i for i, (s, _) in enumerate(enc["offset_mapping"]) if s < end]
-    if not idx or not subject.strip():
-        raise EditError(f"The subject {subject!r} cannot be located in the tokens of {text!r}.")
-    bos = [model.cfg.bos_token_id] if model.cfg.default_prepend_bos and model.cfg.bos_token_id is not None else []
-    return bos + list(enc["input_ids"]), len(bos) + idx[-1]
+    span = subject_tokens(model, template, subject, error=EditError)
+    return span.ids, span.last
 
 
 def pad_left(model, seqs: Sequence[list[int]], indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -89,12 +81,13 @@ def pad_left(model, seqs: Sequence[list[int]], indices: Sequence[int]) -> tuple[
 
 
 @torch.no_grad()
-def context_templates(model, lengths: tuple[tuple[int, int], ...] = ((5, 10), (10, 10)), seed: int = 0) -> list[str]:
+def context_templates(model, lengths: tuple[tuple[int, int], ...] = ((5, 10), (10, 10)), seed: int = 0,
+                      cache=None) -> list[str]:
     """["{}"] + ["<sampled text>. {}", ...]: the bare prompt and short prefixed variants, sampled from the
-    model (top-k 5, seeded), cached on disk beside the statistics."""
-    from interp.analysis.rome.covariance import _stats_dir
+    model (top-k 5, seeded), cached on disk beside the statistics (`cache`: a covariance.StatsCache)."""
+    from interp.analysis.rome.covariance import StatsCache
 
-    path = _stats_dir(model) / f"contexts-s{seed}-{'_'.join(f'{a}x{b}' for a, b in lengths)}.json"
+    path = (cache or StatsCache()).folder(model) / f"contexts-s{seed}-{'_'.join(f'{a}x{b}' for a, b in lengths)}.json"
     if path.exists():
         try:
             return json.loads(path.read_text())

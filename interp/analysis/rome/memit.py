@@ -20,17 +20,18 @@ output is normalised before it joins the stream, so spreading R linearly is an a
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 
-from interp.analysis.rome.covariance import second_moment
+from interp.analysis.rome.covariance import StatsCache, second_moment
 from interp.analysis.rome.edit import Edit, LayerDelta, weight_hash
 from interp.analysis.rome.hparams import MEMITParams, default_memit_layers
 from interp.analysis.rome.key import EditRequest, context_templates, prefixed, subject_states
 from interp.analysis.rome.value import optimise_delta
 from interp.errors import EditError
 from interp.model import hook_names
+from interp.progress import Progress
 
 
 def _states(model, requests: Sequence[EditRequest], contexts: Sequence[str], layer: int, last: int,
@@ -51,7 +52,7 @@ def _states(model, requests: Sequence[EditRequest], contexts: Sequence[str], lay
 
 
 def memit_edit(model, requests: Sequence[EditRequest], params: MEMITParams = MEMITParams(), apply: bool = True,
-               progress: Callable | None = None) -> Edit:
+               progress: Progress | None = None, stats: StatsCache | None = None) -> Edit:
     """Compute (and by default apply) one MEMIT edit for all `requests`."""
     requests = list(requests)
     if not requests:
@@ -61,8 +62,9 @@ def memit_edit(model, requests: Sequence[EditRequest], params: MEMITParams = MEM
         raise EditError(f"Layers {layers} do not all exist in {model.cfg.name} (0-{model.cfg.n_layers - 1}).")
     last = layers[-1]
     rp = params.rome
-    covs = {l: second_moment(model, l, rp.stats, progress) for l in layers}
-    contexts = context_templates(model, rp.context_lengths, rp.context_seed)
+    stats = stats or StatsCache()
+    covs = {l: second_moment(model, l, rp.stats, progress, stats) for l in layers}
+    contexts = context_templates(model, rp.context_lengths, rp.context_seed, stats)
 
     # 1. target residuals z at the last layer
     bare = rp.fit_bare_key

@@ -98,7 +98,7 @@ def _prompts(model, request: EditRequest, contexts: Sequence[str], kl_prompt: st
 
 
 def _logprobs(model, resid: torch.Tensor) -> torch.Tensor:
-    return F.log_softmax(model.unembed(model.ln_final(resid)).float(), dim=-1)
+    return F.log_softmax(model.logits_from_resid(resid).float(), dim=-1)
 
 
 def optimise_delta(model, request: EditRequest, contexts: Sequence[str], layer: int, module: nn.Module,

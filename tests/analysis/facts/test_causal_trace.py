@@ -170,7 +170,7 @@ def test_trace_cli_json(smollm2, tmp_path):
     j = json.loads(r.stdout[r.stdout.index("{"):])
     assert {"model", "prompt", "subject", "target", "p_clean", "p_corrupted", "peak"} <= set(j)
     assert set(j["peak"]) == {"mlp", "attn", "resid"} and {"layer", "token"} <= set(j["peak"]["mlp"])
-    assert (out / "trace_mlp.png").is_file() and (out / "summary.md").is_file() and (out / "trace_resid.csv").is_file()
+    assert (out / "figures" / "trace_mlp.png").is_file() and (out / "summary.md").is_file() and (out / "trace_resid.csv").is_file()
     r = CliRunner().invoke(cli, ["trace", "--out", str(out)])
     assert r.exit_code != 0 and "--force" in str(r.exception)
 
@@ -184,7 +184,7 @@ def test_result_tables_json_figures_and_summary(tmp_path):
     keys = sorted({q for qs in case.category_positions().values() for q in qs})
     assert keys == [2, 3, 4, 5, 7]
     part = trace_case(model, case, make_noise(2, 3, 32, 0.5, 1), params, positions=keys)
-    result = TraceResult("tiny", params, 0.1, full, [full, part])
+    result = TraceResult("tiny", params, 0.0, 0.1, full, [full, part])
     avg = result.averaged()
     mlp_last = avg[(avg.kind == "mlp") & (avg.category == "last_subject")].aie.to_numpy()
     expect = (full.effects("mlp")[4] + part.effects("mlp")[keys.index(4)]) / 2

@@ -57,6 +57,7 @@ def test_json_layout_and_out_folder(smollm2, tmp_path):
     assert scores == sorted(scores, reverse=True)
     assert {"k", "top_loss_increase", "random_loss_increase_mean", "random_loss_increase_std"} <= set(data["ablation"])
     assert data["ablation"]["k"] == 2
-    for name in ("heads.csv", "ablation.csv", "composition.csv", "loss_by_position.csv", "heatmap.png",
-                 "strongest_head_pattern.png", "circuit.png", "summary.md", "summary.json"):
+    for name in ("heads.csv", "ablation.csv", "composition.csv", "loss_by_position.csv", "figures/heatmap.png",
+                 "figures/strongest_head_pattern.png", "figures/circuit.png", "summary.md", "summary.json",
+                 "findings.json"):
         assert (out / name).exists(), name

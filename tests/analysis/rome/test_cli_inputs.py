@@ -33,9 +33,9 @@ def test_edit_eval_bad_inputs(tmp_path):
     assert r.exit_code != 0 and "does not exist" in str(r.exception)
     r = CliRunner().invoke(cli, ["edit-eval", "--facts", "x.json", "--edits", "0"])
     assert r.exit_code != 0 and "at least 1" in str(r.exception)
-    for params in (EditEvalParams(method="lora"), EditEvalParams(edits=0)):
+    for bad in ({"method": "lora"}, {"edits": 0}, {"sample": 0}):  # refused by the params, before any model
         try:
-            run_edit_eval(None, params, records=[])
+            EditEvalParams(**bad)
         except InterpError:
             pass
         else:

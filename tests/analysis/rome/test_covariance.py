@@ -40,15 +40,15 @@ def _expected(model, docs, layer):
 def test_second_moment_equals_the_unbatched_keys_and_is_cached(family, private_cache, monkeypatch):
     model = tiny_model(family)
     docs = _docs(0)
-    monkeypatch.setattr(covariance, "sample_corpus", lambda m, p, progress=None: docs)
+    monkeypatch.setattr(covariance, "sample_corpus", lambda m, p, progress=None, cache=None: docs)
     c = second_moment(model, 1, StatsParams(n_tokens=100))
     torch.testing.assert_close(c, _expected(model, docs, 1), rtol=1e-4, atol=1e-6)
     files = list(private_cache.rglob("mom2-L1-*.pt"))
     assert len(files) == 1
-    model._interp_mom2 = {}  # forget the in-memory copy: the next call reads the file
+    # each call without a StatsCache starts empty: this one reads the file
     assert torch.equal(second_moment(model, 1, StatsParams(n_tokens=100)), c)
     other = _docs(1)
-    monkeypatch.setattr(covariance, "sample_corpus", lambda m, p, progress=None: other)
+    monkeypatch.setattr(covariance, "sample_corpus", lambda m, p, progress=None, cache=None: other)
     assert not torch.equal(second_moment(model, 1, StatsParams(n_tokens=100)), c)  # another corpus, another entry
     assert len(list(private_cache.rglob("mom2-L1-*.pt"))) == 2
 

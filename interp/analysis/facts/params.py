@@ -1,0 +1,101 @@
+"""What causal tracing and the knowledge-neuron search take: frozen, validated dataclasses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from interp.errors import InvalidInputError
+
+KINDS = ("resid", "mlp", "attn")
+# The token positions the paper averages over (its Figure 2 rows).
+CATEGORIES = ("first_subject", "middle_subject", "last_subject", "first_subsequent", "last")
+# sigma is measured over these subjects' token embeddings (a fixed list, so sigma is one number per model).
+NOISE_SUBJECTS = (
+    "Eiffel Tower", "Michael Jordan", "Barack Obama", "Albert Einstein", "Microsoft", "Toyota", "Nintendo",
+    "the Amazon River", "Mount Everest", "Leonardo da Vinci", "William Shakespeare", "Lionel Messi",
+    "the Great Wall of China", "Beethoven", "Apple", "Google", "the Colosseum", "Big Ben", "Tokyo",
+    "Pablo Picasso", "Serena Williams", "Isaac Newton", "the Statue of Liberty", "Charles Darwin",
+    "Coca-Cola", "Sony", "the Nile", "Mozart", "Napoleon Bonaparte", "Marie Curie", "Roger Federer",
+    "the Taj Mahal", "Angela Merkel", "Vincent van Gogh", "IBM", "Samsung", "the Louvre", "Tom Brady",
+    "Sydney Opera House", "Wolfgang Amadeus Mozart", "Cristiano Ronaldo", "Volkswagen",
+)
+
+# params field -> the `interp trace` / `interp neurons` option that sets it (the command a result reproduces)
+TRACE_FLAGS = {"prompt": "--prompt", "subject": "--subject", "target": "--target", "samples": "--samples",
+               "noise": "--noise", "window": "--window", "seed": "--seed", "kinds": "--kinds",
+               "batch_size": "--batch-size"}
+NEURON_FLAGS = {"prompt": "--prompt", "subject": "--subject", "target": "--target", "paraphrases": "--paraphrase*",
+                "steps": "--steps", "threshold": "--threshold", "random_seeds": "--random-seeds", "seed": "--seed"}
+
+
+@dataclass(frozen=True)
+class TraceParams:
+    """What to trace and how. ``facts`` (FactRecords) are averaged over, traced at the key tokens only;
+    the single prompt/subject/target is traced at every token (the heatmaps)."""
+
+    prompt: str = "The {} is located in the city of"
+    subject: str = "Eiffel Tower"
+    target: str | None = None  # None: the model's own greedy answer
+    facts: tuple = ()  # FactRecord, ...
+    samples: int = 10
+    noise: float = 3.0  # noise std in units of sigma
+    window: int = 10
+    seed: int = 0
+    sigma: float | None = None  # None: measured over NOISE_SUBJECTS
+    kinds: tuple[str, ...] = KINDS
+    batch_size: int = 128  # rows per forward
+
+    def __post_init__(self) -> None:
+        if self.samples < 1:
+            raise InvalidInputError(f"samples must be at least 1, got {self.samples}.")
+        if self.noise < 0:
+            raise InvalidInputError(f"noise must be non-negative, got {self.noise}.")
+        if self.window < 1:
+            raise InvalidInputError(f"window must be at least 1, got {self.window}.")
+        if self.batch_size < 1:
+            raise InvalidInputError(f"batch_size must be at least 1, got {self.batch_size}.")
+        bad = [k for k in self.kinds if k not in KINDS]
+        if bad or not self.kinds:
+            raise InvalidInputError(f"kinds must be chosen from {', '.join(KINDS)}; got {self.kinds}.")
+
+
+# A few facts both models know, unrelated to each other: the "unrelated facts" control without a fact set.
+DEFAULT_UNRELATED = (
+    ("Michael Jordan plays the sport of", "basketball"),
+    ("The capital of Japan is", "Tokyo"),
+    ("Water is made of hydrogen and", "oxygen"),
+    ("The Great Wall is located in", "China"),
+    ("Apple was founded by Steve", "Jobs"),
+    ("The Amazon rainforest is located in South", "America"),
+    ("The mother tongue of Vladimir Putin is", "Russian"),
+    ("The Statue of Liberty is in New York", "City"),
+)
+
+
+@dataclass(frozen=True)
+class NeuronParams:
+    prompt: str = "The {} is located in the city of"
+    subject: str = "Eiffel Tower"
+    target: str | None = None  # None: the model's greedy answer
+    paraphrases: tuple[str, ...] = ()  # full prompts for the same fact
+    facts: tuple = ()  # FactRecords: when given, each fact is analysed with its own paraphrases
+    steps: int = 20
+    threshold: float = 0.2  # fraction of the prompt's largest attribution
+    p_start: float = 0.7
+    p_step: float = 0.05
+    min_neurons: int = 2
+    max_neurons: int = 5
+    random_seeds: int = 5
+    n_unrelated: int = 8  # unrelated facts per fact (from the fact set, another relation)
+    unrelated: tuple[tuple[str, str], ...] = DEFAULT_UNRELATED  # (prompt, target) for the single prompt
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise InvalidInputError(f"steps must be at least 1, got {self.steps}.")
+        if not 0 < self.threshold <= 1:
+            raise InvalidInputError(f"threshold must be in (0, 1], got {self.threshold}.")
+        if not 1 <= self.min_neurons <= self.max_neurons:
+            raise InvalidInputError("need 1 <= min_neurons <= max_neurons.")
+        if self.random_seeds < 1:
+            raise InvalidInputError(f"random_seeds must be at least 1, got {self.random_seeds}.")

@@ -1,0 +1,312 @@
+"""What causal tracing and the knowledge-neuron search return: tables, figures, findings, summaries.
+
+See `interp.analysis.facts.causal_trace` (Meng et al. 2022) and `interp.analysis.facts.neurons` (Dai et al.
+2022) for the methods.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from interp.analysis.facts.causal_trace import FactTrace
+from interp.analysis.facts.neuron_controls import ACTIONS, GROUPS
+from interp.analysis.facts.neurons import FactNeurons
+from interp.analysis.facts.params import CATEGORIES, NEURON_FLAGS, TRACE_FLAGS, NeuronParams, TraceParams
+from interp.analysis.result import Finding, ResultBase
+from interp.figures import new_figure
+
+CMAPS = {"resid": "Purples", "mlp": "Greens", "attn": "Reds"}
+KIND_LABEL = {"resid": "residual stream (block output)", "mlp": "MLP output", "attn": "attention output"}
+CATEGORY_LABEL = {"first_subject": "first subject token", "middle_subject": "middle subject tokens",
+                  "last_subject": "last subject token", "first_subsequent": "first subsequent token",
+                  "last": "last token"}
+
+
+@dataclass(repr=False)
+class TraceResult(ResultBase):
+    model: str
+    params: TraceParams
+    seconds: float
+    sigma: float
+    single: FactTrace  # traced at every token
+    facts: list[FactTrace]  # traced at the key tokens (empty without a fact set)
+    command: str = ""
+
+    cli_name = "trace"
+    cli_flags = TRACE_FLAGS
+
+    # --- tables -------------------------------------------------------------------------------------
+    def heatmap_table(self, kind: str) -> pd.DataFrame:
+        tr = self.single
+        rows = []
+        for i, pos in enumerate(tr.positions):
+            for layer in range(tr.scores[kind].shape[1]):
+                p = tr.scores[kind][i, layer]
+                rows.append({"position": pos, "token": tr.case.str_tokens[pos], "layer": layer, "p": p,
+                             "ie": p - tr.p_corrupted,
+                             "subject": tr.case.subject_start <= pos < tr.case.subject_end})
+        return pd.DataFrame(rows)
+
+    def averaged(self) -> pd.DataFrame:
+        """Average indirect effect per (kind, category, layer) over the facts, with the count of facts."""
+        rows = []
+        for kind in self.params.kinds:
+            per_cat = {c: np.stack([f.category_effects(kind)[c] for f in self.facts]) for c in CATEGORIES}
+            for cat, arr in per_cat.items():  # arr (n_facts, n_layers), NaN rows where the category is empty
+                n = int((~np.isnan(arr[:, 0])).sum())
+                means = np.nanmean(arr, 0) if n else np.full(arr.shape[1], np.nan)
+                for layer, v in enumerate(means):
+                    rows.append({"kind": kind, "category": cat, "layer": layer, "aie": v, "n_facts": n})
+        return pd.DataFrame(rows)
+
+    def fact_table(self) -> pd.DataFrame:
+        return pd.DataFrame([{"case_id": f.case.case_id, "prompt": f.case.prompt.replace("{}", f.case.subject),
+                              "subject": f.case.subject, "target": f.case.target, "p_clean": f.p_clean,
+                              "p_corrupted": f.p_corrupted, "te": f.p_clean - f.p_corrupted} for f in self.facts])
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        out = {f"trace_{k}": self.heatmap_table(k) for k in self.params.kinds}
+        if self.facts:
+            out["averaged_effects"] = self.averaged()
+            out["facts"] = self.fact_table()
+        return out
+
+    # --- peaks --------------------------------------------------------------------------------------
+    def peaks(self) -> dict:
+        tr = self.single
+        out = {}
+        for kind in self.params.kinds:
+            i, layer = np.unravel_index(np.argmax(tr.scores[kind]), tr.scores[kind].shape)
+            pos = tr.positions[i]
+            out[kind] = {"layer": int(layer), "token": tr.case.str_tokens[pos], "position": int(pos),
+                         "p": float(tr.scores[kind][i, layer]), "ie": float(tr.scores[kind][i, layer] - tr.p_corrupted)}
+        return out
+
+    def averaged_peaks(self) -> dict:
+        """Per kind: the (category, layer) of the largest AIE, and the peak layer at each category."""
+        avg = self.averaged()
+        out = {}
+        for kind in self.params.kinds:
+            sub = avg[(avg.kind == kind) & avg.aie.notna()]
+            best = sub.loc[sub.aie.idxmax()]
+            by_cat = {c: {"layer": int(g.loc[g.aie.idxmax(), "layer"]), "aie": float(g.aie.max())}
+                      for c, g in sub.groupby("category", sort=False)}
+            out[kind] = {"category": best.category, "layer": int(best.layer), "aie": float(best.aie),
+                         "by_category": by_cat}
+        return out
+
+    def to_json(self) -> dict:
+        tr = self.single
+        out = {"model": self.model, "seconds": self.seconds, "prompt": tr.case.prompt.replace("{}", tr.case.subject),
+               "subject": tr.case.subject, "target": tr.case.target, "p_clean": tr.p_clean,
+               "p_corrupted": tr.p_corrupted, "sigma": self.sigma, "noise": self.params.noise,
+               "samples": self.params.samples, "window": self.params.window, "seed": self.params.seed,
+               "tokens": tr.case.str_tokens, "peak": self.peaks()}
+        if self.facts:
+            avg = self.averaged()
+            out["averaged"] = {
+                "n_facts": len(self.facts),
+                "p_clean": float(np.mean([f.p_clean for f in self.facts])),
+                "p_corrupted": float(np.mean([f.p_corrupted for f in self.facts])),
+                "peak": self.averaged_peaks(),
+                "effects": {k: {c: avg[(avg.kind == k) & (avg.category == c)].aie.tolist() for c in CATEGORIES}
+                            for k in self.params.kinds},
+            }
+        return out
+
+    # --- figures and summary ------------------------------------------------------------------------
+    def figures(self) -> dict:
+        out = {f"trace_{kind}": self._trace_figure(kind) for kind in self.params.kinds}
+        if self.facts:
+            out["averaged_effects"] = self._averaged_figure()
+        return out
+
+    def _trace_figure(self, kind: str):
+        tr = self.single
+        labels = [t + ("*" if tr.case.subject_start <= p < tr.case.subject_end else "")
+                  for p, t in zip(tr.positions, (tr.case.str_tokens[q] for q in tr.positions))]
+        fig, ax = new_figure((7, 0.35 * len(labels) + 1.5), dpi=120)
+        im = ax.imshow(tr.scores[kind], aspect="auto", cmap=CMAPS[kind], interpolation="nearest")
+        ax.set_yticks(range(len(labels)), [repr(s)[1:-1] for s in labels])
+        ax.set_xlabel("layer" + ("" if kind == "resid" else f" (centre of a {self.params.window}-layer window)"))
+        ax.set_title(f"Restoring {KIND_LABEL[kind]}: p({tr.case.target!r})\n"
+                     f"clean {tr.p_clean:.3f}, corrupted {tr.p_corrupted:.3f} (* = subject)", fontsize=9)
+        fig.colorbar(im, ax=ax)
+        return fig
+
+    def _averaged_figure(self):
+        avg, kinds = self.averaged(), self.params.kinds
+        fig, axes = new_figure((5 * len(kinds), 3), dpi=120, ncols=len(kinds), squeeze=False)
+        for ax, kind in zip(axes[0], kinds):
+            grid = np.array([avg[(avg.kind == kind) & (avg.category == c)].aie.to_numpy() for c in CATEGORIES])
+            im = ax.imshow(grid, aspect="auto", cmap=CMAPS[kind], interpolation="nearest")
+            ax.set_yticks(range(len(CATEGORIES)), [CATEGORY_LABEL[c] for c in CATEGORIES], fontsize=8)
+            ax.set_xlabel("layer")
+            ax.set_title(f"AIE, {KIND_LABEL[kind]} ({len(self.facts)} facts)", fontsize=9)
+            fig.colorbar(im, ax=ax)
+        return fig
+
+    def findings(self) -> list[Finding]:
+        tr, out = self.single, []
+        for kind, pk in self.peaks().items():
+            out.append(self.finding(f"peak_{kind}", f"Restoring the {KIND_LABEL[kind]} at `{pk['token']}` in layer "
+                                    f"{pk['layer']} brings p({tr.case.target}) back from {tr.p_corrupted:.3f} to "
+                                    f"{pk['p']:.3f} (clean {tr.p_clean:.3f}).", pk["layer"], "layer"))
+        if self.facts:
+            for kind, pk in self.averaged_peaks().items():
+                out.append(self.finding(f"averaged_peak_{kind}", f"Over {len(self.facts)} facts, the {KIND_LABEL[kind]}"
+                                        f" matters most at the {CATEGORY_LABEL[pk['category']]}, layer {pk['layer']} "
+                                        f"(AIE {pk['aie']:+.3f}).", pk["aie"], "probability"))
+        return out
+
+    def summary_markdown(self) -> str:
+        tr = self.single
+        lines = [f"# Causal tracing on {self.model}", "",
+                 f"Prompt: `{tr.case.prompt.replace('{}', tr.case.subject)}` (subject `{tr.case.subject}`), answer "
+                 f"`{tr.case.target}`. Noise {self.params.noise} x sigma = {self.params.noise * self.sigma:.4f} on "
+                 f"the subject embeddings, {self.params.samples} samples (seed {self.params.seed}), window "
+                 f"{self.params.window}.", "",
+                 f"p_clean = {tr.p_clean:.3f}, p_corrupted = {tr.p_corrupted:.3f}.", "",
+                 "| kind | peak token | peak layer | p restored | indirect effect |", "|---|---|---|---|---|"]
+        for kind, pk in self.peaks().items():
+            lines.append(f"| {kind} | `{pk['token']}` (#{pk['position']}) | {pk['layer']} | {pk['p']:.3f} | {pk['ie']:+.3f} |")
+        if self.facts:
+            j = self.to_json()["averaged"]
+            lines += ["", f"## Average over {j['n_facts']} facts", "",
+                      f"Mean p_clean = {j['p_clean']:.3f}, mean p_corrupted = {j['p_corrupted']:.3f}.", "",
+                      "Peak layer (and AIE) of each kind at each token category:", "",
+                      "| kind | " + " | ".join(CATEGORY_LABEL[c] for c in CATEGORIES) + " |",
+                      "|---" * (len(CATEGORIES) + 1) + "|"]
+            for kind, pk in j["peak"].items():
+                cells = [f"{pk['by_category'][c]['layer']} ({pk['by_category'][c]['aie']:+.3f})"
+                         if c in pk["by_category"] else "-" for c in CATEGORIES]
+                lines.append(f"| {kind} | " + " | ".join(cells) + " |")
+            lines += ["", "Strongest averaged effect: " + "; ".join(
+                f"{k} at the {CATEGORY_LABEL[pk['category']]}, layer {pk['layer']} (AIE {pk['aie']:+.3f})"
+                for k, pk in j["peak"].items()) + "."]
+        return "\n".join(lines) + "\n"
+
+
+@dataclass(repr=False)
+class NeuronResult(ResultBase):
+    model: str
+    params: NeuronParams
+    seconds: float
+    facts: list[FactNeurons]
+    controls: pd.DataFrame
+    n_layers: int
+    command: str = ""
+
+    cli_name = "neurons"
+    cli_flags = NEURON_FLAGS
+
+    def neuron_table(self) -> pd.DataFrame:
+        return pd.DataFrame([{"case_id": f.case_id, "target": f.target, "layer": l, "neuron": u, "score": s}
+                             for f in self.facts for l, u, s in f.neurons])
+
+    def steps_table(self) -> pd.DataFrame:
+        rows = [{"case_id": f.case_id, "step": f"threshold, prompt {i}", "p": None, "count": c}
+                for f in self.facts for i, c in enumerate(f.per_prompt_counts)]
+        rows += [{"case_id": f.case_id, "step": h.get("note", "refine"), "p": h["p"], "count": h["count"]}
+                 for f in self.facts for h in f.history]
+        return pd.DataFrame(rows)
+
+    def control_table(self) -> pd.DataFrame:
+        """The paper-style table: mean relative change of p(true) (%) and mean delta, per action and set."""
+        c = self.controls
+        # average random seeds within a prompt first, so found and random weigh prompts alike
+        per_prompt = c.groupby(["action", "neurons", "group", "case_id", "prompt"], dropna=False)[
+            ["relative", "delta"]].mean().reset_index()
+        out = per_prompt.groupby(["action", "neurons", "group"])[["relative", "delta"]].mean().reset_index()
+        out["relative_pct"] = 100 * out.pop("relative")
+        return out
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {"neurons": self.neuron_table(), "refinement": self.steps_table(), "controls": self.controls,
+                "control_summary": self.control_table()}
+
+    def to_json(self) -> dict:
+        t = self.control_table()
+        summary = {action: {which: {g: {"relative_pct": float(r.relative_pct), "delta": float(r.delta)}
+                                    for g in GROUPS for r in t[(t.action == action) & (t.neurons == which)
+                                                               & (t.group == g)].itertuples()}
+                            for which in ("found", "random")} for action in ACTIONS}
+        many = len(self.facts) > 1
+        neurons = [{**({"case_id": f.case_id} if many else {}), "layer": l, "neuron": u, "score": s}
+                   for f in self.facts for l, u, s in f.neurons]
+        return {"model": self.model, "seconds": self.seconds, "n_facts": len(self.facts),
+                "random_seeds": self.params.random_seeds,
+                "neurons": neurons, "refinement": [{"case_id": f.case_id, "per_prompt": f.per_prompt_counts,
+                                                     "steps": f.history} for f in self.facts],
+                **summary}
+
+    def figures(self) -> dict:
+        return {"neuron_controls": self._controls_figure(), "neuron_layers": self._layers_figure()}
+
+    def _controls_figure(self):
+        t = self.control_table()
+        fig, axes = new_figure((9, 3.2), dpi=120, ncols=2)
+        for ax, action in zip(axes, ACTIONS):
+            x = np.arange(len(GROUPS))
+            for k, which in enumerate(("found", "random")):
+                vals = [float(t[(t.action == action) & (t.neurons == which) & (t.group == g)].relative_pct.sum())
+                        for g in GROUPS]
+                ax.bar(x + 0.4 * k - 0.2, vals, 0.4, label=f"{which} neurons")
+            ax.axhline(0, color="k", lw=0.5)
+            ax.set_xticks(x, GROUPS)
+            ax.set_ylabel("change of p(true), %")
+            ax.set_title(f"{action} (x{ACTIONS[action]:g})")
+            ax.legend(fontsize=8)
+        return fig
+
+    def _layers_figure(self):
+        fig, ax = new_figure((6, 2.6), dpi=120)
+        ax.hist(self.neuron_table().layer, bins=np.arange(self.n_layers + 1) - 0.5)
+        ax.set_xlabel("layer")
+        ax.set_ylabel("found neurons")
+        return fig
+
+    def findings(self) -> list[Finding]:
+        t, out = self.control_table(), []
+        for which in ("found", "random"):
+            r = t[(t.action == "suppress") & (t.neurons == which) & (t.group == "fact")]
+            if len(r):
+                pct = float(r.relative_pct.iloc[0])
+                out.append(self.finding(f"suppress_{which}", f"Suppressing the {which} neurons changes p(true) on the "
+                                        f"fact by {pct:+.1f} %.", pct, "percent"))
+        r = t[(t.action == "suppress") & (t.neurons == "found") & (t.group == "unrelated")]
+        if len(r):
+            pct = float(r.relative_pct.iloc[0])
+            out.append(self.finding("suppress_found_unrelated", f"On unrelated facts, suppressing the found neurons "
+                                    f"changes p(true) by {pct:+.1f} %.", pct, "percent"))
+        return out
+
+    def summary_markdown(self) -> str:
+        t = self.control_table()
+        lines = [f"# Knowledge neurons on {self.model}", "",
+                 f"{len(self.facts)} fact(s); integrated gradients ({self.params.steps} steps, baseline 0) over FFN "
+                 f"units at the last token; threshold {self.params.threshold} x max per prompt, shared by >= p of "
+                 f"the prompts (p from {self.params.p_start}, step {self.params.p_step}).", "",
+                 "| fact | neurons (layer:unit, score) | per-prompt counts | refinement (p -> count) |",
+                 "|---|---|---|---|"]
+        for f in self.facts:
+            ns = ", ".join(f"L{l}:{u} ({s:.3g})" for l, u, s in f.neurons)
+            steps = ", ".join(f"{h['p']}->{h['count']}" if h["p"] is not None else f"{h['note']}" for h in f.history)
+            lines.append(f"| {f.case_id if f.case_id is not None else '-'} ({f.target}) | {ns} | "
+                         f"{f.per_prompt_counts} | {steps} |")
+        lines += ["", f"Change of p(true) (relative %, mean delta p); random = same count from the same layers, "
+                      f"{self.params.random_seeds} seeds:", "",
+                  "| intervention | neurons | " + " | ".join(GROUPS) + " |", "|---|---|---|---|---|"]
+        for action in ACTIONS:
+            for which in ("found", "random"):
+                cells = []
+                for g in GROUPS:
+                    r = t[(t.action == action) & (t.neurons == which) & (t.group == g)]
+                    cells.append(f"{r.relative_pct.iloc[0]:+.1f} % ({r.delta.iloc[0]:+.4f})" if len(r) else "-")
+                lines.append(f"| {action} | {which} | " + " | ".join(cells) + " |")
+        return "\n".join(lines) + "\n"
+
+

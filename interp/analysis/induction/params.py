@@ -1,0 +1,45 @@
+"""What `run_induction` measures and how much of it: a frozen, validated dataclass."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from interp.errors import InvalidInputError
+
+# params field -> the `interp induction` option that sets it (the command each result reproduces)
+CLI_FLAGS = {"batch": "--batch", "seq_len": "--seq-len", "top_k": "--top-k", "seeds": "--seeds", "seed": "--seed",
+             "text": "--no-text", "text_path": "--text", "text_samples": "--text-samples",
+             "text_tokens": "--text-tokens", "text_mode": "--text-mode", "peer": "--no-peer",
+             "peer_bridge": "--no-peer-bridge", "peer_texts": "--peer-texts", "peer_seq_len": "--peer-seq-len",
+             "threshold": "--threshold", "prev_threshold": "--prev-threshold", "comp_sources": "--comp-sources"}
+
+
+@dataclass(frozen=True)
+class InductionParams:
+    batch: int = 16
+    seq_len: int = 64
+    top_k: int = 5
+    seeds: int = 5  # random-head control draws
+    seed: int = 0
+    threshold: float = 0.4  # ARENA's "induction-like" line on this score's scale
+    prev_threshold: float = 0.3  # previous-token heads, for the circuit summary
+    comp_sources: int = 3  # edges drawn into each induction head
+    text: bool = True  # run the natural-text check
+    text_path: str | None = None  # a user's text file instead of generated text
+    text_samples: int = 4
+    text_tokens: int = 128
+    text_mode: str = "mean"
+    peer: bool = True  # compare with TransformerLens' head detector
+    peer_bridge: bool = True  # build the TransformerBridge (loads the HF model; ~20 s)
+    peer_texts: int = 4
+    peer_seq_len: int = 32
+    model_name: str | None = None  # for the bridge; defaults to model.cfg.name
+
+    def __post_init__(self) -> None:
+        for name in ("batch", "seq_len", "top_k", "seeds"):
+            if getattr(self, name) < 1:
+                raise InvalidInputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}.")
+        if self.seq_len < 4:
+            raise InvalidInputError(f"--seq-len must be at least 4, got {self.seq_len}.")
+        if self.text_mode not in ("zero", "mean"):
+            raise InvalidInputError(f"text_mode must be 'zero' or 'mean', got {self.text_mode!r}.")
