@@ -22,6 +22,7 @@ COMMANDS = {
     "run": "cli.commands.report:run",
     "report": "cli.commands.report:report",
     "serve": "cli.commands.serve:serve",
+    "patch": "cli.commands.patch:patch",
 }
 
 HELP = {
@@ -37,6 +38,7 @@ HELP = {
     "run": "Run one experiment from experiments/.",
     "report": "Run every experiment and write reports/<model>/.",
     "serve": "Open a local lab page: predict, attention, trace and edit facts live.",
+    "patch": "Activation / attribution patching of a clean vs corrupted prompt pair.",
 }
 
 

@@ -7,7 +7,7 @@ import socket
 
 import click
 
-from cli.common import model_option
+from cli.common import model_options
 
 
 def is_loopback(host: str) -> bool:
@@ -17,28 +17,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
-
-
-def check_device(device: str) -> None:
-    """Refuse, in one sentence and before loading, a device torch cannot name or this machine lacks."""
-    import torch
-
-    from interp.errors import InterpError
-
-    if device == "auto":
-        return
-    try:
-        kind = torch.device(device).type
-    except (RuntimeError, ValueError):
-        raise InterpError(f"Unknown --device {device!r}; use cpu, cuda, cuda:N, mps or auto.") from None
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise InterpError(f"--device {device} needs CUDA, which this torch does not see here; use --device cpu or auto.")
-    if kind == "cuda" and (torch.device(device).index or 0) >= torch.cuda.device_count():
-        raise InterpError(f"--device {device} does not exist; this machine has {torch.cuda.device_count()} CUDA device(s).")
-    if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise InterpError(f"--device {device} needs Apple's MPS, which is not available here; use --device cpu or auto.")
-    if kind not in ("cpu", "cuda", "mps"):
-        raise InterpError(f"--device {device} is not supported; use cpu, cuda, cuda:N, mps or auto.")
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -54,9 +32,7 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 @click.command()
-@model_option
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1, mps, or auto (cuda, then mps, then cpu).")
-@click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default="float32", show_default=True)
+@model_options
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on; anything but loopback needs --token.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="Port (0: any free one).")
 @click.option("--token", default=None, envvar="INTERP_SERVE_TOKEN",
@@ -66,7 +42,12 @@ def _bind(host: str, port: int) -> socket.socket:
 @click.option("--stats-tokens", type=click.IntRange(100), default=None,
               help="Tokens of sampled text for the edit key statistics (default 4000, cached).")
 def serve(model, device, dtype, host, port, token, max_tokens, stats_tokens):
-    """Open a local lab page: predict, look at attention, trace and edit facts live."""
+    """Open a local lab page: predict, look at attention, trace and edit facts live.
+
+    \b
+    Example:
+      interp serve --model smollm2-135m --port 8765
+    """
     from interp.errors import InterpError
 
     if not is_loopback(host) and not token:
@@ -83,7 +64,9 @@ def serve(model, device, dtype, host, port, token, max_tokens, stats_tokens):
     from interp.model.load import load_model
     from interp.serve.lab import Lab, Limits
 
-    check_device(device)
+    from interp.model.load import resolve_device
+
+    resolve_device(device)  # a bad or missing device is one sentence before anything loads
     sock = _bind(host, port)
     click.echo(f"Loading {model}...", err=True)
     m = load_model(model, dtype=dtype, device=device)

@@ -121,19 +121,23 @@ def _expected_names(cfg: ModelConfig) -> set[str]:
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """"auto" -> cuda if available, then mps, then cpu; anything else as torch reads it."""
+    """"auto" -> cuda if available, then mps, then cpu; anything else as torch reads it, refused in one
+    sentence when this machine lacks it."""
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
     if str(device) == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if mps else "cpu")
     try:
         dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise InvalidInputError(f"Unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps.") from exc
+    except (RuntimeError, TypeError, ValueError):
+        raise InvalidInputError(f"Unknown --device {str(device)!r}; use cpu, cuda, cuda:N, mps or auto.") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InvalidInputError(f"Device {device!r} was asked for but this machine has no CUDA GPU; use --device cpu.")
+        raise InvalidInputError(f"--device {device} needs CUDA, which this machine does not have; use --device cpu or auto.")
+    if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
+        raise InvalidInputError(f"--device {device} does not exist; this machine has {torch.cuda.device_count()} CUDA device(s).")
+    if dev.type == "mps" and not mps:
+        raise InvalidInputError(f"--device {device} needs Apple's MPS, which is not available here; use --device cpu or auto.")
+    if dev.type not in ("cpu", "cuda", "mps", "meta"):
+        raise InvalidInputError(f"--device {device} is not supported; use cpu, cuda, cuda:N, mps or auto.")
     return dev
 
 

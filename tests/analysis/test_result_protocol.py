@@ -110,7 +110,14 @@ def _viewer(model):
     return run_attention_viewer(model, ViewerParams(text="ab cd", n_heads=2, seq_len=6, batch=2))
 
 
-ANALYSES = {"induction": _induction, "recall": _recall, "trace": _trace, "neurons": _neurons,
+def _patch(model):
+    from interp.analysis.patching import PatchParams, run_patch
+
+    return run_patch(model, PatchParams(clean="ab cd ab", corrupted="ab ce ab", answer=" c", wrong=" d",
+                                        kind="attn", method="both"))
+
+
+ANALYSES = {"patch": _patch, "induction": _induction, "recall": _recall, "trace": _trace, "neurons": _neurons,
             "edit-eval": _edit_eval, "edit": _edit, "overview": _overview, "viewer": _viewer}
 
 

@@ -43,6 +43,11 @@ def test_models_lists_the_registry_as_json():
     rows = json.loads(result.output)["models"]
     assert {r["name"] for r in rows} == {"smollm2-135m", "gemma3-270m"}
     assert all({"installed", "source", "install", "download_mb"} <= r.keys() for r in rows)
+    families = {f["family"]: f for f in json.loads(result.output)["families"]}
+    from interp.model.families import FAMILIES
+
+    assert set(families) == {f.name for f in FAMILIES.values()} and "qwen2" in families["Qwen2"]["model_types"]
+    assert "gptneox" in json.loads(result.output)["gguf_architectures"]
 
 
 @pytest.mark.parametrize(

@@ -38,9 +38,9 @@ def test_auto_map_spreads_blocks_in_order():
 def test_auto_device_falls_back_to_cpu_and_refuses_missing_cuda():
     if not torch.cuda.is_available():
         assert resolve_device("auto").type in ("cpu", "mps")
-        with pytest.raises(InvalidInputError, match="no CUDA GPU"):
+        with pytest.raises(InvalidInputError, match="needs CUDA"):
             resolve_device("cuda")
-    with pytest.raises(InvalidInputError, match="Unknown device"):
+    with pytest.raises(InvalidInputError, match="Unknown --device"):
         resolve_device("gpu7")
 
 
