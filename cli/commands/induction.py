@@ -11,7 +11,7 @@ from cli.common import model_options, output_options, run_analysis, seed_option
 
 def induction_params(model, batch, seq_len, top_k, seeds, seed, text_file, no_text, text_samples, text_tokens,
                      text_mode, peer, peer_bridge, peer_texts, peer_seq_len, threshold, prev_threshold, comp_sources,
-                     **_):
+                     circuit="weights", path_receivers=3, path_pairs=2, path_seq_len=12, **_):
     """The InductionParams these options stand for (also used to check experiment specs' commands)."""
     from interp.analysis.induction.params import InductionParams
     from interp.errors import InvalidInputError
@@ -22,7 +22,9 @@ def induction_params(model, batch, seq_len, top_k, seeds, seed, text_file, no_te
                            text_path=str(text_file) if text_file else None, text_samples=text_samples,
                            text_tokens=text_tokens, text_mode=text_mode, peer=peer, peer_bridge=peer_bridge,
                            peer_texts=peer_texts, peer_seq_len=peer_seq_len, threshold=threshold,
-                           prev_threshold=prev_threshold, comp_sources=comp_sources, model_name=model)
+                           prev_threshold=prev_threshold, comp_sources=comp_sources, circuit=circuit,
+                           path_receivers=path_receivers, path_pairs=path_pairs, path_seq_len=path_seq_len,
+                           model_name=model)
 
 
 @click.command("induction")
@@ -51,6 +53,13 @@ def induction_params(model, batch, seq_len, top_k, seeds, seed, text_file, no_te
               help="Previous-token score above which a head counts as a previous-token head (circuit summary).")
 @click.option("--comp-sources", type=int, default=3, show_default=True,
               help="K-composition edges drawn into each top induction head.")
+@click.option("--circuit", type=click.Choice(["weights", "path"]), default="weights", show_default=True,
+              help="weights: K-composition read off the weights; path: also path-patch every earlier head into the "
+              "top induction heads' keys, with the other senders as control.")
+@click.option("--path-receivers", type=int, default=3, show_default=True,
+              help="Top induction heads (outside layer 0) whose key inputs receive the senders.")
+@click.option("--path-pairs", type=int, default=2, show_default=True, help="Repeated sequences for path patching.")
+@click.option("--path-seq-len", type=int, default=12, show_default=True, help="Length of r for path patching.")
 @output_options
 def induction(**opts):
     """Score every head on [BOS] + r + r, read copying and K-composition off the weights, ablate the top
@@ -59,6 +68,7 @@ def induction(**opts):
     \b
     Example:
       interp induction --model smollm2-135m --batch 4 --seq-len 40 --seeds 3 --json
+      interp induction --circuit path      # also find what feeds the induction heads' keys
     """
     from interp.analysis.induction.run import run_induction
 

@@ -51,7 +51,8 @@ def _fact():
 def _induction(model):
     from interp.analysis.induction import InductionParams, run_induction
 
-    return run_induction(model, InductionParams(batch=2, seq_len=6, top_k=2, seeds=2, text=False, peer=False))
+    return run_induction(model, InductionParams(batch=2, seq_len=6, top_k=2, seeds=2, text=False, peer=False,
+                                                circuit="path", path_receivers=2, path_seq_len=5))
 
 
 def _recall(model):

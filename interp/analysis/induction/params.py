@@ -11,7 +11,9 @@ CLI_FLAGS = {"batch": "--batch", "seq_len": "--seq-len", "top_k": "--top-k", "se
              "text": "--no-text", "text_path": "--text", "text_samples": "--text-samples",
              "text_tokens": "--text-tokens", "text_mode": "--text-mode", "peer": "--no-peer",
              "peer_bridge": "--no-peer-bridge", "peer_texts": "--peer-texts", "peer_seq_len": "--peer-seq-len",
-             "threshold": "--threshold", "prev_threshold": "--prev-threshold", "comp_sources": "--comp-sources"}
+             "threshold": "--threshold", "prev_threshold": "--prev-threshold", "comp_sources": "--comp-sources",
+             "circuit": "--circuit", "path_receivers": "--path-receivers", "path_pairs": "--path-pairs",
+             "path_seq_len": "--path-seq-len"}
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,10 @@ class InductionParams:
     threshold: float = 0.4  # ARENA's "induction-like" line on this score's scale
     prev_threshold: float = 0.3  # previous-token heads, for the circuit summary
     comp_sources: int = 3  # edges drawn into each induction head
+    circuit: str = "weights"  # "weights": K-composition only; "path": also path patching into the heads' keys
+    path_receivers: int = 3  # top induction heads whose key inputs receive the path-patched senders
+    path_pairs: int = 2  # repeated sequences (with fresh-token corruptions) for path patching
+    path_seq_len: int = 12  # length of r in [BOS] + r + r for path patching (every earlier head is a sender)
     text: bool = True  # run the natural-text check
     text_path: str | None = None  # a user's text file instead of generated text
     text_samples: int = 4
@@ -41,5 +47,12 @@ class InductionParams:
                 raise InvalidInputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}.")
         if self.seq_len < 4:
             raise InvalidInputError(f"--seq-len must be at least 4, got {self.seq_len}.")
+        if self.circuit not in ("weights", "path"):
+            raise InvalidInputError(f"--circuit must be weights or path, got {self.circuit!r}.")
+        for name in ("path_receivers", "path_pairs"):
+            if getattr(self, name) < 1:
+                raise InvalidInputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}.")
+        if self.path_seq_len < 4:
+            raise InvalidInputError(f"--path-seq-len must be at least 4, got {self.path_seq_len}.")
         if self.text_mode not in ("zero", "mean"):
             raise InvalidInputError(f"text_mode must be 'zero' or 'mean', got {self.text_mode!r}.")

@@ -35,6 +35,7 @@ class InductionResult(ResultBase):
     loss_first: float = 0.0
     loss_second: float = 0.0
     notes: list[str] = field(default_factory=list)
+    paths: pd.DataFrame | None = None  # path patching into the top heads' keys: sender, layer, head, effect, ...
     command: str = ""
 
     cli_name = "induction"
@@ -68,11 +69,25 @@ class InductionResult(ResultBase):
         return {"model": self.model, "params": params, "seconds": self.seconds,
                 "heads": heads, "ablation": self.ablation_summary(),
                 "loss": {"first_repeat": self.loss_first, "second_repeat": self.loss_second},
-                "circuit": self.circuit, "natural_text": self.text_check, "peer": self.peer, "notes": self.notes}
+                "circuit": self.circuit, "path_circuit": self.path_summary(), "natural_text": self.text_check,
+                "peer": self.peer, "notes": self.notes}
+
+    def path_summary(self, top: int = 3) -> dict | None:
+        """The senders that feed the induction heads' keys by path patching, against the other senders."""
+        if self.paths is None:
+            return None
+        rest = self.paths.effect.iloc[top:]
+        return {"receivers": self.paths.receivers.iloc[0].split(), "senders": len(self.paths),
+                "top": self.paths.head(top)[["sender", "effect", "prev_token"]].to_dict(orient="records"),
+                "control_mean": float(rest.mean()), "control_std": float(rest.std(ddof=0)),
+                "pairs": self.params.path_pairs, "seq_len": self.params.path_seq_len}
 
     def tables(self) -> dict[str, pd.DataFrame]:
-        return {"heads": self.heads, "loss_by_position": self.loss_by_position, "ablation": self.ablation,
-                "composition": self.composition}
+        out = {"heads": self.heads, "loss_by_position": self.loss_by_position, "ablation": self.ablation,
+               "composition": self.composition}
+        if self.paths is not None:
+            out["paths"] = self.paths
+        return out
 
     def summary_markdown(self) -> str:
         p, ab = self.params, self.ablation_summary()
@@ -100,6 +115,15 @@ class InductionResult(ResultBase):
                           f"feed the top induction heads with mean K-composition {c['prev_heads_mean']:.3f} vs "
                           f"{c['other_heads_mean']:.3f} for other earlier heads. Strongest edges: "
                       + ", ".join(f"{e['source']}->{e['target']} ({e['k_comp']:.3f})" for e in c["edges"][:5]) + "."]
+        ps = self.path_summary()
+        if ps:
+            lines += ["", f"**Circuit** (path patching): each of the {ps['senders']} earlier heads' output taken from "
+                          f"fresh random tokens along its path into the keys of {', '.join(ps['receivers'])} only "
+                          f"(everything else on the repeated run; {ps['pairs']} sequences of 1 + 2 x {ps['seq_len']}). "
+                          "Loss of second-copy log-probability: "
+                      + ", ".join(f"{t['sender']} {t['effect']:.2f} nats (prev-token score {t['prev_token']:.2f})"
+                                  for t in ps["top"])
+                      + f"; every other sender {ps['control_mean']:.3f} +- {ps['control_std']:.3f} (the control)."]
         t = self.text_check
         if t:
             lines += ["", f"**Natural text** ({t['source']}, {t['mode']} ablation): top heads raise the loss of "
@@ -140,12 +164,36 @@ class InductionResult(ResultBase):
             out.append(self.finding("k_composition_prev_heads", f"Previous-token heads feed the top induction heads "
                                     f"with mean K-composition {c['prev_heads_mean']:.3f} vs {c['other_heads_mean']:.3f}"
                                     " for other earlier heads.", c["prev_heads_mean"], "K-composition"))
+        ps = self.path_summary()
+        if ps:
+            t = ps["top"][0]
+            out.append(self.finding("path_top_sender", f"Path patching into the keys of {', '.join(ps['receivers'])}: "
+                                    f"{t['sender']} (previous-token score {t['prev_token']:.2f}) carries "
+                                    f"{t['effect']:.2f} nats of second-copy log-probability, against "
+                                    f"{ps['control_mean']:.3f} +- {ps['control_std']:.3f} for the other senders.",
+                                    t["effect"], "nats"))
         return out
 
     # -- figures ------------------------------------------------------------------------------------
     def figures(self) -> dict:
-        return {"heatmap": self._heatmap(), "strongest_head_pattern": self._pattern_figure(),
+        figs = {"heatmap": self._heatmap(), "strongest_head_pattern": self._pattern_figure(),
                 "circuit": self._circuit_figure(), "loss_by_position": self._loss_figure()}
+        if self.paths is not None:
+            figs["path_circuit"] = self._path_figure()
+        return figs
+
+    def _path_figure(self):
+        """Effect of each sender's path into the induction heads' keys, as a (layer, head) grid."""
+        grid = np.full(self.induction_grid.shape, np.nan)
+        for r in self.paths.itertuples():
+            grid[r.layer, r.head] = r.effect
+        fig, ax = new_figure((5.5, max(3.5, 0.22 * grid.shape[0] + 1.5)))
+        limit = float(np.nanmax(np.abs(grid))) or 1.0
+        im = ax.imshow(grid, aspect="auto", cmap="RdBu_r", vmin=-limit, vmax=limit)
+        ax.set(xlabel="head", ylabel="layer",
+               title=f"path patching into the keys of {self.paths.receivers.iloc[0]} (nats)")
+        fig.colorbar(im, ax=ax)
+        return fig
 
     def _heatmap(self):
         fig, axes = new_figure((10, max(4, 0.22 * self.induction_grid.shape[0] + 1.5)), ncols=2)

@@ -44,6 +44,7 @@ def run_induction(model, params: InductionParams = InductionParams(), progress: 
     composition, circuit = composition_summary(model, top, ps.prev_token, p.prev_threshold, p.comp_sources)
     text = natural_text(model, p, top, abl.random_heads)
     peer, notes = peer_summary(model, p, ps.induction)
+    paths = path_circuit(model, p, ps) if p.circuit == "path" else None
     sl, sh = top[0]
     name = p.model_name or cfg.name
     return InductionResult(
@@ -52,7 +53,21 @@ def run_induction(model, params: InductionParams = InductionParams(), progress: 
         ablation=ablation_table(abl), composition=composition, text_check=text, peer=peer, circuit=circuit,
         example={"layer": sl, "head": sh, "pattern": ps.example_patterns[sl, sh].numpy(), "tokens": tokens[0].tolist()},
         induction_grid=ps.induction.numpy(), prev_grid=ps.prev_token.numpy(),
-        loss_first=ps.loss_first, loss_second=ps.loss_second, notes=notes)
+        loss_first=ps.loss_first, loss_second=ps.loss_second, notes=notes, paths=paths)
+
+
+def path_circuit(model, p: InductionParams, ps: PatternScores) -> pd.DataFrame | None:
+    """Every earlier head path-patched into the key inputs of the top induction heads (outside layer 0):
+    one row per sender with its effect on the second-copy log-probability and its previous-token score."""
+    from interp.patching.induction import induction_paths
+
+    receivers = [h for h in top_heads(ps.induction, model.cfg.n_layers * model.cfg.n_heads) if h[0] > 0][:p.path_receivers]
+    if not receivers:
+        return None
+    found = induction_paths(model, receivers, seq_len=p.path_seq_len, n=p.path_pairs, seed=p.seed)
+    rows = [{"sender": label(l, h), "layer": l, "head": h, "effect": float(e), "prev_token": float(ps.prev_token[l, h]),
+             "receivers": " ".join(label(*r) for r in receivers)} for (l, h), e in zip(found.senders, found.effects)]
+    return pd.DataFrame(rows).sort_values("effect", ascending=False, ignore_index=True)
 
 
 def score_heads(model, tokens: torch.Tensor, seq_len: int) -> tuple[PatternScores, torch.Tensor]:
