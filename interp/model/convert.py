@@ -11,7 +11,7 @@ device before the next is read, and every tensor must be consumed: `hf_tensors` 
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from typing import Callable
 
 import torch
 
@@ -232,7 +232,7 @@ def hf_tensors(cfg: ModelConfig, layout: str, read: Reader, norm_plus_one: bool,
         raise CorruptModelError(f"interp has no source for {missing[0]} in the {layout} layout.")
     for name in (n for n in sources if n in wanted):  # the map's order: slices of one fused tensor together
         tensor = sources[name](read)
-        if norm_plus_one and _is_norm_weight(name):
+        if norm_plus_one and name.endswith(".w") and is_norm_param(name):
             tensor = tensor.float() + 1
         yield name, place(name, tensor)
     if cfg.tie_embeddings:
@@ -244,6 +244,7 @@ def hf_tensors(cfg: ModelConfig, layout: str, read: Reader, norm_plus_one: bool,
             "the model it describes is not the one interp would build.")
 
 
-def _is_norm_weight(name: str) -> bool:
-    leaf = name.rsplit(".", 2)
-    return name.endswith(".w") and (leaf[-2].startswith("ln") or leaf[-2] in ("q_norm", "k_norm"))
+def is_norm_param(name: str) -> bool:
+    """Whether an interp parameter belongs to a norm (ln1, ln2, ln1_post, ln_final, q_norm, k_norm, ...)."""
+    owner = name.rsplit(".", 2)[-2] if "." in name else ""
+    return owner.startswith("ln") or owner in ("q_norm", "k_norm")

@@ -22,7 +22,7 @@ from interp.errors import CorruptModelError, InvalidInputError
 from interp.model.config import ModelConfig
 from interp.model.families import Family, check_config, family_of, supported
 from interp.model.gguf import load_gguf
-from interp.model.registry import MODELS, cache_dir, resolve
+from interp.model.registry import MODELS, resolve
 from interp.model.transformer import Transformer
 
 DeviceMap = dict[str, "str | int | torch.device"]
@@ -84,14 +84,11 @@ class Placement:
         return self.device
 
     def __call__(self, name: str, tensor: torch.Tensor) -> torch.Tensor:
-        keep_fp32 = _is_norm_param(name)
+        from interp.model.convert import is_norm_param
+
+        keep_fp32 = is_norm_param(name)
         dtype = torch.float32 if keep_fp32 or not tensor.is_floating_point() else self.dtype
         return tensor.to(device=self.device_for(name), dtype=dtype).contiguous()
-
-
-def _is_norm_param(name: str) -> bool:
-    owner = name.rsplit(".", 2)[-2] if name.count(".") >= 1 else ""
-    return owner.startswith("ln") or owner in ("q_norm", "k_norm")
 
 
 def _as_device(value) -> torch.device:

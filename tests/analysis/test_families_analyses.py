@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from interp.model.load import load_model
-from tests.analysis.test_result_protocol import _fact, _small_rome, char_tokenizer
+from tests.analysis.test_result_protocol import _small_rome, char_tokenizer
 from tests.model.families_twins import build_twin
 
 

@@ -8,7 +8,6 @@ head above 0.4 is far outside what diffuse attention produces. Small batch to st
 from __future__ import annotations
 
 import pytest
-import torch
 
 from interp.analysis.induction.ablation import Ablator, random_heads_like, second_repeat_mask
 from interp.analysis.induction.scores import pattern_scores

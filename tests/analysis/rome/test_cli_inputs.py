@@ -8,7 +8,7 @@ import sys
 from click.testing import CliRunner
 
 from cli.main import cli
-from interp.analysis.rome import EditEvalParams, run_edit_eval
+from interp.analysis.rome import EditEvalParams
 from interp.errors import InterpError
 
 
