@@ -42,17 +42,12 @@ class InductionParams:
     model_name: str | None = None  # for the bridge; defaults to model.cfg.name
 
     def __post_init__(self) -> None:
-        for name in ("batch", "seq_len", "top_k", "seeds"):
-            if getattr(self, name) < 1:
-                raise InvalidInputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}.")
-        if self.seq_len < 4:
-            raise InvalidInputError(f"--seq-len must be at least 4, got {self.seq_len}.")
+        minima = {"batch": 1, "seq_len": 4, "top_k": 1, "seeds": 1, "path_receivers": 1, "path_pairs": 1,
+                  "path_seq_len": 4}
+        for name, least in minima.items():
+            if getattr(self, name) < least:
+                raise InvalidInputError(f"--{name.replace('_', '-')} must be at least {least}, got {getattr(self, name)}.")
         if self.circuit not in ("weights", "path"):
             raise InvalidInputError(f"--circuit must be weights or path, got {self.circuit!r}.")
-        for name in ("path_receivers", "path_pairs"):
-            if getattr(self, name) < 1:
-                raise InvalidInputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}.")
-        if self.path_seq_len < 4:
-            raise InvalidInputError(f"--path-seq-len must be at least 4, got {self.path_seq_len}.")
         if self.text_mode not in ("zero", "mean"):
             raise InvalidInputError(f"text_mode must be 'zero' or 'mean', got {self.text_mode!r}.")
