@@ -29,7 +29,7 @@ def attribution_patch(model, clean: torch.Tensor, corrupted: torch.Tensor, metri
     names = [name_of(l) for l in layers]
     with torch.no_grad():
         _, source_cache = model.run_with_cache(source, names_filter=names)
-        other = model(clean if direction == "noise" else corrupted)
+        other = model(source)
     acts: dict[str, torch.Tensor] = {}
 
     def keep(act, hook):

@@ -72,11 +72,11 @@ class InductionPaths:
 @torch.no_grad()
 def induction_paths(model, receivers: Sequence[tuple[int, int]], seq_len: int = 20, n: int = 4, seed: int = 0,
                     which: str = "k") -> InductionPaths:
-    """Path-patch every head in the layers before the first receiver into the receivers' key (or query /
-    value) inputs."""
+    """Path-patch every head in the layers before the last receiver into the receivers' key (or query /
+    value) inputs (a sender reaches only the receivers in later layers)."""
     clean, corrupted = repeated_tokens(model, seq_len, n, seed)
-    first = min(layer for layer, _ in receivers)
-    senders = [(layer, head) for layer in range(first) for head in range(model.cfg.n_heads)]
+    last = max(layer for layer, _ in receivers)
+    senders = [(layer, head) for layer in range(last) for head in range(model.cfg.n_heads)]
     metric = second_copy_logprob(clean, seq_len)
     result = path_patch(model, clean, corrupted, metric, senders, [(l, h, which) for l, h in receivers])
     effects = result.clean.mean() - result.scores.mean(-1)

@@ -73,6 +73,8 @@ def test_attribution_is_the_directional_derivative_of_patching(kind):
     attr = attribution_patch(model, clean, corrupted, metric, kind=kind)
     with torch.no_grad():
         base = metric(model(corrupted))  # in double: the finite step needs its precision
+        torch.testing.assert_close(attr.clean.double(), metric(model(clean)))
+        torch.testing.assert_close(attr.corrupted.double(), base)
     name_of, layer, t = KINDS[kind][0], 1, 1e-6
     _, source = model.run_with_cache(clean, names_filter=[name_of(layer)])
     _, target = model.run_with_cache(corrupted, names_filter=[name_of(layer)])
