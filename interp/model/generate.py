@@ -42,6 +42,15 @@ def filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None) 
     return logits
 
 
+def next_token(logits: torch.Tensor, temperature: float, top_k: int | None, top_p: float | None,
+               gen: torch.Generator) -> torch.Tensor:
+    """(b, vocab) -> (b,): greedy at temperature 0, else sampled from the filtered distribution."""
+    if temperature == 0:
+        return logits.argmax(-1)
+    probs = filter_logits(logits / temperature, top_k, top_p).softmax(-1)
+    return torch.multinomial(probs, 1, generator=gen)[:, 0]
+
+
 @torch.no_grad()
 def generate(
     model: Transformer,
@@ -91,12 +100,7 @@ def generate(
             logits = model(step_in, attention_mask=step_mask, past_kv=cache)[:, -1]
         else:
             logits = model(all_tokens, attention_mask=all_mask)[:, -1]
-        logits = logits.float()
-        if temperature == 0:
-            nxt = logits.argmax(-1)
-        else:
-            probs = filter_logits(logits / temperature, top_k, top_p).softmax(-1)
-            nxt = torch.multinomial(probs, 1, generator=gen)[:, 0]
+        nxt = next_token(logits.float(), temperature, top_k, top_p, gen)
         if eos is not None:
             nxt = torch.where(done, torch.full_like(nxt, eos), nxt)
         new_tokens.append(nxt)

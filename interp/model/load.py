@@ -20,6 +20,7 @@ import torch
 
 from interp.errors import CorruptModelError, InvalidInputError
 from interp.model.config import ModelConfig
+from interp.model.convert import is_norm_param
 from interp.model.families import Family, check_config, family_of, supported
 from interp.model.gguf import load_gguf
 from interp.model.registry import MODELS, resolve
@@ -84,8 +85,6 @@ class Placement:
         return self.device
 
     def __call__(self, name: str, tensor: torch.Tensor) -> torch.Tensor:
-        from interp.model.convert import is_norm_param
-
         keep_fp32 = is_norm_param(name)
         dtype = torch.float32 if keep_fp32 or not tensor.is_floating_point() else self.dtype
         return tensor.to(device=self.device_for(name), dtype=dtype).contiguous()

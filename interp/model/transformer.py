@@ -172,37 +172,17 @@ class Transformer(HookedRootModule):
         if attention_mask is None:
             attention_mask = torch.ones((b, p), dtype=torch.bool, device=input.device)
         attention_mask = attention_mask.bool()
-        default_positions = positions is None
-        if positions is None:
-            seen = past_kv.mask.sum(1, keepdim=True) if past_kv is not None and past_kv.mask is not None else 0
-            positions = (attention_mask.cumsum(1) - 1).clamp(min=0) + seen
-        if past_kv is not None:
-            key_positions, key_mask = past_kv.extend(positions, attention_mask)
-        else:
-            key_positions, key_mask = positions, attention_mask
-        # a mask of all True need not be applied; with default positions and nothing cached it is plain causal
-        all_real = bool(key_mask.all())
-        plain = all_real and past_kv is None and default_positions
-        inputs = AttentionInputs(positions, key_positions, None if all_real else key_mask, causal_from_zero=plain)
+        inputs = self._attention_inputs(attention_mask, positions, past_kv)
 
         if start_at_layer is None:
             resid = self.hook_embed(self.embed(tokens))
             if self.pos_embed is not None:
-                resid = resid + self.hook_pos_embed(self.pos_embed(positions))
+                resid = resid + self.hook_pos_embed(self.pos_embed(inputs.positions))
             start_at_layer = 0
         else:
             resid = input
         stop = self.cfg.n_layers if stop_at_layer is None else stop_at_layer
-        on_device = {inputs.positions.device: inputs}  # one copy of the positions and masks per device
-        for layer in range(start_at_layer, stop):
-            cache = past_kv.layers[layer] if past_kv is not None else None
-            block = self.blocks[layer]
-            device = block.attn.w_q.device  # with a device map, the stream follows the blocks
-            if device != resid.device:
-                resid = resid.to(device)
-                if device not in on_device:
-                    on_device[device] = inputs.to(device)
-            resid = block(resid, on_device.get(device, inputs), cache)
+        resid = self._run_blocks(resid, inputs, range(start_at_layer, stop), past_kv)
         if stop_at_layer is not None or return_type == "resid":
             return resid
         if return_type is None:
@@ -214,6 +194,36 @@ class Transformer(HookedRootModule):
             raise InvalidInputError("A loss needs token ids as input, not a residual stream.")
         loss = self.next_token_loss(logits, tokens, attention_mask, per_token=loss_per_token)
         return loss if return_type == "loss" else (logits, loss)
+
+    def _attention_inputs(self, attention_mask: torch.Tensor, positions: torch.Tensor | None,
+                          past_kv: KVCache | None) -> AttentionInputs:
+        """Positions (default: each row's count of real tokens so far) and the key mask, cached keys first."""
+        default_positions = positions is None
+        if positions is None:
+            seen = past_kv.mask.sum(1, keepdim=True) if past_kv is not None and past_kv.mask is not None else 0
+            positions = (attention_mask.cumsum(1) - 1).clamp(min=0) + seen
+        if past_kv is not None:
+            key_positions, key_mask = past_kv.extend(positions, attention_mask)
+        else:
+            key_positions, key_mask = positions, attention_mask
+        # a mask of all True need not be applied; with default positions and nothing cached it is plain causal
+        all_real = bool(key_mask.all())
+        plain = all_real and past_kv is None and default_positions
+        return AttentionInputs(positions, key_positions, None if all_real else key_mask, causal_from_zero=plain)
+
+    def _run_blocks(self, resid: torch.Tensor, inputs: AttentionInputs, layers: range,
+                    past_kv: KVCache | None) -> torch.Tensor:
+        """The stream through `layers`; with a device map it follows the blocks, and each device gets one
+        copy of the positions and masks."""
+        on_device = {inputs.positions.device: inputs}
+        for layer in layers:
+            block = self.blocks[layer]
+            device = block.attn.w_q.device
+            resid = resid.to(device)  # a no-op on one device
+            if device not in on_device:
+                on_device[device] = inputs.to(device)
+            resid = block(resid, on_device[device], past_kv.layers[layer] if past_kv is not None else None)
+        return resid
 
     def logits_from_resid(self, resid: torch.Tensor) -> torch.Tensor:
         """The final residual stream (..., d_model) -> logits (..., vocab): final norm, unembedding, and the
