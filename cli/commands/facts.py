@@ -105,9 +105,12 @@ def neuron_params(prompt, subject, target, paraphrases, facts_path, limit, steps
     if facts and prompt is None:
         return NeuronParams(facts=tuple(facts), steps=steps, threshold=threshold, random_seeds=random_seeds,
                             seed=seed)
-    prompt, subject, target, para = _resolve_fact(prompt, subject, target, [])
+    given = prompt is not None
+    prompt, subject, target, _ = _resolve_fact(prompt, subject, target, [])
     extra = {"unrelated": tuple((f.text, f.target_true) for f in facts[:8])} if facts else {}
-    return NeuronParams(prompt=prompt, subject=subject, target=target, paraphrases=tuple(paraphrases) or para,
+    if paraphrases or given:  # the default fact keeps its default paraphrases
+        extra["paraphrases"] = tuple(paraphrases)
+    return NeuronParams(prompt=prompt, subject=subject, target=target,
                         steps=steps, threshold=threshold, random_seeds=random_seeds, seed=seed, **extra)
 
 
@@ -125,7 +128,8 @@ def neuron_params(prompt, subject, target, paraphrases, facts_path, limit, steps
 def neurons(**opts):
     """Knowledge neurons (Dai et al. 2022) by integrated gradients, with suppress / amplify controls.
 
-    With --facts, each fact is analysed with its own paraphrases; otherwise --prompt with --paraphrase.
+    With --facts, each fact is analysed with its own prompt, its paraphrases and its relation's other templates
+    (up to 8 prompts), and p is tuned per relation; otherwise --prompt with at least two --paraphrase.
 
     \b
     Example:

@@ -76,7 +76,7 @@ def _neurons(model):
     from interp.analysis.facts.run import run_neurons
 
     return run_neurons(model, NeuronParams(prompt="The {} is in", subject="Eiffel Tower", steps=2, random_seeds=1,
-                                           paraphrases=("Eiffel Tower is in",), unrelated=(("Water is", "wet"),)))
+                                           paraphrases=("Eiffel Tower is in", "The Eiffel Tower stands in"), unrelated=(("Water is", "wet"),)))
 
 
 def _small_rome():

@@ -64,6 +64,7 @@ class FactCase:
             "middle_subject": list(range(s + 1, e - 1)),
             "last_subject": [e - 1],
             "first_subsequent": [e] if e < p else [],
+            "further": list(range(e + 1, p - 1)),
             "last": [p - 1],
         }
 
@@ -119,6 +120,12 @@ def prepare_case(model, prompt: str, subject: str, target: str | None = None, ca
         answer_id = answer_token(model, target)
     return FactCase(prompt, subject, target, tokens, model.to_str_tokens(tokens[0]), span.start, span.end,
                     answer_id, case_id)
+
+
+@torch.no_grad()
+def greedy_token(model, case: FactCase) -> int:
+    """The model's greedy next token after the case's prompt."""
+    return int(_answer_probs(model, model(case.tokens, return_type="resid")[:, -1])[0].argmax())
 
 
 def answer_token(model, target: str) -> int:

@@ -1,27 +1,33 @@
 """Knowledge neurons: FFN hidden units whose activation carries a fact (Dai et al., ACL 2022).
 
-Dai, Dong, Hao, Sui, Chang, Wei, "Knowledge Neurons in Pretrained Transformers". A neuron is one FFN
-hidden unit at the last prompt token (the position that predicts the answer): ``hook_post``, the input
-of the down projection; for gated MLPs that is act(gate) * up, not the activation alone. Its attribution
-is integrated gradients of p(answer) along the straight line from 0 to its clean activation a, with the
-other units of its layer scaled along with it (the paper scales the whole layer's activation vector):
+Dai, Dong, Hao, Sui, Chang, Wei, "Knowledge Neurons in Pretrained Transformers"; reference code
+github.com/Hunter-DDM/knowledge-neurons (``1_analyze_mlm.py``, ``2_get_kn.py``). A neuron is one FFN hidden
+unit at the last prompt token (the position that predicts the answer): ``hook_post``, the input of the down
+projection; for gated MLPs that is act(gate) * up, not the activation alone. Its attribution is integrated
+gradients of p(answer) along the straight line from 0 to its clean activation a, with the other units of its
+layer scaled along with it (the reference scales the whole layer's activation vector), as the reference's
+left Riemann sum over m points:
 
-    attr_i = a_i * (1/m) * sum_{k=1..m} d p(answer) / d x_i  at x = (k/m) a        (m = 20 steps)
+    attr_i = a_i * (1/m) * sum_{k=0..m-1} d p(answer) / d x_i  at x = (k/m) a        (m = 20)
 
-Refinement: per prompt keep the units scoring above 0.2 x that prompt's largest attribution; across the
-fact's prompts (its rewrite prompt and paraphrases) keep units present in at least a fraction p of them,
-p starting at 0.7 and moved by 0.05 until 2-5 units remain (capped at the top 5 by mean attribution when
-no p lands there). Controls (in `neuron_controls`): suppress (x0) and amplify (x2) the units and compare
-with as many random units from the same layers.
+so the attributions of a layer sum to p(answer | a) - p(answer | 0) up to the Riemann error.
+
+Refinement, as the reference does it: per prompt keep the units scoring >= 0.2 x that prompt's largest
+attribution; per fact keep the units kept in at least max(p * n, 3) of its n prompts. p is tuned per
+*relation*, not per fact: it starts at 0.7 and, for at most 6 rounds, moves by 0.05 until the relation's
+facts hold 2-5 neurons on average. A fact where no unit is consistent keeps no neurons, and says so.
+Prompts: a fact's own prompt and paraphrases, then (as the paper fills each relation's templates with the
+subject) the other templates of its relation found in the fact set, up to ``max_prompts``.
+Controls (in `neuron_controls`): suppress (x0) and amplify (x2) the units and compare with as many random
+units from the same layers.
 
 Speed: the attribution for layer l changes only the last token from layer l on, and every earlier token
-is the clean run's, so the 20 scaled copies run one token each from layer l, reading the clean prompt's
+is the clean run's, so the m scaled copies run one token each from layer l, reading the clean prompt's
 keys and values from a KV cache filled once per prompt.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -33,6 +39,7 @@ from interp.interventions import capture, intervene
 from interp.model import hook_names
 from interp.model.transformer import KVCache
 from interp.progress import track
+
 
 def _expand_cache(prefix: KVCache, rows: int, from_layer: int) -> KVCache:
     """A fresh cache holding the prefix's keys/values repeated for `rows` rows (forward extends its copy)."""
@@ -60,7 +67,7 @@ def integrated_gradients(model, tokens: torch.Tensor, answer_id: int, steps: int
         if p > 1:
             prefix = KVCache(n)
             model(tokens[:, :-1], past_kv=prefix, return_type=None)  # keys/values of every earlier token
-    alphas = torch.arange(1, steps + 1, dtype=model.dtype, device=model.device) / steps  # (m,)
+    alphas = torch.arange(steps, dtype=model.dtype, device=model.device) / steps  # (m,): 0, 1/m, .., (m-1)/m
     out = np.zeros((n, model.cfg.d_mlp))
     for layer in layers:
         a = store[hook_names.mlp_post(layer)][0, -1]  # (d_mlp,)
@@ -83,44 +90,85 @@ def integrated_gradients(model, tokens: torch.Tensor, answer_id: int, steps: int
 
 
 def threshold_units(attr: np.ndarray, fraction: float) -> set[tuple[int, int]]:
-    """Units (layer, neuron) scoring above `fraction` x the largest attribution of this prompt."""
+    """Units (layer, neuron) scoring at least `fraction` x the largest attribution of this prompt."""
     top = attr.max()
     if top <= 0:
         return set()
-    layers, units = np.nonzero(attr > fraction * top)
+    layers, units = np.nonzero(attr >= fraction * top)
     return {(int(l), int(u)) for l, u in zip(layers, units)}
 
 
-def refine(kept_per_prompt: list[set], mean_attr: np.ndarray, params: NeuronParams) -> tuple[list, list[dict]]:
-    """Cross-prompt refinement: units present in >= p of the prompts, p moved by p_step until the count lands
-    in [min_neurons, max_neurons]. Returns (units sorted by mean attribution, history of (p, count))."""
-    n = len(kept_per_prompt)
+@dataclass
+class Attribution:
+    """One fact's integrated gradients over its prompts."""
+
+    prompts: list[str]
+    kept: list[set]  # per prompt: units at or above the threshold
+    mean_attr: np.ndarray  # (n_layers, d_mlp), averaged over the prompts
+
+
+def attribute(model, prompts: Sequence[str], answer_id: int, params: NeuronParams, progress=None) -> Attribution:
+    """Attribute p(answer) in every prompt and threshold each prompt's units."""
+    attrs, kept = [], []
+    for text in track(progress, prompts, "attribution"):
+        tokens = torch.tensor([model.encode(text)], device=model.device)  # (1, p)
+        attr = integrated_gradients(model, tokens, answer_id, params.steps)
+        attrs.append(attr)
+        kept.append(threshold_units(attr, params.threshold))
+    return Attribution(list(prompts), kept, np.mean(attrs, 0))
+
+
+def consistent_units(kept: list[set], p: float, min_prompts: int) -> list[tuple[int, int]]:
+    """Units kept in at least max(p * n, min_prompts) of the n prompts (the reference's count, not rounded)."""
+    need = max(p * len(kept), min_prompts)
     counts: dict[tuple[int, int], int] = {}
-    for kept in kept_per_prompt:
-        for unit in kept:
+    for units in kept:
+        for unit in units:
             counts[unit] = counts.get(unit, 0) + 1
-    p, history, direction = params.p_start, [], 0
-    while True:
-        units = [u for u, c in counts.items() if c >= math.ceil(p * n - 1e-9)]
-        history.append({"p": round(p, 4), "count": len(units)})
-        if params.min_neurons <= len(units) <= params.max_neurons:
+    return [u for u, c in counts.items() if c >= need - 1e-9]
+
+
+def refine_relation(facts: list[Attribution], params: NeuronParams) -> tuple[list[list], list[dict]]:
+    """One p for all the facts of a relation: from p_start, moved by p_step for at most max_rounds rounds until
+    the facts hold min_neurons..max_neurons units on average. Returns (each fact's units sorted by mean
+    attribution, the history of (p, mean count)). A fact may end with no units: nothing was consistent."""
+    p, history = params.p_start, []
+    for _ in range(params.max_rounds):
+        units = [consistent_units(f.kept, p, params.min_prompts) for f in facts]
+        mean = float(np.mean([len(u) for u in units]))
+        history.append({"p": round(p, 4), "mean_count": round(mean, 4)})
+        if params.min_neurons <= mean <= params.max_neurons:
             break
-        step = 1 if len(units) > params.max_neurons else -1
-        if direction and step != direction:  # crossed over the range: no p lands in it
-            break
-        direction = step
-        p += step * params.p_step
-        if p > 1 + 1e-9 or p < params.p_step / 2:
-            break
-    units.sort(key=lambda u: -mean_attr[u])
-    if len(units) > params.max_neurons:  # no p gave few enough: keep the strongest
-        units = units[: params.max_neurons]
-        history.append({"p": None, "count": len(units), "note": f"capped at top {params.max_neurons}"})
-    if not units:  # nothing shared: the single strongest unit on average
-        best = np.unravel_index(np.argmax(mean_attr), mean_attr.shape)
-        units = [(int(best[0]), int(best[1]))]
-        history.append({"p": None, "count": 1, "note": "fallback: strongest mean attribution"})
+        p += params.p_step if mean > params.max_neurons else -params.p_step
+    units = [sorted(u, key=lambda x, f=f: -f.mean_attr[x]) for u, f in zip(units, facts)]
     return units, history
+
+
+def relation_templates(facts: Sequence) -> dict:
+    """Each relation's prompt templates found in a fact set: every fact's rewrite prompt, and each paraphrase
+    that names its subject exactly once with the subject replaced by "{}" (first seen first)."""
+    out: dict = {}
+    for fact in facts:
+        found = out.setdefault(fact.relation_id, [])
+        for text in (fact.text, *fact.paraphrase_prompts):
+            if "{}" in text or text.count(fact.subject) != 1:
+                continue
+            template = text.replace(fact.subject, "{}")
+            if template not in found:
+                found.append(template)
+    return out
+
+
+def fact_prompts(fact, templates: Sequence[str], max_prompts: int) -> list[str]:
+    """The fact's own prompt and paraphrases, then its relation's other templates filled with its subject."""
+    prompts = [fact.text, *fact.paraphrase_prompts][:max_prompts]
+    for template in templates:
+        if len(prompts) >= max_prompts:
+            break
+        text = template.replace("{}", fact.subject)
+        if text not in prompts:
+            prompts.append(text)
+    return prompts
 
 
 @dataclass
@@ -131,21 +179,23 @@ class FactNeurons:
     prompts: list[str]
     target: str
     answer_id: int
-    neurons: list[tuple[int, int, float]]  # (layer, neuron, mean attribution)
-    per_prompt_counts: list[int]  # units above threshold in each prompt
-    history: list[dict]  # refinement steps
+    neurons: list[tuple[int, int, float]]  # (layer, neuron, mean attribution); empty: none consistent
+    per_prompt_counts: list[int]  # units at or above the threshold in each prompt
+    history: list[dict]  # its relation's refinement rounds
+    relation: object = None
 
 
 def find_neurons(model, prompts: Sequence[str], answer_id: int, params: NeuronParams, case_id: object = None,
                  target: str = "", progress=None) -> FactNeurons:
-    """Attribute, threshold per prompt, refine across prompts."""
-    attrs, kept = [], []
-    for text in track(progress, prompts, "attribution"):
-        tokens = torch.tensor([model.encode(text)], device=model.device)  # (1, p)
-        attr = integrated_gradients(model, tokens, answer_id, params.steps)
-        attrs.append(attr)
-        kept.append(threshold_units(attr, params.threshold))
-    mean_attr = np.mean(attrs, 0)  # (n_layers, d_mlp)
-    units, history = refine(kept, mean_attr, params)
-    neurons = [(l, u, float(mean_attr[l, u])) for l, u in units]
-    return FactNeurons(case_id, list(prompts), target, answer_id, neurons, [len(k) for k in kept], history)
+    """One fact on its own (a relation of one): attribute, threshold per prompt, refine across prompts."""
+    attr = attribute(model, prompts, answer_id, params, progress)
+    (units,), history = refine_relation([attr], params)
+    return neurons_of(attr, units, history, case_id, target, answer_id)
+
+
+def neurons_of(attr: Attribution, units: list, history: list[dict], case_id, target: str, answer_id: int,
+               relation=None) -> FactNeurons:
+    """The FactNeurons record of one fact's attribution and refined units."""
+    neurons = [(l, u, float(attr.mean_attr[l, u])) for l, u in units]
+    return FactNeurons(case_id, attr.prompts, target, answer_id, neurons, [len(k) for k in attr.kept], history,
+                       relation)

@@ -8,7 +8,7 @@ from interp.errors import InvalidInputError
 
 KINDS = ("resid", "mlp", "attn")
 # The token positions the paper averages over (its Figure 2 rows).
-CATEGORIES = ("first_subject", "middle_subject", "last_subject", "first_subsequent", "last")
+CATEGORIES = ("first_subject", "middle_subject", "last_subject", "first_subsequent", "further", "last")
 # sigma is measured over these subjects' token embeddings (a fixed list, so sigma is one number per model).
 NOISE_SUBJECTS = (
     "Eiffel Tower", "Michael Jordan", "Barack Obama", "Albert Einstein", "Microsoft", "Toyota", "Nintendo",
@@ -41,7 +41,8 @@ class TraceParams:
     noise: float = 3.0  # noise std in units of sigma
     window: int = 10
     seed: int = 0
-    sigma: float | None = None  # None: measured over NOISE_SUBJECTS
+    sigma: float | None = None  # None: measured over the fact set's subjects (NOISE_SUBJECTS without one)
+    known_only: bool = True  # average only facts whose greedy answer is the true one (as the reference)
     kinds: tuple[str, ...] = KINDS
     batch_size: int = 128  # rows per forward
 
@@ -72,19 +73,27 @@ DEFAULT_UNRELATED = (
 )
 
 
+# Other wordings of the default fact (the Eiffel Tower's city): a unit must be shared by >= 3 prompts.
+DEFAULT_PARAPHRASES = ("The Eiffel Tower is in the city of", "The Eiffel Tower, a landmark in the city of",
+                       "Where is the Eiffel Tower? It is in the city of")
+
+
 @dataclass(frozen=True)
 class NeuronParams:
     prompt: str = "The {} is located in the city of"
     subject: str = "Eiffel Tower"
     target: str | None = None  # None: the model's greedy answer
-    paraphrases: tuple[str, ...] = ()  # full prompts for the same fact
+    paraphrases: tuple[str, ...] = DEFAULT_PARAPHRASES  # full prompts for the same fact (the default fact's)
     facts: tuple = ()  # FactRecords: when given, each fact is analysed with its own paraphrases
     steps: int = 20
     threshold: float = 0.2  # fraction of the prompt's largest attribution
-    p_start: float = 0.7
+    p_start: float = 0.7  # a unit must be kept in >= max(p * n, min_prompts) of a fact's n prompts
     p_step: float = 0.05
-    min_neurons: int = 2
+    min_neurons: int = 2  # p is tuned per relation until its facts hold min..max neurons on average
     max_neurons: int = 5
+    max_rounds: int = 6  # rounds of tuning p (the reference's loop)
+    min_prompts: int = 3  # the reference's least count of prompts sharing a unit
+    max_prompts: int = 8  # prompts per fact: its own, then its relation's templates (the paper averages 8.63)
     random_seeds: int = 5
     n_unrelated: int = 8  # unrelated facts per fact (from the fact set, another relation)
     unrelated: tuple[tuple[str, str], ...] = DEFAULT_UNRELATED  # (prompt, target) for the single prompt
@@ -97,5 +106,16 @@ class NeuronParams:
             raise InvalidInputError(f"threshold must be in (0, 1], got {self.threshold}.")
         if not 1 <= self.min_neurons <= self.max_neurons:
             raise InvalidInputError("need 1 <= min_neurons <= max_neurons.")
+        if not 0 < self.p_start <= 1 or not 0 < self.p_step < 1:
+            raise InvalidInputError("p_start must be in (0, 1] and p_step in (0, 1).")
+        if self.max_rounds < 1 or self.min_prompts < 1:
+            raise InvalidInputError("max_rounds and min_prompts must be at least 1.")
+        if self.max_prompts < self.min_prompts:
+            raise InvalidInputError(f"max_prompts ({self.max_prompts}) must be at least min_prompts "
+                                    f"({self.min_prompts}).")
+        if not self.facts and 1 + len(self.paraphrases) < self.min_prompts:
+            raise InvalidInputError(
+                f"Knowledge neurons need at least {self.min_prompts} prompts for the fact (a unit must be shared by "
+                f"{self.min_prompts} of them); give more --paraphrase options, or use --facts.")
         if self.random_seeds < 1:
             raise InvalidInputError(f"random_seeds must be at least 1, got {self.random_seeds}.")

@@ -6,7 +6,7 @@ See `interp.analysis.facts.causal_trace` (Meng et al. 2022) and `interp.analysis
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -22,7 +22,7 @@ CMAPS = {"resid": "Purples", "mlp": "Greens", "attn": "Reds"}
 KIND_LABEL = {"resid": "residual stream (block output)", "mlp": "MLP output", "attn": "attention output"}
 CATEGORY_LABEL = {"first_subject": "first subject token", "middle_subject": "middle subject tokens",
                   "last_subject": "last subject token", "first_subsequent": "first subsequent token",
-                  "last": "last token"}
+                  "further": "further tokens", "last": "last token"}
 
 
 @dataclass(repr=False)
@@ -33,6 +33,7 @@ class TraceResult(ResultBase):
     sigma: float
     single: FactTrace  # traced at every token
     facts: list[FactTrace]  # traced at the key tokens (empty without a fact set)
+    skipped: list = field(default_factory=list)  # case ids of facts the model does not know (not traced)
     command: str = ""
 
     cli_name = "trace"
@@ -108,7 +109,7 @@ class TraceResult(ResultBase):
         if self.facts:
             avg = self.averaged()
             out["averaged"] = {
-                "n_facts": len(self.facts),
+                "n_facts": len(self.facts), "n_skipped": len(self.skipped), "skipped": self.skipped,
                 "p_clean": float(np.mean([f.p_clean for f in self.facts])),
                 "p_corrupted": float(np.mean([f.p_corrupted for f in self.facts])),
                 "peak": self.averaged_peaks(),
@@ -176,6 +177,8 @@ class TraceResult(ResultBase):
         if self.facts:
             j = self.to_json()["averaged"]
             lines += ["", f"## Average over {j['n_facts']} facts", "",
+                      f"{j['n_skipped']} fact(s) of the set were skipped because the model's greedy answer is not "
+                      f"the true one (as the reference does); sigma is measured over the fact set's subjects.", "",
                       f"Mean p_clean = {j['p_clean']:.3f}, mean p_corrupted = {j['p_corrupted']:.3f}.", "",
                       "Peak layer (and AIE) of each kind at each token category:", "",
                       "| kind | " + " | ".join(CATEGORY_LABEL[c] for c in CATEGORIES) + " |",
@@ -205,13 +208,24 @@ class NeuronResult(ResultBase):
 
     def neuron_table(self) -> pd.DataFrame:
         return pd.DataFrame([{"case_id": f.case_id, "target": f.target, "layer": l, "neuron": u, "score": s}
-                             for f in self.facts for l, u, s in f.neurons])
+                             for f in self.facts for l, u, s in f.neurons],
+                            columns=["case_id", "target", "layer", "neuron", "score"])
+
+    def relations(self) -> list[dict]:
+        """Each relation's refinement: its facts, how many kept no neuron, and the rounds of tuning p."""
+        out: dict = {}
+        for f in self.facts:
+            r = out.setdefault(str(f.relation), {"relation": f.relation, "facts": 0, "without_neurons": 0,
+                                                 "steps": f.history})
+            r["facts"] += 1
+            r["without_neurons"] += not f.neurons
+        return list(out.values())
 
     def steps_table(self) -> pd.DataFrame:
-        rows = [{"case_id": f.case_id, "step": f"threshold, prompt {i}", "p": None, "count": c}
-                for f in self.facts for i, c in enumerate(f.per_prompt_counts)]
-        rows += [{"case_id": f.case_id, "step": h.get("note", "refine"), "p": h["p"], "count": h["count"]}
-                 for f in self.facts for h in f.history]
+        rows = [{"case_id": f.case_id, "relation": f.relation, "step": f"threshold, prompt {i}", "p": None,
+                 "count": c} for f in self.facts for i, c in enumerate(f.per_prompt_counts)]
+        rows += [{"case_id": None, "relation": r["relation"], "step": "refine (mean neurons per fact)", "p": h["p"],
+                  "count": h["mean_count"]} for r in self.relations() for h in r["steps"]]
         return pd.DataFrame(rows)
 
     def control_table(self) -> pd.DataFrame:
@@ -239,8 +253,10 @@ class NeuronResult(ResultBase):
                    for f in self.facts for l, u, s in f.neurons]
         return {"model": self.model, "seconds": self.seconds, "n_facts": len(self.facts),
                 "random_seeds": self.params.random_seeds,
-                "neurons": neurons, "refinement": [{"case_id": f.case_id, "per_prompt": f.per_prompt_counts,
-                                                     "steps": f.history} for f in self.facts],
+                "neurons": neurons, "n_without_neurons": sum(not f.neurons for f in self.facts),
+                "refinement": [{"case_id": f.case_id, "relation": f.relation, "n_prompts": len(f.prompts),
+                                "per_prompt": f.per_prompt_counts, "n_neurons": len(f.neurons)} for f in self.facts],
+                "relations": self.relations(),
                 **summary}
 
     def figures(self) -> dict:
@@ -271,6 +287,9 @@ class NeuronResult(ResultBase):
 
     def findings(self) -> list[Finding]:
         t, out = self.control_table(), []
+        empty = sum(not f.neurons for f in self.facts)
+        out.append(self.finding("facts_without_neurons", f"{empty} of {len(self.facts)} fact(s) keep no neuron that "
+                                f"is consistent across their prompts.", empty, "facts"))
         for which in ("found", "random"):
             r = t[(t.action == "suppress") & (t.neurons == which) & (t.group == "fact")]
             if len(r):
@@ -286,17 +305,23 @@ class NeuronResult(ResultBase):
 
     def summary_markdown(self) -> str:
         t = self.control_table()
+        pr = self.params
         lines = [f"# Knowledge neurons on {self.model}", "",
-                 f"{len(self.facts)} fact(s); integrated gradients ({self.params.steps} steps, baseline 0) over FFN "
-                 f"units at the last token; threshold {self.params.threshold} x max per prompt, shared by >= p of "
-                 f"the prompts (p from {self.params.p_start}, step {self.params.p_step}).", "",
-                 "| fact | neurons (layer:unit, score) | per-prompt counts | refinement (p -> count) |",
-                 "|---|---|---|---|"]
+                 f"{len(self.facts)} fact(s); integrated gradients ({pr.steps} steps, baseline 0) over FFN units at "
+                 f"the last token; a unit is kept per prompt at >= {pr.threshold} x the prompt's largest attribution, "
+                 f"and per fact when kept in >= max(p x n, {pr.min_prompts}) of its n prompts, p tuned per relation "
+                 f"from {pr.p_start} in steps of {pr.p_step} (at most {pr.max_rounds} rounds) towards "
+                 f"{pr.min_neurons}-{pr.max_neurons} neurons per fact on average.", "",
+                 "| relation | facts | without neurons | refinement (p -> mean neurons) |", "|---|---|---|---|"]
+        for r in self.relations():
+            steps = ", ".join(f"{h['p']}->{h['mean_count']:g}" for h in r["steps"])
+            lines.append(f"| {r['relation'] if r['relation'] is not None else '-'} | {r['facts']} | "
+                         f"{r['without_neurons']} | {steps} |")
+        lines += ["", "| fact | prompts | neurons (layer:unit, score) | per-prompt counts |", "|---|---|---|---|"]
         for f in self.facts:
-            ns = ", ".join(f"L{l}:{u} ({s:.3g})" for l, u, s in f.neurons)
-            steps = ", ".join(f"{h['p']}->{h['count']}" if h["p"] is not None else f"{h['note']}" for h in f.history)
-            lines.append(f"| {f.case_id if f.case_id is not None else '-'} ({f.target}) | {ns} | "
-                         f"{f.per_prompt_counts} | {steps} |")
+            ns = ", ".join(f"L{l}:{u} ({s:.3g})" for l, u, s in f.neurons) or "none consistent"
+            lines.append(f"| {f.case_id if f.case_id is not None else '-'} ({f.target}) | {len(f.prompts)} | {ns} | "
+                         f"{f.per_prompt_counts} |")
         lines += ["", f"Change of p(true) (relative %, mean delta p); random = same count from the same layers, "
                       f"{self.params.random_seeds} seeds:", "",
                   "| intervention | neurons | " + " | ".join(GROUPS) + " |", "|---|---|---|---|---|"]

@@ -182,7 +182,7 @@ def test_result_tables_json_figures_and_summary(tmp_path):
     params = TraceParams(samples=2, window=2)
     full = trace_case(model, case, make_noise(2, 3, 32, 0.5, 0), params)
     keys = sorted({q for qs in case.category_positions().values() for q in qs})
-    assert keys == [2, 3, 4, 5, 7]
+    assert keys == [2, 3, 4, 5, 6, 7]
     part = trace_case(model, case, make_noise(2, 3, 32, 0.5, 1), params, positions=keys)
     result = TraceResult("tiny", params, 0.0, 0.1, full, [full, part])
     avg = result.averaged()
@@ -192,9 +192,35 @@ def test_result_tables_json_figures_and_summary(tmp_path):
     j = result.to_json()
     assert j["peak"]["mlp"]["token"] == case.str_tokens[j["peak"]["mlp"]["position"]]
     assert set(j["averaged"]["effects"]["attn"]) == {"first_subject", "middle_subject", "last_subject",
-                                                     "first_subsequent", "last"}
+                                                     "first_subsequent", "further", "last"}
     json.dumps(j)  # plain JSON types only
     paths = result.save_figures(tmp_path)
     assert {p.name for p in paths} == {"trace_resid.png", "trace_mlp.png", "trace_attn.png", "averaged_effects.png"}
     assert "Average over 2 facts" in result.summary_markdown()
     assert set(result.tables()) == {"trace_resid", "trace_mlp", "trace_attn", "averaged_effects", "facts"}
+
+
+def test_unknown_facts_are_skipped_and_sigma_comes_from_the_fact_set(tmp_path):
+    """As the reference: facts whose greedy answer is not the true one are not traced (and are counted), and
+    sigma is the embedding std over every subject of the fact set."""
+    from interp.analysis.facts.causal_trace import embedding_std, prepare_case
+    from interp.analysis.facts.records import FactRecord
+    from interp.analysis.facts.run import run_trace
+    from tests.model.families_twins import load_twin_with_words
+
+    model = load_twin_with_words("llama", tmp_path / "twin")  # a word-level tokenizer: one token per answer
+    prompt = "the {} is located in the city of"
+    known = prepare_case(model, prompt, "eiffel tower").target  # the model's own greedy answer
+    other = next(w for w in ("paris", "rome", "london") if w != known)
+    facts = (FactRecord(1, prompt, "eiffel tower", known, "x"), FactRecord(2, prompt, "eiffel tower", other, "x"),
+             FactRecord(3, prompt, "louvre museum", other, "x"))
+    params = TraceParams(prompt=prompt, subject="louvre museum", samples=1, window=1, facts=facts[:2])
+    result = run_trace(model, params)
+    assert [f.case.case_id for f in result.facts] == [1] and result.skipped == [2]
+    assert result.sigma == embedding_std(model, ["eiffel tower"] * 2) != embedding_std(model)
+    assert result.to_json()["averaged"]["n_skipped"] == 1
+    assert run_trace(model, TraceParams(prompt=prompt, subject="eiffel tower", samples=1, window=1,
+                                        facts=facts)).sigma == embedding_std(model, ["eiffel tower"] * 2 + ["louvre museum"])
+    everything = run_trace(model, TraceParams(prompt=prompt, subject="eiffel tower", samples=1, window=1,
+                                              facts=facts[:2], known_only=False))
+    assert len(everything.facts) == 2 and everything.skipped == []

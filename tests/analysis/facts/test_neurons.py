@@ -12,7 +12,9 @@ import torch
 from click.testing import CliRunner
 
 from interp.analysis.facts.neuron_controls import random_like, run_neurons, scale_neurons
-from interp.analysis.facts.neurons import NeuronParams, integrated_gradients, refine, threshold_units
+from interp.analysis.facts.neurons import (Attribution, NeuronParams, consistent_units, fact_prompts,
+                                           integrated_gradients, refine_relation, relation_templates,
+                                           threshold_units)
 from interp.analysis.facts.records import FactRecord
 from interp.errors import InvalidInputError
 from interp.interventions import capture, intervene
@@ -30,7 +32,7 @@ def ig_full_forward(model, tokens, answer, steps, layer) -> np.ndarray:
     with torch.no_grad(), intervene(model, capture([hook_names.mlp_post(layer)], store)):
         model(tokens)
     a = store[hook_names.mlp_post(layer)][0, -1]
-    scaled = (torch.arange(1, steps + 1)[:, None] / steps * a).requires_grad_(True)
+    scaled = (torch.arange(steps)[:, None] / steps * a).requires_grad_(True)
 
     def hook(act, hook):
         act = act.clone()
@@ -56,26 +58,83 @@ def test_cached_integrated_gradients_equal_full_forward(family):
     np.testing.assert_allclose(one[0], ig_full_forward(model, tokens[:, :1], 17, 3, 0), atol=1e-6)
 
 
-def test_threshold_and_refinement_follow_the_paper():
+def _answer_prob(model, tokens, answer, layer, scale):
+    """p(answer) with hook_post of `layer` at the last token multiplied by `scale`."""
+    def hook(act, hook):
+        act = act.clone()
+        act[:, -1] = act[:, -1] * scale
+        return act
+
+    with torch.no_grad(), intervene(model, [(hook_names.mlp_post(layer), hook)]):
+        return float(torch.softmax(model(tokens)[0, -1].double(), -1)[answer])
+
+
+def test_integrated_gradients_are_complete():
+    """A layer's attributions sum to p(answer | a) - p(answer | 0), up to the Riemann error: small with many
+    steps, and shrinking as the steps grow."""
+    model = tiny("llama")
+    tokens = torch.tensor([[3, 5, 7, 9, 11, 13]])
+    errors = {}
+    for steps in (4, 1024):
+        attr = integrated_gradients(model, tokens, answer_id=17, steps=steps)
+        errors[steps] = [abs(attr[l].sum() - (_answer_prob(model, tokens, 17, l, 1.0) - _answer_prob(model, tokens, 17, l, 0.0)))
+                         for l in range(model.cfg.n_layers)]
+    gaps = [abs(_answer_prob(model, tokens, 17, l, 1.0) - _answer_prob(model, tokens, 17, l, 0.0))
+            for l in range(model.cfg.n_layers)]
+    assert min(gaps) > 1e-4  # a real change to attribute
+    for layer, gap in enumerate(gaps):
+        assert errors[1024][layer] < 0.02 * gap + 1e-7, (layer, errors, gaps)
+    assert sum(errors[1024]) < sum(errors[4]) / 30  # the error falls like 1/steps
+
+
+def _attr(kept, mean=None):
+    return Attribution([f"p{i}" for i in range(len(kept))], kept,
+                       np.arange(20, dtype=float).reshape(2, 10) if mean is None else mean)
+
+
+def test_threshold_and_refinement_follow_the_reference():
     attr = np.zeros((2, 10))
-    attr[0, 1], attr[1, 2], attr[1, 3] = 1.0, 0.25, 0.1
-    assert threshold_units(attr, 0.2) == {(0, 1), (1, 2)}  # 0.1 < 0.2 x 1.0
+    attr[0, 1], attr[1, 2], attr[1, 3] = 1.0, 0.2, 0.1
+    assert threshold_units(attr, 0.2) == {(0, 1), (1, 2)}  # >= 0.2 x max is kept, 0.1 is not
     assert threshold_units(-attr, 0.2) == set()
+    # a unit needs max(p * n, 3) prompts: with 4 prompts at p = 0.7, 2.8 -> 3; with 10 prompts, 7
+    kept4 = [{(0, 1), (0, 2)}, {(0, 1), (0, 2)}, {(0, 1)}, {(1, 5)}]
+    assert consistent_units(kept4, 0.7, 3) == [(0, 1)]
+    assert consistent_units(kept4[:2], 0.5, 3) == []  # two prompts can never reach three
+    kept10 = [{(0, 1)}] * 7 + [set()] * 3
+    assert consistent_units(kept10, 0.7, 3) == [(0, 1)] and consistent_units(kept10, 0.75, 3) == []
     params = NeuronParams()
-    mean = np.arange(20, dtype=float).reshape(2, 10)
-    # 3 prompts: at p = 0.7 a unit must be in all three
-    kept = [{(0, 1), (0, 2), (1, 5)}, {(0, 1), (0, 2), (1, 5)}, {(0, 1), (0, 2), (1, 6)}]
-    units, history = refine(kept, mean, params)
-    assert units == [(0, 2), (0, 1)] and history == [{"p": 0.7, "count": 2}]
-    # only one shared unit: p goes down by 0.05 until 2 of 3 prompts suffice (p <= 2/3)
-    kept = [{(0, 1), (1, 5)}, {(0, 1), (1, 5)}, {(0, 1)}]
-    units, history = refine(kept, mean, params)
-    assert set(units) == {(0, 1), (1, 5)} and [h["p"] for h in history] == [0.7, 0.65]
-    # too many shared units at every p: capped at the strongest five
-    kept = [{(1, i) for i in range(8)}] * 3
-    units, history = refine(kept, mean, params)
-    assert units == [(1, 7), (1, 6), (1, 5), (1, 4), (1, 3)] and history[-1]["note"].startswith("capped")
-    assert [h["p"] for h in history[:-1]] == [0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0]
+    # one relation, two facts: p is shared; mean count 1 at 0.7 goes down until the mean reaches 2
+    a = _attr([{(0, 1), (1, 5)}, {(0, 1), (1, 5)}, {(0, 1), (1, 5)}, {(0, 1)}, {(0, 1)}])  # (1,5) in 3/5
+    b = _attr([{(0, 3), (0, 4)}] * 3 + [{(0, 3)}] * 2)  # (0,4) in 3/5
+    units, history = refine_relation([a, b], params)
+    assert [h["p"] for h in history] == [0.7, 0.65, 0.6] and history[-1]["mean_count"] == 2
+    assert units == [[(1, 5), (0, 1)], [(0, 4), (0, 3)]]  # sorted by mean attribution
+    # nothing consistent anywhere: p stops after max_rounds and the facts keep nothing (no fallback)
+    none = _attr([{(0, 1)}, {(0, 2)}, {(0, 3)}])
+    units, history = refine_relation([none], params)
+    assert units == [[]] and len(history) == params.max_rounds
+    assert [h["p"] for h in history] == [0.7, 0.65, 0.6, 0.55, 0.5, 0.45]
+    # too many: p goes up and stops in range
+    many = _attr([{(1, i) for i in range(8)}] * 7 + [{(1, i) for i in range(3)}] * 3)  # 8 units in 7/10
+    units, history = refine_relation([many], params)
+    assert len(units[0]) == 3 and [h["p"] for h in history] == [0.7, 0.75]
+
+
+def test_prompts_are_filled_from_the_relation_templates():
+    facts = [_fact(0, "The {} is located in the city of", "Eiffel Tower", "Paris",
+                   ["The Eiffel Tower stands in the city of", "The Louvre is near the Eiffel Tower in"], "P131"),
+             _fact(1, "The {} is located in the city of", "Colosseum", "Rome",
+                   ["Where is the Colosseum? In the city of"], "P131"),
+             _fact(2, "The capital of {} is", "Japan", "Tokyo", [], "P36")]
+    templates = relation_templates(facts)
+    assert templates["P131"] == ["The {} is located in the city of", "The {} stands in the city of",
+                                 "The Louvre is near the {} in", "Where is the {}? In the city of"]
+    assert fact_prompts(facts[1], templates["P131"], 8) == [
+        "The Colosseum is located in the city of", "Where is the Colosseum? In the city of",
+        "The Colosseum stands in the city of", "The Louvre is near the Colosseum in"]
+    assert len(fact_prompts(facts[1], templates["P131"], 3)) == 3
+    assert fact_prompts(facts[2], templates["P36"], 8) == ["The capital of Japan is"]
 
 
 def test_scaling_hooks_touch_only_the_chosen_units_at_the_last_token():
@@ -107,6 +166,8 @@ def test_params_validation():
         NeuronParams(steps=0)
     with pytest.raises(InvalidInputError, match="threshold"):
         NeuronParams(threshold=1.5)
+    with pytest.raises(InvalidInputError, match="max_prompts"):
+        NeuronParams(min_prompts=4, max_prompts=3)
 
 
 def _fact(case_id, prompt, subject, target, paraphrases, relation):
@@ -115,18 +176,17 @@ def _fact(case_id, prompt, subject, target, paraphrases, relation):
 
 SMOL_FACTS = (
     _fact(0, "The {} is located in the city of", "Eiffel Tower", "Paris",
-          ["The Eiffel Tower stands in the city of"], "P131"),
-    _fact(1, "The capital of {} is", "Japan", "Tokyo", ["Japan's capital city is"], "P36"),
+          ["The Eiffel Tower stands in the city of", "The Eiffel Tower can be found in the city of"], "P131"),
+    _fact(1, "The capital of {} is", "Japan", "Tokyo", ["Japan's capital city is", "The capital city of Japan is"],
+          "P36"),
     _fact(2, "The mother tongue of {} is", "Vladimir Putin", "Russian",
-          ["Vladimir Putin's native language is"], "P103"),
+          ["Vladimir Putin's native language is", "The native language of Vladimir Putin is"], "P103"),
 )
 
 
 @pytest.mark.slow
 def test_smollm2_suppressing_found_neurons_beats_random(smollm2, tmp_path):
-    """Two facts, one paraphrase each, 10 IG steps, 3 random draws (kept small for speed). Observed on the
-    Eiffel Tower with two paraphrases and 20 steps: found neurons -81 % (fact) / -98 % (paraphrases), random
-    neurons of the same layers -0.5 % / -0.3 %."""
+    """Two facts, three prompts each, 10 IG steps, 3 random draws (kept small for speed)."""
     params = NeuronParams(facts=SMOL_FACTS[:2], steps=10, random_seeds=3, n_unrelated=1)
     result = run_neurons(smollm2, params)
     table = result.control_table()
@@ -134,11 +194,11 @@ def test_smollm2_suppressing_found_neurons_beats_random(smollm2, tmp_path):
     found = sup[sup.neurons == "found"].relative_pct.mean()
     random = sup[sup.neurons == "random"].relative_pct.mean()
     assert found < random - 10, table
-    for f in result.facts:
-        assert 1 <= len(f.neurons) <= params.max_neurons
+    assert any(f.neurons for f in result.facts)
     j = result.to_json()
     assert {"neurons", "suppress", "amplify"} <= set(j) and {"layer", "neuron", "score"} <= set(j["neurons"][0])
     json.dumps(j)
+    assert j["n_without_neurons"] == sum(not f.neurons for f in result.facts)
     assert {p.name for p in result.save_figures(tmp_path)} == {"neuron_controls.png", "neuron_layers.png"}
     assert "| suppress | found |" in result.summary_markdown()
 
@@ -149,6 +209,10 @@ def test_neurons_cli_rejects_bad_input(tmp_path):
     runner = CliRunner()
     r = runner.invoke(cli, ["neurons", "--subject", "Japan"])
     assert r.exit_code != 0 and "together" in str(r.exception)
+    r = runner.invoke(cli, ["neurons", "--limit", "3"])
+    assert r.exit_code != 0 and "--facts" in str(r.exception)
+    r = runner.invoke(cli, ["neurons", "--subject", "Japan", "--prompt", "{} is in", "--paraphrase", "{} x"])
+    assert r.exit_code != 0 and "at least 3 prompts" in str(r.exception)
     r = runner.invoke(cli, ["neurons", "--limit", "3"])
     assert r.exit_code != 0 and "--facts" in str(r.exception)
     bad = tmp_path / "bad.jsonl"
