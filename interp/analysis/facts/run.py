@@ -16,28 +16,46 @@ from interp.analysis.facts.result import NeuronResult, TraceResult
 from interp.progress import Progress, track
 
 
-def run_trace(model, params: TraceParams = TraceParams(), progress: Progress | None = None) -> TraceResult:
-    """Trace params.prompt at every token, and each of params.facts at its key tokens."""
-    start = time.perf_counter()
-    facts = params.facts
+def trace_sigma(model, params: TraceParams) -> float:
+    """The noise scale's sigma: as given, else (as the reference) over every subject of the fact set."""
     if params.sigma is not None:
-        sigma = params.sigma
-    else:  # the reference measures sigma over every subject of its fact set
-        sigma = embedding_std(model, [f.subject for f in facts] if facts else NOISE_SUBJECTS)
+        return params.sigma
+    return embedding_std(model, [f.subject for f in params.facts] if params.facts else NOISE_SUBJECTS)
+
+
+def trace_single(model, params: TraceParams, sigma: float, progress: Progress | None = None):
+    """The single prompt traced at every token: (its case, its trace)."""
     case = prepare_case(model, params.prompt, params.subject, params.target)
-    single = trace_case(model, case, case_noise(model, case, params, sigma), params, progress=progress)
-    traces, skipped = [], []
-    for fact in track(progress, facts, "facts"):
-        fc = prepare_case(model, fact.prompt, fact.subject, fact.target_true, case_id=fact.case_id)
-        if params.known_only and greedy_token(model, fc) != fc.answer_id:
-            skipped.append(fact.case_id)  # the model does not know it: nothing to locate
-            continue
-        if fc.prompt == case.prompt and fc.subject == case.subject and fc.answer_id == case.answer_id:
-            traces.append(single)  # already traced at every token
-            continue
-        keys = sorted({q for qs in fc.category_positions().values() for q in qs})
-        traces.append(trace_case(model, fc, case_noise(model, fc, params, sigma), params, positions=keys))
-    return TraceResult(model.cfg.name, params, time.perf_counter() - start, sigma, single, traces, skipped)
+    return case, trace_case(model, case, case_noise(model, case, params, sigma), params, progress=progress)
+
+
+def trace_fact(model, fact, single_case, params: TraceParams, sigma: float):
+    """One fact of the set traced at its key tokens; "skipped" when the model does not know it (its greedy
+    answer is not the true one), None when it is the single prompt itself (already traced at every token)."""
+    fc = prepare_case(model, fact.prompt, fact.subject, fact.target_true, case_id=fact.case_id)
+    if params.known_only and greedy_token(model, fc) != fc.answer_id:
+        return "skipped"
+    c = single_case
+    if fc.prompt == c.prompt and fc.subject == c.subject and fc.answer_id == c.answer_id:
+        return None
+    keys = sorted({q for qs in fc.category_positions().values() for q in qs})
+    return trace_case(model, fc, case_noise(model, fc, params, sigma), params, positions=keys)
+
+
+def trace_result(model_name: str, params: TraceParams, seconds: float, sigma: float, single, outcomes: list):
+    """The TraceResult of the single trace and each fact's outcome (in the fact set's order)."""
+    traces = [single if o is None else o for o in outcomes if not isinstance(o, str)]
+    skipped = [f.case_id for f, o in zip(params.facts, outcomes) if isinstance(o, str)]
+    return TraceResult(model_name, params, seconds, sigma, single, traces, skipped)
+
+
+def run_trace(model, params: TraceParams = TraceParams(), progress: Progress | None = None) -> TraceResult:
+    """Trace params.prompt at every token, and each of params.facts it knows at its key tokens."""
+    start = time.perf_counter()
+    sigma = trace_sigma(model, params)
+    case, single = trace_single(model, params, sigma, progress)
+    outcomes = [trace_fact(model, fact, case, params, sigma) for fact in track(progress, params.facts, "facts")]
+    return trace_result(model.cfg.name, params, time.perf_counter() - start, sigma, single, outcomes)
 
 
 def _fact_jobs(model, params: NeuronParams) -> list[dict]:
@@ -63,13 +81,8 @@ def _fact_jobs(model, params: NeuronParams) -> list[dict]:
     return jobs
 
 
-def run_neurons(model, params: NeuronParams = NeuronParams(), progress: Progress | None = None) -> NeuronResult:
-    """Attribute every fact, refine per relation, then run the suppress / amplify controls on each fact that
-    kept neurons."""
-    start = time.perf_counter()
-    jobs = _fact_jobs(model, params)
-    attrs = [attribute(model, job["prompts"], job["answer"], params, progress=progress if len(jobs) == 1 else None)
-             for job in track(progress if len(jobs) > 1 else None, jobs, "facts")]
+def refine_facts(jobs: list[dict], attrs: list, params: NeuronParams) -> list:
+    """Each fact's FactNeurons, with p tuned over the facts of its relation."""
     found: list = [None] * len(jobs)
     for relation in dict.fromkeys(job["relation"] for job in jobs):
         idx = [i for i, job in enumerate(jobs) if job["relation"] == relation]
@@ -78,13 +91,31 @@ def run_neurons(model, params: NeuronParams = NeuronParams(), progress: Progress
             job = jobs[i]
             found[i] = neurons_of(attrs[i], u, history, job["case_id"], job["target"], job["answer"],
                                   None if isinstance(relation, tuple) else relation)
-    rows = []
-    for job, fn in zip(jobs, found):
-        if not fn.neurons:
-            continue  # nothing consistent: nothing to suppress
-        groups = {"fact": [(job["prompts"][0], job["answer"])],
-                  "paraphrases": [(p, job["answer"]) for p in job["prompts"][1:]],
-                  "unrelated": job["unrelated"]}
-        rows += control_rows(model, fn, groups, params)
-    return NeuronResult(model.cfg.name, params, time.perf_counter() - start, found, pd.DataFrame(rows, columns=list(COLUMNS)),
-                        model.cfg.n_layers)
+    return found
+
+
+def fact_controls(model, job: dict, fn, params: NeuronParams) -> list[dict]:
+    """The suppress / amplify control rows of one fact (none when it kept no neuron)."""
+    if not fn.neurons:
+        return []  # nothing consistent: nothing to suppress
+    groups = {"fact": [(job["prompts"][0], job["answer"])],
+              "paraphrases": [(p, job["answer"]) for p in job["prompts"][1:]],
+              "unrelated": job["unrelated"]}
+    return control_rows(model, fn, groups, params)
+
+
+def neuron_result(model_name: str, n_layers: int, params: NeuronParams, seconds: float, found: list,
+                  rows: list[dict]) -> NeuronResult:
+    return NeuronResult(model_name, params, seconds, found, pd.DataFrame(rows, columns=list(COLUMNS)), n_layers)
+
+
+def run_neurons(model, params: NeuronParams = NeuronParams(), progress: Progress | None = None) -> NeuronResult:
+    """Attribute every fact, refine per relation, then run the suppress / amplify controls on each fact that
+    kept neurons."""
+    start = time.perf_counter()
+    jobs = _fact_jobs(model, params)
+    attrs = [attribute(model, job["prompts"], job["answer"], params, progress=progress if len(jobs) == 1 else None)
+             for job in track(progress if len(jobs) > 1 else None, jobs, "facts")]
+    found = refine_facts(jobs, attrs, params)
+    rows = [row for job, fn in zip(jobs, found) for row in fact_controls(model, job, fn, params)]
+    return neuron_result(model.cfg.name, model.cfg.n_layers, params, time.perf_counter() - start, found, rows)
