@@ -32,12 +32,15 @@ def esc(text: object) -> str:
 
 def safe_url(url: str) -> str | None:
     """The link target if it is http(s), relative or '#...'; None for anything else (javascript:, data:,
-    vbscript:, protocol-relative //host). Control characters and spaces, which browsers drop inside a
-    scheme, are removed before the scheme is read."""
+    vbscript:, protocol-relative //host) and for a target holding a quote, '<', '>', a backtick or a
+    backslash. Control characters and spaces, which browsers drop inside a scheme, are removed before the
+    scheme is read."""
+    if any(ch in url for ch in "\"'<>`\\"):  # a target never needs these; they only ever break out
+        return None
     cleaned = "".join(ch for ch in url if ord(ch) > 0x20 and ch != "\x7f")
     if cleaned.startswith("#"):
         return url
-    if cleaned.startswith(("//", "\\", "/\\", "\\/")):
+    if cleaned.startswith("//"):
         return None
     m = _SCHEME.match(cleaned)
     if m is None:

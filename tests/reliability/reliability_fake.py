@@ -1,0 +1,81 @@
+"""A fake analysis for the reliability tests (see conftest.py): its summary, findings, table and viewer
+tokens carry `text` verbatim; `wait_file`: create it, then sleep until killed; `mutate`/`fail`: misbehave."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from interp.analysis.result import ResultBase
+
+
+@dataclass(frozen=True)
+class FakeParams:
+    text: str = "plain"
+    seed: int = 0
+    wait_file: str = ""  # touch this file, then sleep (a test kills the process here)
+    barrier: str = ""  # touch barrier + pid, then wait until `parties` such files exist
+    parties: int = 2
+    mutate: bool = False
+    fail: bool = False
+
+
+@dataclass(repr=False)
+class FakeResult(ResultBase):
+    text: str
+    value: float
+    model: str = "tiny"
+    params: FakeParams = field(default_factory=FakeParams)
+    seconds: float = 0.0
+    command: str = ""
+
+    def to_json(self) -> dict:
+        return {"text": self.text, "value": self.value, "nan": float("nan"), "inf": float("inf")}
+
+    def tables(self) -> dict:
+        return {"rows": pd.DataFrame({"token": [self.text, "x"], "value": [self.value, 2.0]})}
+
+    def figures(self) -> dict:
+        from interp.figures import new_figure
+
+        fig, ax = new_figure((2, 2), dpi=40)
+        ax.plot([0, 1], [0, self.value])
+        return {"plot": fig}
+
+    def findings(self) -> list:
+        return [self.finding("claim", f"The text is {self.text} and the value **{self.value:.3f}**.", self.value)]
+
+    def summary_markdown(self) -> str:
+        return f"- Text: {self.text}\n- Value **{self.value:.3f}**\n\n| token | value |\n|---|---|\n| {self.text} | 1 |"
+
+    def attention_viewer(self) -> dict:
+        tokens = [self.text, "</script>", "<!--<script>", "b"]
+        return {"tokens": tokens, "heads": [{"layer": 0, "head": 0, "score": 0.5,
+                                             "pattern": [[1.0], [0.5, 0.5], [0.2, 0.3, 0.5], [0.1, 0.2, 0.3, 0.4]]}]}
+
+
+@torch.no_grad()
+def run_fake(model, params: FakeParams, progress=None) -> FakeResult:
+    if params.fail:
+        if params.mutate:
+            model.blocks[0].mlp.w_out.add_(1.0)
+        raise RuntimeError("fake analysis failed on purpose")
+    if params.barrier:
+        Path(f"{params.barrier}.{os.getpid()}").touch()
+        deadline = time.monotonic() + 60
+        while len(list(Path(params.barrier).parent.glob(Path(params.barrier).name + ".*"))) < params.parties:
+            if time.monotonic() > deadline:
+                raise RuntimeError("barrier timed out")
+            time.sleep(0.02)
+    if params.wait_file:
+        Path(params.wait_file).touch()
+        time.sleep(600)
+    if params.mutate:
+        model.blocks[0].mlp.w_out.add_(1.0)
+    value = float(model.blocks[0].mlp.w_out.float().norm())
+    return FakeResult(params.text, value, model.cfg.name, params)
