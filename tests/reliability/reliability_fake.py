@@ -75,6 +75,9 @@ def run_fake(model, params: FakeParams, progress=None) -> FakeResult:
     if params.wait_file:
         Path(params.wait_file).touch()
         time.sleep(600)
+    if os.environ.get("RELIABILITY_WAIT_TEXT") == params.text:  # the kill-and-resume tests stop here
+        Path(os.environ["RELIABILITY_WAIT_FILE"]).touch()
+        time.sleep(600)
     if params.mutate:
         model.blocks[0].mlp.w_out.add_(1.0)
     value = float(model.blocks[0].mlp.w_out.float().norm())
