@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-import interp.diskcache as diskcache
 from interp.errors import CorruptModelError
 from interp.report import runner
 from interp.report.specs import parse_spec
@@ -25,7 +24,14 @@ ROOT = HERE.parents[1]
 
 
 @pytest.fixture
-def fresh_warnings(monkeypatch):
+def diskcache():
+    import interp.diskcache as module
+
+    return module
+
+
+@pytest.fixture
+def fresh_warnings(monkeypatch, diskcache):
     monkeypatch.setattr(diskcache, "_warned", set())
 
 
@@ -68,7 +74,7 @@ def test_stale_temporaries_are_swept_and_fresh_ones_kept(tmp_path, tiny, cache_e
     assert fresh.exists()  # maybe another process' work in progress: never touched
 
 
-def test_cache_keys_carry_interp_version_and_code_hash(tmp_path, tiny, cache_env, monkeypatch):
+def test_cache_keys_carry_interp_version_and_code_hash(tmp_path, tiny, cache_env, monkeypatch, diskcache):
     spec = parse_spec(write_spec(tmp_path / "exp", "one", params='text = "one"'))
     first = runner.run_experiment(tiny, "tiny", spec, progress=False)
     info = json.loads((first.folder / "run.json").read_text())
@@ -90,7 +96,8 @@ def tiny_gguf(tmp_path) -> Path:
     return write_gguf(build_gguf_twin("llama", tmp_path / "hf"), tmp_path / "tiny.gguf")
 
 
-def test_weights_cache_is_keyed_on_the_code_and_fails_soft(tiny_gguf, tmp_path, monkeypatch, capsys, fresh_warnings):
+def test_weights_cache_is_keyed_on_the_code_and_fails_soft(tiny_gguf, tmp_path, monkeypatch, capsys, fresh_warnings,
+                                                           diskcache):
     import torch
 
     from interp.model.load import load_model

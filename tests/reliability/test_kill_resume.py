@@ -102,19 +102,19 @@ def test_killed_in_the_middle_of_publishing_resumes(tmp_path, specs):
 
 def test_a_report_refreshed_in_place_keeps_a_valid_manifest_at_every_moment(tmp_path, tiny, cache_env, specs,
                                                                                monkeypatch):
-    """The manifest is replaced by rename: a failure while writing the new one leaves the old one intact."""
+    """The manifest is replaced by rename: a write that fails half-way leaves the old one intact."""
     out = tmp_path / "report"
     make_report(tiny, "tiny", load_specs(specs), out, progress=False, echo=lambda s: None)
     old = (out / "manifest.json").read_text()
     import interp.jsonio as jsonio
 
-    def broken_dumps(obj, indent=2):
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(jsonio, "dumps", broken_dumps)
-    with pytest.raises(OSError):
+    real = jsonio.dumps
+    # text that cannot be encoded: the write fails after the file was opened (as a full disk would)
+    monkeypatch.setattr(jsonio, "dumps", lambda obj, indent=2: real(obj, indent) + "\ud800")
+    with pytest.raises(UnicodeEncodeError):
         make_report(tiny, "tiny", load_specs(specs), out, progress=False, echo=lambda s: None)
     assert (out / "manifest.json").read_text() == old
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".tmp-")]
 
 
 @pytest.mark.parametrize("fail", [False, True], ids=["left-changed", "failed-and-left-changed"])
