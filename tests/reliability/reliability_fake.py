@@ -54,9 +54,21 @@ class FakeResult(ResultBase):
         return f"- Text: {self.text}\n- Value **{self.value:.3f}**\n\n| token | value |\n|---|---|\n| {self.text} | 1 |"
 
     def attention_viewer(self) -> dict:
+        if self.params.barrier:  # the last step before the entry is stored: all writers store at the same moment
+            wait_for_all(self.params.barrier + "-store", self.params.parties, poll=0.0002)
         tokens = [self.text, "</script>", "<!--<script>", "b"]
         return {"tokens": tokens, "heads": [{"layer": 0, "head": 0, "score": 0.5,
                                              "pattern": [[1.0], [0.5, 0.5], [0.2, 0.3, 0.5], [0.1, 0.2, 0.3, 0.4]]}]}
+
+
+def wait_for_all(barrier: str, parties: int, poll: float = 0.02) -> None:
+    """A file barrier between processes: touch barrier.<pid>, wait until `parties` such files exist."""
+    Path(f"{barrier}.{os.getpid()}").touch()
+    deadline = time.monotonic() + 60
+    while len(list(Path(barrier).parent.glob(Path(barrier).name + ".*"))) < parties:
+        if time.monotonic() > deadline:
+            raise RuntimeError("barrier timed out")
+        time.sleep(poll)
 
 
 @torch.no_grad()
@@ -66,12 +78,7 @@ def run_fake(model, params: FakeParams, progress=None) -> FakeResult:
             model.blocks[0].mlp.w_out.add_(1.0)
         raise RuntimeError("fake analysis failed on purpose")
     if params.barrier:
-        Path(f"{params.barrier}.{os.getpid()}").touch()
-        deadline = time.monotonic() + 60
-        while len(list(Path(params.barrier).parent.glob(Path(params.barrier).name + ".*"))) < params.parties:
-            if time.monotonic() > deadline:
-                raise RuntimeError("barrier timed out")
-            time.sleep(0.02)
+        wait_for_all(params.barrier, params.parties)
     if params.wait_file:
         Path(params.wait_file).touch()
         time.sleep(600)
