@@ -196,6 +196,7 @@ def _publish(run: ExperimentRun, out_dir: Path, model_name: str) -> dict:
         raise InterpError(f"{target} exists and was not written by interp; move it away (interp never removes "
                           "what it did not write).")
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{spec.name}-", dir=out_dir))
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; a published folder is as readable as the rest of the report
     shutil.copytree(run.folder, tmp, dirs_exist_ok=True, symlinks=True)
     if target.exists():  # our older copy of this experiment: moved aside, then removed
         old = Path(tempfile.mkdtemp(prefix=f".old-{spec.name}-", dir=out_dir))

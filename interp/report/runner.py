@@ -196,6 +196,7 @@ def store(result: Any, folder: Path, info: dict, replace: bool = False) -> Path:
     sweep_stale(folder.parent)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{folder.name}-", dir=folder.parent))
     try:
+        os.chmod(tmp, 0o755)
         _write_entry(result, tmp, info)
         if replace and folder.exists():
             old = Path(tempfile.mkdtemp(prefix=f".old-{folder.name}-", dir=folder.parent))
