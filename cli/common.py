@@ -140,8 +140,17 @@ def run_analysis(entry: Callable, params, opts: dict, human: Callable | None = N
     return result
 
 
+def one_line(message: str) -> str:
+    """A message as one line (a library's multi-line text folded), ending in one full stop at most."""
+    text = " ".join(message.split())
+    while text.endswith(".."):
+        text = text[:-1]
+    return text
+
+
 def run_cli(group: click.Group) -> int:
-    """Run the group; InterpError and click usage errors become one line on stderr and a non-zero exit."""
+    """Run the group; InterpError becomes one line on stderr and exit status 1, a click usage error (an unknown
+    option, a value of the wrong type) one line that says it is a usage error and exit status 2."""
     try:
         group.main(standalone_mode=False, prog_name="interp")
         return 0
@@ -150,8 +159,12 @@ def run_cli(group: click.Group) -> int:
         return 1
     except click.exceptions.Exit as exc:
         return exc.exit_code
+    except click.UsageError as exc:  # a wrong option or argument: one line, exit status 2, and where the help is
+        command = exc.ctx.command_path if exc.ctx is not None else "interp"
+        click.echo(f"Error: {exc.format_message().rstrip('.')} (usage error; see '{command} --help').", err=True)
+        return exc.exit_code
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"Error: {exc.format_message()}", err=True)
         return exc.exit_code
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
@@ -160,6 +173,6 @@ def run_cli(group: click.Group) -> int:
         from interp.errors import InterpError
 
         if isinstance(exc, InterpError):
-            click.echo(f"Error: {exc}", err=True)
+            click.echo(f"Error: {one_line(str(exc))}", err=True)
             return 1
         raise

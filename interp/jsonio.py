@@ -43,7 +43,26 @@ def dumps(obj: Any, indent: int | None = 2) -> str:
     return json.dumps(to_jsonable(obj), indent=indent, allow_nan=False)
 
 
-def write_json(path: str | Path, obj: Any, indent: int | None = 2) -> Path:
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write a text file so that a reader (or a run killed half-way) sees the old file or the new one, never
+    half of one: a temporary file in the same folder (created with O_EXCL, never through a symlink), then
+    renamed over the target. A symlink at the target is replaced, not followed."""
+    import os
+    import tempfile
+
     path = Path(path)
-    path.write_text(dumps(obj, indent))
+    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}-", dir=path.parent)  # O_CREAT | O_EXCL, mode 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path
+
+
+def write_json(path: str | Path, obj: Any, indent: int | None = 2) -> Path:
+    """`dumps(obj)` written atomically (see `write_text_atomic`)."""
+    return write_text_atomic(path, dumps(obj, indent))

@@ -22,7 +22,12 @@ def _stats_options(f):
 
 
 def _rome_params(layer, stats_tokens, corpus, reference, seed):
+    from cli.checks import at_least, text_source
     from interp.analysis.rome import ROMEParams, StatsParams
+
+    at_least("--stats-tokens", stats_tokens)
+    at_least("--layer", layer, 0)
+    text_source("--corpus", corpus)
 
     stats = StatsParams(corpus=str(corpus) if corpus else None, n_tokens=stats_tokens or StatsParams.n_tokens,
                         seed=seed)
@@ -37,10 +42,14 @@ def edit_params(prompt, subject, target, layer, save, load, undo, export, gen_to
     from interp.analysis.rome.params import EditParams
     from interp.errors import EditError
 
-    if save is not None and save.exists():
+    from cli.checks import at_least
+
+    at_least("--gen-tokens", gen_tokens)
+    if save is not None and (save.exists() or save.is_symlink()):
         raise EditError(f"{save} already exists; choose another file name (edits are never overwritten).")
-    if export is not None and export.exists():
+    if export is not None and (export.exists() or export.is_symlink()):
         raise EditError(f"{export} already exists; export into a new folder.")
+
     if load is None and None not in (prompt, subject, target):
         EditRequest(prompt, subject, target)  # checks the prompt, subject and target before loading
     return EditParams(prompt=prompt, subject=subject, target=target, load=str(load) if load else None,
@@ -71,7 +80,16 @@ def edit(**opts):
     """
     from interp.analysis.rome.run import run_edit
 
-    run_analysis(run_edit, edit_params(**opts), opts, human=lambda r: r.render())
+    from cli.checks import checked
+
+    run_analysis(checked(run_edit, edit_layer_check), edit_params(**opts), opts, human=lambda r: r.render())
+
+
+def edit_layer_check(model, params) -> None:
+    from cli.checks import layers_exist
+
+    if params.rome.layer is not None:
+        layers_exist(model, "--layer", [params.rome.layer])
 
 
 edit.params_from_options = edit_params
@@ -83,11 +101,20 @@ def edit_eval_params(facts, limit, sample, all_facts, method, edits, layer, laye
     from interp.analysis.rome import EditEvalParams, MEMITParams
     from interp.errors import InvalidInputError
 
+    from cli.checks import at_least
+
+    at_least("--limit", limit)
+    at_least("--gen-tokens", gen_tokens)
+    at_least("--gen-prompts", gen_prompts)
     rp = _rome_params(layer, stats_tokens, corpus, reference, 0)
     try:
         layer_tuple = tuple(int(x) for x in layers.split(",")) if layers else None
     except ValueError:
         raise InvalidInputError(f"--layers must be comma-separated integers, got {layers!r}.") from None
+    if layer_tuple is not None and len(set(layer_tuple)) != len(layer_tuple):
+        raise InvalidInputError(f"--layers names a layer twice: {layers!r}.")
+    for value in layer_tuple or ():
+        at_least("--layers", value, 0)
     return EditEvalParams(facts=str(facts), limit=limit, sample=sample, known_only=not all_facts, method=method,
                           edits=edits, rome=rp, memit=MEMITParams(layers=layer_tuple, rome=rp), gen_tokens=gen_tokens,
                           n_gen_prompts=gen_prompts, seed=seed)
@@ -122,7 +149,19 @@ def edit_eval(**opts):
 
     params = edit_eval_params(**opts)
     records = load_facts(opts["facts"])  # format errors before the model loads
-    run_analysis(run_edit_eval, params, opts, records=records)
+    from cli.checks import checked
+
+    run_analysis(checked(run_edit_eval, edit_eval_layer_check), params, opts, records=records)
+
+
+def edit_eval_layer_check(model, params) -> None:
+    """The layers exist, checked before any statistics are computed."""
+    from cli.checks import layers_exist
+
+    if params.method == "memit":
+        layers_exist(model, "--layers", params.memit.layers)
+    if params.rome.layer is not None:
+        layers_exist(model, "--layer", [params.rome.layer])
 
 
 edit_eval.params_from_options = edit_eval_params

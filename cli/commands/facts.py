@@ -60,8 +60,13 @@ def _resolve_fact(prompt: str | None, subject: str | None, target: str | None, f
 
 def trace_params(prompt, subject, target, facts_path, limit, samples, noise, window, kinds, batch_size, seed, **_):
     """The TraceParams these options stand for (fact file read and checked before the model loads)."""
+    from cli.checks import at_least, finite
     from interp.analysis.facts.params import TraceParams
 
+    finite("--noise", noise, 0.0, low_open=True)
+    at_least("--samples", samples)
+    at_least("--window", window)
+    at_least("--batch-size", batch_size)
     facts = _load_facts(facts_path, limit)
     prompt, subject, target, _ = _resolve_fact(prompt, subject, target, facts)
     return TraceParams(prompt=prompt, subject=subject, target=target, facts=tuple(facts), samples=samples,
@@ -91,7 +96,29 @@ def trace(**opts):
     """
     from interp.analysis.facts.run import run_trace
 
-    run_analysis(run_trace, trace_params(**opts), opts)
+    from cli.checks import checked
+
+    run_analysis(checked(run_trace, trace_checks), trace_params(**opts), opts)
+
+
+def _longest(model, params) -> int:
+    texts = [params.prompt.replace("{}", params.subject)] if params.prompt else []
+    texts += [f.text for f in params.facts]
+    return max((int(model.to_tokens(t).shape[1]) for t in texts), default=1)
+
+
+def trace_checks(model, params) -> None:
+    """The answer is one token (or say so); the corrupted run over every noise sample and each batch of
+    restored runs fit in memory."""
+    from interp import memory
+    from cli.checks import single_token_note
+
+    single_token_note(model, params.target)
+    n = _longest(model, params)
+    rows = max(params.samples, params.batch_size)
+    memory.check(memory.forward_bytes(model, rows, n, logits=False), f"--samples {params.samples} with "
+                 f"--batch-size {params.batch_size} on a {n}-token prompt", "lower --samples or --batch-size",
+                 model.device)
 
 
 trace.params_from_options = trace_params
@@ -99,8 +126,12 @@ trace.params_from_options = trace_params
 
 def neuron_params(prompt, subject, target, paraphrases, facts_path, limit, steps, threshold, random_seeds, seed, **_):
     """The NeuronParams these options stand for."""
+    from cli.checks import at_least, finite
     from interp.analysis.facts.params import NeuronParams
 
+    at_least("--steps", steps)
+    finite("--threshold", threshold, 0.0, 1.0, low_open=True)
+    at_least("--random-seeds", random_seeds)
     facts = _load_facts(facts_path, limit)
     if facts and prompt is None:
         return NeuronParams(facts=tuple(facts), steps=steps, threshold=threshold, random_seeds=random_seeds,
@@ -137,7 +168,23 @@ def neurons(**opts):
     """
     from interp.analysis.facts.run import run_neurons
 
-    run_analysis(run_neurons, neuron_params(**opts), opts)
+    from cli.checks import checked
+
+    run_analysis(checked(run_neurons, neuron_checks), neuron_params(**opts), opts)
+
+
+def neuron_checks(model, params) -> None:
+    """The answer is one token (or say so); integrated gradients' rows (one per step, with a backward pass
+    through every layer) fit in memory."""
+    from interp import memory
+    from cli.checks import single_token_note
+
+    single_token_note(model, params.target)
+    texts = [params.prompt.replace("{}", params.subject)] if params.prompt else []
+    texts += list(params.paraphrases) + [f.text for f in params.facts]
+    n = max((int(model.to_tokens(t).shape[1]) for t in texts), default=1)
+    memory.check(memory.forward_bytes(model, params.steps, n, keep_layers=True), f"--steps {params.steps} on a "
+                 f"{n}-token prompt (integrated gradients)", "lower --steps", model.device)
 
 
 neurons.params_from_options = neuron_params

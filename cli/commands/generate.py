@@ -29,9 +29,17 @@ def generate(model: str, device: str, dtype: str, prompt: str, max_new_tokens: i
 
     if not prompt.strip():
         raise InvalidInputError("The prompt is empty; give some text.")
+    from cli.checks import finite, prompt_fits, top_k_fits
+
+    finite("--temperature", temperature, 0.0)
+    finite("--top-p", top_p)
     check_sampling(max_new_tokens, temperature, top_k, top_p)  # before the model loads
     out = prepare_out(out, force)
     m = load_model_for_cli(model, device, dtype)
+    if top_k is not None:
+        top_k_fits(m, top_k)
+    prompt_fits(m, prompt, max_new_tokens, "generation (prompt and new tokens)",
+                "shorten the prompt or lower --max-new-tokens")
     text = m.generate(prompt, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
                       seed=seed)
     summary = {"model": m.cfg.name, "prompt": prompt, "completion": text, "max_new_tokens": max_new_tokens,

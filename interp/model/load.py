@@ -178,9 +178,13 @@ def _write_cache(target: Path, cfg: ModelConfig, state: dict[str, torch.Tensor],
         if tokenizer is not None:
             tokenizer.save_pretrained(str(tmp))
         os.replace(tmp, target)
-    except OSError:
+    except OSError as exc:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)  # a cache we cannot write is only slower, not wrong
+        from interp.diskcache import warn_once
+
+        warn_once("weights-cache", f"the weights cache {target.parent} cannot be written ({exc.strerror or exc}); "
+                  "the model is decoded again next time.")
 
 
 # -- Hugging Face directories -------------------------------------------------------------------------

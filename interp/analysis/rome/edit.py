@@ -21,19 +21,13 @@ With it, v* is optimised through the update (``value_through_update``, value.py)
 (``interp edit --reference``) is the reference.
 
 An :class:`Edit` is a list of such low-rank factors per layer (rank 1
-for ROME, rank n over several layers for MEMIT). Applying keeps a copy of each original matrix, so
-undo restores it exactly (never by subtraction); edits stack and undo in reverse order. A saved edit
-is a safetensors file of the factors with JSON metadata: model, layers, requests, the sha256 of each
-layer's W_out before the edit, date. Loading refuses another model's edit or different base weights.
+for ROME, rank n over several layers for MEMIT); it and its file format live in `editfile.py` (applying
+keeps a copy of each original matrix, so undo restores it exactly; a file is checked completely before
+it touches a weight) and are importable from here.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import json
-import shutil
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Sequence
 
 import torch
@@ -43,156 +37,11 @@ from interp.analysis.rome.hparams import ROMEParams, default_layer
 from interp.analysis.rome.key import EditRequest, context_templates, subject_keys, target_ids
 from interp.analysis.rome.value import optimise_delta
 from interp.errors import EditError
-from interp.fingerprint import tensor_sha256
 from interp.progress import Progress
 
-FORMAT = "interp-edit/1"
-
-
-def weight_hash(w: torch.Tensor) -> str:
-    """sha256 of a tensor's bytes (float32 on CPU): identifies the base weights an edit was made for."""
-    return tensor_sha256(w)
-
-
-@dataclass
-class LayerDelta:
-    layer: int
-    left: torch.Tensor  # (d_model, r)
-    right: torch.Tensor  # (r, d_mlp)
-    base_hash: str  # weight_hash(w_out of `layer`) before this edit
-
-    @property
-    def matrix(self) -> torch.Tensor:
-        return self.left @ self.right  # (d_model, d_mlp), the change to mlp.w_out
-
-    @property
-    def rank(self) -> int:
-        return self.left.shape[1]
-
-
-@dataclass
-class Edit:
-    model_name: str
-    method: str  # "rome" or "memit"
-    deltas: list[LayerDelta]
-    requests: list[EditRequest]
-    info: dict = field(default_factory=dict)  # optimisation diagnostics, parameters
-    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
-    _originals: dict[int, torch.Tensor] = field(default_factory=dict, repr=False)
-    _applied: dict[int, torch.Tensor] = field(default_factory=dict, repr=False)
-
-    @property
-    def layers(self) -> list[int]:
-        return [d.layer for d in self.deltas]
-
-    @property
-    def is_applied(self) -> bool:
-        return bool(self._originals)
-
-    # -- apply / undo --------------------------------------------------------------------------------
-    def check(self, model) -> None:
-        """Refuse (one sentence) an edit made for another model or for other base weights."""
-        if model.cfg.name != self.model_name:
-            raise EditError(f"This edit was made for {self.model_name}, not {model.cfg.name}; load that model.")
-        for d in self.deltas:
-            w = model.blocks[d.layer].mlp.w_out
-            if tuple(w.shape) != (d.left.shape[0], d.right.shape[1]):
-                raise EditError(f"This edit's layer {d.layer} shape does not match {model.cfg.name}.")
-            if weight_hash(w) != d.base_hash:
-                raise EditError(f"Layer {d.layer}'s W_out differs from the weights this edit was made for "
-                                "(apply the edits that preceded it, in order, first).")
-
-    @torch.no_grad()
-    def apply(self, model, check: bool = True) -> Edit:
-        if self.is_applied:
-            raise EditError("This edit is already applied; undo it first.")
-        if check:
-            self.check(model)
-        for d in self.deltas:
-            w = model.blocks[d.layer].mlp.w_out
-            self._originals[d.layer] = w.detach().clone()
-            w.add_(d.matrix.to(device=w.device, dtype=w.dtype))
-            self._applied[d.layer] = w.detach().clone()
-        return self
-
-    @torch.no_grad()
-    def undo(self, model) -> Edit:
-        """Restore the original matrices exactly; refuses if later edits on the same layers are still applied."""
-        if not self.is_applied:
-            raise EditError("This edit is not applied, so there is nothing to undo.")
-        for layer, after in self._applied.items():
-            if not torch.equal(model.blocks[layer].mlp.w_out, after):
-                raise EditError(f"Layer {layer} changed since this edit was applied; undo later edits first (reverse order).")
-        for layer, original in self._originals.items():
-            model.blocks[layer].mlp.w_out.copy_(original)
-        self._originals.clear()
-        self._applied.clear()
-        return self
-
-    # -- files ----------------------------------------------------------------------------------------
-    def metadata(self) -> dict:
-        return {"format": FORMAT, "model": self.model_name, "method": self.method, "created": self.created,
-                "layers": [{"layer": d.layer, "rank": d.rank, "base_weights_sha256": d.base_hash} for d in self.deltas],
-                "requests": [r.to_dict() for r in self.requests], "info": self.info}
-
-    def save(self, path: str | Path) -> Path:
-        """Write the factors and metadata; never overwrites an existing file."""
-        from safetensors.torch import save_file
-
-        path = Path(path)
-        if path.exists():
-            raise EditError(f"{path} already exists; choose another file name (edits are never overwritten).")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tensors = {}
-        for i, d in enumerate(self.deltas):
-            tensors[f"{i}.left"] = d.left.detach().float().cpu().contiguous()
-            tensors[f"{i}.right"] = d.right.detach().float().cpu().contiguous()
-        save_file(tensors, str(path), metadata={"interp_edit": json.dumps(self.metadata(), default=str)})
-        return path
-
-    @classmethod
-    def load(cls, path: str | Path, model=None) -> Edit:
-        """Read an edit file; with `model`, also refuse it if it was made for another model or weights."""
-        from safetensors import safe_open
-
-        path = Path(path)
-        if not path.exists():
-            raise EditError(f"Edit file {path} does not exist.")
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                meta = json.loads((f.metadata() or {})["interp_edit"])
-                tensors = {k: f.get_tensor(k) for k in f.keys()}
-        except Exception as exc:  # noqa: BLE001 - any unreadable file is one user-facing sentence
-            raise EditError(f"{path} is not an interp edit file ({type(exc).__name__}).") from None
-        if meta.get("format") != FORMAT:
-            raise EditError(f"{path} is not an interp edit file (format {meta.get('format')!r}).")
-        deltas = [LayerDelta(m["layer"], tensors[f"{i}.left"], tensors[f"{i}.right"], m["base_weights_sha256"])
-                  for i, m in enumerate(meta["layers"])]
-        edit = cls(meta["model"], meta["method"], deltas, [EditRequest(**r) for r in meta["requests"]],
-                   meta.get("info", {}), meta["created"])
-        if model is not None:
-            edit.check(model)
-        return edit
-
-
-def export_model(model, folder: str | Path) -> Path:
-    """Write the (edited) model as safetensors + interp_config.json + tokenizer into a new folder;
-    `load_model(folder)` reads it back. Refuses a folder that already exists."""
-    from safetensors.torch import save_file
-
-    folder = Path(folder)
-    if folder.exists():
-        raise EditError(f"{folder} already exists; export into a new folder (originals are never overwritten).")
-    tmp = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(tmp / "model.safetensors"))
-    (tmp / "interp_config.json").write_text(json.dumps(model.cfg.to_dict(), default=str))
-    if model.tokenizer is not None:
-        model.tokenizer.save_pretrained(str(tmp))
-    tmp.rename(folder)
-    return folder
+# The edit-file classes live in editfile.py (checked loading, all-or-nothing apply, safe saving); kept
+# importable from here.
+from interp.analysis.rome.editfile import FORMAT, Edit, LayerDelta, export_model, weight_hash  # noqa: E402,F401
 
 
 # -- computing a ROME edit ------------------------------------------------------------------------------

@@ -123,9 +123,13 @@ def run_edit(model, params: EditParams, progress: Progress | None = None) -> Edi
     true_answer = request.target_true or first_word(model.generate(request.text, max_new_tokens=5))
     before = probe(model, request.text, request.target_new, true_answer, params.gen_tokens)
     edit.apply(model)
-    after = probe(model, request.text, request.target_new, true_answer, params.gen_tokens)
-    exported = str(export_model(model, params.export)) if params.export is not None else None
-    saved = str(edit.save(params.save)) if params.save is not None else None
+    try:
+        after = probe(model, request.text, request.target_new, true_answer, params.gen_tokens)
+        exported = str(export_model(model, params.export)) if params.export is not None else None
+        saved = str(edit.save(params.save)) if params.save is not None else None
+    except BaseException:
+        edit.undo(model)  # a failed run never leaves the model edited
+        raise
     undo = None
     if params.undo:
         edit.undo(model)
