@@ -164,7 +164,9 @@ def neurons(**opts):
 
     \b
     Example:
-      interp neurons --steps 12 --paraphrase "The Eiffel Tower is in the city of" --json
+      interp neurons --steps 12 --json
+      interp neurons --prompt "The capital of {} is" --subject Japan --paraphrase "Japan's capital is" \
+          --paraphrase "The capital city of Japan is"
     """
     from interp.analysis.facts.run import run_neurons
 
