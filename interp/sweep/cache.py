@@ -1,6 +1,6 @@
 """Finished shards on disk, so a sweep whose driver was killed resumes with only the missing shards.
 
-    <cache_dir>/sweeps/<sweep key[:16]>/<shard key[:16]>.pkl
+    <cache_dir>/sweeps/<sweep key[:16]>/<shard key[:16]>.pkl     (INTERP_SWEEP_CACHE replaces <cache_dir>/sweeps)
 
 The sweep key hashes what the whole sweep depends on (command, model, dtype, parameters, format); a shard
 key hashes the shard's own description. Each file is written to a temporary name and renamed into place,
@@ -30,9 +30,11 @@ def digest(obj: Any) -> str:
 
 
 def sweeps_root() -> Path:
+    """<INTERP_CACHE>/sweeps, or INTERP_SWEEP_CACHE when set (a private shard cache, weights cache kept)."""
     from interp.model.registry import cache_dir
 
-    return cache_dir() / "sweeps"
+    own = os.environ.get("INTERP_SWEEP_CACHE")
+    return Path(own) if own else cache_dir() / "sweeps"
 
 
 class ShardCache:
