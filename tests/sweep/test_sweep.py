@@ -3,6 +3,7 @@ worker killed mid-sweep, and resume from the shard cache after the driver stoppe
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -39,10 +40,26 @@ def assert_same_output(serial, sharded, tmp_path: Path) -> None:
         assert _strip(json.loads((a / name).read_text())) == _strip(json.loads((b / name).read_text())), name
 
 
-def _sweep(ray_runtime, key, **kwargs):
+@pytest.fixture(scope="module")
+def actors(ray_runtime):
+    """Two actors with the tiny model, started once for this module's tests (each test its own cache)."""
     from interp.sweep.engine import Sweep
 
-    return Sweep.start(tiny_char_model, key=key, runtime=ray_runtime, progress=False, **kwargs)
+    with Sweep.start(tiny_char_model, key=None, runtime=ray_runtime, progress=False) as sweep:
+        yield sweep
+
+
+@contextlib.contextmanager
+def _sweep(sweep, key, cache=True, on_dispatch=None, on_result=None):
+    """The module's sweep with this test's shard cache (under its INTERP_CACHE) and hooks."""
+    from interp.sweep.cache import ShardCache
+
+    sweep.cache = ShardCache(key, enabled=cache)
+    sweep.on_dispatch, sweep.on_result, sweep.computed, sweep.replaced = on_dispatch, on_result, 0, 0
+    try:
+        yield sweep
+    finally:
+        sweep.on_dispatch = sweep.on_result = None
 
 
 def _small_rome():
@@ -65,20 +82,20 @@ def _trace_params():
                        facts=FACTS)
 
 
-def test_edit_eval_two_workers_equals_serial(ray_runtime, shard_root, tmp_path):
+def test_edit_eval_two_workers_equals_serial(actors, shard_root, tmp_path):
     from interp.analysis.rome import run_edit_eval
     from interp.sweep.tasks.edit_eval import sharded_edit_eval
 
     params = _edit_eval_params()
     serial = run_edit_eval(tiny_char_model(), params, records=list(FACTS))
-    with _sweep(ray_runtime, "edit-eval") as sweep:
+    with _sweep(actors, "edit-eval") as sweep:
         sharded = sharded_edit_eval(sweep, params, records=list(FACTS))
         assert sweep.computed == len(FACTS)  # one fact per shard here
     assert len(sharded.per_fact) == len(FACTS)
     assert_same_output(serial, sharded, tmp_path)
 
 
-def test_known_facts_filter_on_workers(ray_runtime, shard_root, tmp_path):
+def test_known_facts_filter_on_workers(actors, shard_root, tmp_path):
     """With the known-facts filter a random model knows nothing: the same one-sentence refusal."""
     from interp.analysis.rome import EditEvalParams, run_edit_eval
     from interp.errors import InvalidInputError
@@ -87,37 +104,37 @@ def test_known_facts_filter_on_workers(ray_runtime, shard_root, tmp_path):
     params = EditEvalParams(known_only=True, rome=_small_rome(), gen_tokens=3, n_gen_prompts=1)
     with pytest.raises(InvalidInputError) as serial:
         run_edit_eval(tiny_char_model(), params, records=list(FACTS))
-    with _sweep(ray_runtime, "known") as sweep, pytest.raises(InvalidInputError) as sharded:
+    with _sweep(actors, "known") as sweep, pytest.raises(InvalidInputError) as sharded:
         sharded_edit_eval(sweep, params, records=list(FACTS))
     assert str(serial.value) == str(sharded.value)
 
 
-def test_trace_facts_two_workers_equals_serial(ray_runtime, shard_root, tmp_path):
+def test_trace_facts_two_workers_equals_serial(actors, shard_root, tmp_path):
     from interp.analysis.facts.run import run_trace
     from interp.sweep.tasks.trace import sharded_trace
 
     params = _trace_params()
     serial = run_trace(tiny_char_model(), params)
-    with _sweep(ray_runtime, "trace") as sweep:
+    with _sweep(actors, "trace") as sweep:
         sharded = sharded_trace(sweep, params)
     assert sharded.facts[0] is sharded.single  # the single prompt's fact: the single trace, as serially
     assert_same_output(serial, sharded, tmp_path)
 
 
-def test_neurons_facts_two_workers_equals_serial(ray_runtime, shard_root, tmp_path):
+def test_neurons_facts_two_workers_equals_serial(actors, shard_root, tmp_path):
     from interp.analysis.facts.params import NeuronParams
     from interp.analysis.facts.run import run_neurons
     from interp.sweep.tasks.neurons import sharded_neurons
 
     params = NeuronParams(facts=FACTS[:3], steps=2, random_seeds=1, n_unrelated=2)
     serial = run_neurons(tiny_char_model(), params)
-    with _sweep(ray_runtime, "neurons") as sweep:
+    with _sweep(actors, "neurons") as sweep:
         sharded = sharded_neurons(sweep, params)
     assert_same_output(serial, sharded, tmp_path)
 
 
 @pytest.mark.parametrize("reuse", [False, True])
-def test_lost_in_middle_two_workers_equals_serial(ray_runtime, shard_root, tmp_path, reuse):
+def test_lost_in_middle_two_workers_equals_serial(actors, shard_root, tmp_path, reuse):
     from interp.analysis.recall.params import RecallParams
     from interp.analysis.recall.run import run_lost_in_middle
     from interp.sweep.tasks.recall import sharded_lost_in_middle
@@ -125,13 +142,13 @@ def test_lost_in_middle_two_workers_equals_serial(ray_runtime, shard_root, tmp_p
     params = RecallParams(n_items=(2, 3), positions="all", n_examples=3, max_new_tokens=2, n_boot=20,
                           batch_size=2, reuse_prefix=reuse)
     serial = run_lost_in_middle(tiny_char_model(), params)
-    with _sweep(ray_runtime, "recall") as sweep:
+    with _sweep(actors, "recall") as sweep:
         sharded = sharded_lost_in_middle(sweep, params)
         assert sweep.computed > 2  # a plan shard, then several scoring shards
     assert_same_output(serial, sharded, tmp_path)
 
 
-def test_worker_killed_mid_sweep_is_retried_on_another(ray_runtime, shard_root, tmp_path):
+def test_worker_killed_mid_sweep_is_retried_on_another(actors, shard_root, tmp_path):
     """SIGKILL one actor's process while it holds a shard: the shard runs again elsewhere, same result."""
     from interp.analysis.facts.run import run_trace
     from interp.sweep.tasks.trace import sharded_trace
@@ -145,14 +162,14 @@ def test_worker_killed_mid_sweep_is_retried_on_another(ray_runtime, shard_root, 
             killed.append(pid)
 
     params = _trace_params()
-    with _sweep(ray_runtime, "fault", on_dispatch=kill_second) as sweep:
+    with _sweep(actors, "fault", on_dispatch=kill_second) as sweep:
         sharded = sharded_trace(sweep, params)
         assert killed and sweep.replaced == 1
         assert killed[0] not in sweep.pids()  # the dead process was replaced by a fresh actor
     assert_same_output(run_trace(tiny_char_model(), params), sharded, tmp_path)
 
 
-def test_rerun_after_driver_stopped_redoes_only_missing_shards(ray_runtime, shard_root, tmp_path):
+def test_rerun_after_driver_stopped_redoes_only_missing_shards(actors, shard_root, tmp_path):
     from interp.analysis.rome import run_edit_eval
     from interp.sweep.tasks.edit_eval import sharded_edit_eval
 
@@ -164,10 +181,10 @@ def test_rerun_after_driver_stopped_redoes_only_missing_shards(ray_runtime, shar
             raise DriverKilled
 
     params = _edit_eval_params()
-    with _sweep(ray_runtime, "resume", on_result=die_after_two) as sweep, pytest.raises(DriverKilled):
+    with _sweep(actors, "resume", on_result=die_after_two) as sweep, pytest.raises(DriverKilled):
         sharded_edit_eval(sweep, params, records=list(FACTS))
     assert sweep.cache.count() == 2
-    with _sweep(ray_runtime, "resume") as sweep:
+    with _sweep(actors, "resume") as sweep:
         sharded = sharded_edit_eval(sweep, params, records=list(FACTS))
         assert sweep.computed == len(FACTS) - 2  # only the missing shards ran
     assert sweep.cache.count() == len(FACTS)
@@ -175,9 +192,9 @@ def test_rerun_after_driver_stopped_redoes_only_missing_shards(ray_runtime, shar
     assert_same_output(serial, sharded, tmp_path)
 
 
-def test_edits_never_leak_between_shards(ray_runtime, shard_root):
+def test_edits_never_leak_between_shards(actors, shard_root):
     """A shard that edits the weights and fails: the worker puts them back before its next shard."""
-    with _sweep(ray_runtime, "leak", cache=False) as sweep:
+    with _sweep(actors, "leak", cache=False) as sweep:
         with pytest.raises(Exception):
             sweep.map("tests.sweep.shard_fns:edit_then_fail", [(i, i) for i in range(1)])
         sums = sweep.map("tests.sweep.shard_fns:w_out_sum", [(i, i) for i in range(4)])
