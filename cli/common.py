@@ -142,13 +142,14 @@ def run_analysis(entry: Callable, params, opts: dict, human: Callable | None = N
     """The body of every analysis command: check --out, load the model, run, write --out, print."""
     out = prepare_out(opts["out"], opts["force"])
     if opts.get("workers") is not None or opts.get("ray_address"):
-        from interp.sweep.cli import run_sharded
+        from interp.sweep.cli import run_sharded, serial_command
 
         result = run_sharded(entry, params, opts, **kwargs)
+        result.command = serial_command(invocation())  # the same numbers as the serial command's
     else:
         model = load_model_for_cli(opts["model"], opts["device"], opts["dtype"])
         result = entry(model, params, progress=progress_for(opts["no_progress"]), **kwargs)
-    result.command = invocation()
+        result.command = invocation()
     save_result(result, out)
     emit(result.to_json(), opts["as_json"], human(result) if human else result.summary_markdown())
     return result

@@ -45,6 +45,21 @@ def start_sweep(opts: dict, model: str, command: str, cache: bool = True, runtim
                        runtime=runtime)
 
 
+def serial_command(command: str) -> str:
+    """The command without --workers / --ray-address: what reproduces the same numbers (the serial run's)."""
+    import shlex
+
+    words, out, skip = shlex.split(command), [], False
+    for w in words:
+        if skip:
+            skip = False
+        elif w in ("--workers", "--ray-address"):
+            skip = True
+        elif not w.startswith(("--workers=", "--ray-address=")):
+            out.append(w)
+    return " ".join(shlex.quote(w) for w in out)
+
+
 def run_sharded(entry: Callable, params: Any, opts: dict, **kwargs) -> Any:
     """The result `entry(model, params, **kwargs)` returns, computed in shards on Ray workers."""
     from interp.errors import InterpError

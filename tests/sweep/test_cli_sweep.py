@@ -113,3 +113,11 @@ def test_report_on_workers_equals_the_serial_report(ray_runtime, shard_root, tmp
         for rel in files:
             if rel.suffix != ".png":  # figures: same data, PNG metadata may differ
                 assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
+
+
+def test_recorded_command_is_the_serial_one():
+    """Results computed on workers record the command without --workers / --ray-address (same numbers)."""
+    from interp.sweep.cli import serial_command
+
+    assert serial_command("interp trace --facts f.json --workers 2 --prompt 'a b' --ray-address=h:1") == \
+        "interp trace --facts f.json --prompt 'a b'"
