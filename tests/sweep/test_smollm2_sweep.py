@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 def _interp(args: list[str], out: Path, shard_cache: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | {"INTERP_SWEEP_CACHE": str(shard_cache)}
     proc = subprocess.run([sys.executable, "-m", "cli.main", *args, "--out", str(out), "--json", "--no-progress"],
-                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=1200)
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=3000)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(proc.stdout)
 
@@ -29,8 +29,8 @@ def _strip(d):
 
 
 @pytest.mark.parametrize("command", [
-    ["trace", "--facts", "experiments/data/facts.json", "--limit", "3", "--samples", "2"],
-    ["edit-eval", "--facts", "experiments/data/facts.json", "--limit", "2", "--gen-tokens", "8"],
+    ["trace", "--facts", "experiments/data/facts.json", "--limit", "2", "--samples", "1", "--kinds", "mlp"],
+    ["edit-eval", "--facts", "experiments/data/facts.json", "--limit", "2", "--gen-tokens", "4", "--gen-prompts", "1"],
 ], ids=["trace", "edit-eval"])
 def test_two_workers_write_the_serial_output(command, tmp_path):
     pytest.importorskip("ray")
@@ -44,6 +44,7 @@ def test_two_workers_write_the_serial_output(command, tmp_path):
     for name in csvs:
         assert (tmp_path / "serial" / name).read_bytes() == (tmp_path / "sharded" / name).read_bytes(), name
     assert len(list((tmp_path / "shards").rglob("*.pkl"))) >= 2  # the shards were cached
+    assert "--workers" not in json.dumps(sharded)
 
 
 def importlib_missing(module: str) -> bool:

@@ -18,11 +18,14 @@ class RemoteTraceback(Exception):
 
 
 def experiment_shard(model, payload, state) -> dict:
+    from interp.fingerprint import weights_hash
     from interp.report.runner import cache_root, run_experiment
 
     model_name, spec, force = payload
+    if "model_hash" not in state:  # once per worker: its weights are put back after every shard
+        state["model_hash"] = weights_hash(model)
     try:
-        run = run_experiment(model, model_name, spec, force=force, progress=False)
+        run = run_experiment(model, model_name, spec, force=force, progress=False, model_hash=state["model_hash"])
     except Exception as exc:  # noqa: BLE001 - the report records failures per experiment
         return {"error": exc, "traceback": traceback.format_exc()}
     files = {}
