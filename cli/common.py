@@ -68,6 +68,15 @@ def seed_option(f):
                         help="Random seed: the same seed gives the same numbers.")(f)
 
 
+def sweep_options(f):
+    """--workers, --ray-address: run the command's shards on Ray (interp.sweep); Ray is imported only then."""
+    f = click.option("--ray-address", "ray_address", envvar="RAY_ADDRESS", default=None,
+                     help="Run the shards on this existing Ray cluster (or set RAY_ADDRESS).")(f)
+    return click.option("--workers", type=int, default=None,
+                        help="Run the work in shards on a local Ray runtime with this many worker processes, "
+                             "one model each; the output is the serial run's (pip install 'interp[ray]').")(f)
+
+
 def load_model_for_cli(name: str, device: str = "auto", dtype: str = "float32"):
     """Load a model, telling the user on stderr (stdout stays clean for --json)."""
     from interp.model.load import load_model
@@ -132,9 +141,15 @@ def save_result(result, out: Path | None) -> None:
 def run_analysis(entry: Callable, params, opts: dict, human: Callable | None = None, **kwargs) -> Any:
     """The body of every analysis command: check --out, load the model, run, write --out, print."""
     out = prepare_out(opts["out"], opts["force"])
-    model = load_model_for_cli(opts["model"], opts["device"], opts["dtype"])
-    result = entry(model, params, progress=progress_for(opts["no_progress"]), **kwargs)
-    result.command = invocation()
+    if opts.get("workers") is not None or opts.get("ray_address"):
+        from interp.sweep.cli import run_sharded, serial_command
+
+        result = run_sharded(entry, params, opts, **kwargs)
+        result.command = serial_command(invocation())  # the same numbers as the serial command's
+    else:
+        model = load_model_for_cli(opts["model"], opts["device"], opts["dtype"])
+        result = entry(model, params, progress=progress_for(opts["no_progress"]), **kwargs)
+        result.command = invocation()
     save_result(result, out)
     emit(result.to_json(), opts["as_json"], human(result) if human else result.summary_markdown())
     return result

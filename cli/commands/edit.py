@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from cli.common import model_options, output_options, run_analysis, seed_option
+from cli.common import model_options, output_options, run_analysis, seed_option, sweep_options
 
 
 def _stats_options(f):
@@ -137,6 +137,7 @@ def edit_eval_params(facts, limit, sample, all_facts, method, edits, layer, laye
 @_stats_options
 @seed_option
 @output_options
+@sweep_options
 def edit_eval(**opts):
     """Edit each fact and measure efficacy, paraphrase, neighbourhood and fluency.
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from cli.common import model_options, output_options, run_analysis, seed_option
+from cli.common import model_options, output_options, run_analysis, seed_option, sweep_options
 
 DEFAULT_PROMPT = "The {} is located in the city of"
 DEFAULT_SUBJECT = "Eiffel Tower"
@@ -85,6 +85,7 @@ def trace_params(prompt, subject, target, facts_path, limit, samples, noise, win
 @click.option("--batch-size", type=int, default=128, show_default=True, help="Restored runs per forward pass.")
 @seed_option
 @output_options
+@sweep_options
 def trace(**opts):
     """Causal tracing (Meng et al. 2022): corrupt the subject, restore one state, see p(answer) recover.
 
@@ -156,6 +157,7 @@ def neuron_params(prompt, subject, target, paraphrases, facts_path, limit, steps
 @click.option("--random-seeds", type=int, default=5, show_default=True, help="Random-neuron control draws.")
 @seed_option
 @output_options
+@sweep_options
 def neurons(**opts):
     """Knowledge neurons (Dai et al. 2022) by integrated gradients, with suppress / amplify controls.
 

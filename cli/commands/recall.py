@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from cli.common import model_options, output_options, run_analysis, seed_option
+from cli.common import model_options, output_options, run_analysis, seed_option, sweep_options
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -72,6 +72,7 @@ def recall_params(task, file, n_items, positions, n_examples, query_aware, repea
 @click.option("--n-boot", type=int, default=1000, show_default=True, help="Bootstrap resamples for the intervals.")
 @seed_option
 @output_options
+@sweep_options
 def lost_in_middle(**opts) -> None:
     """Sweep the gold item's position through the context (Liu et al. 2024) and explain it with attention.
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from cli.common import emit, load_model_for_cli, model_options, output_options, prepare_out
+from cli.common import emit, load_model_for_cli, model_options, output_options, prepare_out, sweep_options
 
 experiments_option = click.option(
     "--experiments", "experiments_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -29,8 +29,10 @@ def _specs(experiments_dir: Path | None):
 @recompute_option
 @experiments_option
 @output_options
+@sweep_options
 def run(experiment: str, model: str, device: str, dtype: str, recompute: bool, experiments_dir: Path | None,
-        as_json: bool, out: Path | None, force: bool, no_progress: bool) -> None:
+        as_json: bool, out: Path | None, force: bool, no_progress: bool, workers: int | None = None,
+        ray_address: str | None = None) -> None:
     """Run one EXPERIMENT (a spec in experiments/) on a model; reuse its cached result unless --recompute.
 
     \b
@@ -45,8 +47,16 @@ def run(experiment: str, model: str, device: str, dtype: str, recompute: bool, e
     if not spec.enabled:
         raise InvalidInputError(f"Experiment {spec.name} is disabled: {spec.disabled_reason or 'see its spec'}.")
     out = prepare_out(out, force)
-    m = load_model_for_cli(model, device, dtype)
-    result = run_experiment(m, model, spec, force=recompute, progress=not no_progress)
+    if workers is not None or ray_address:  # the experiment runs on a Ray worker (interp.sweep)
+        from interp.sweep.cli import report_runs
+        from interp.sweep.tasks.report import land
+
+        opts = {"workers": workers, "ray_address": ray_address, "device": device, "dtype": dtype,
+                "no_progress": no_progress}
+        result = land(report_runs(opts, model, [spec], recompute)[spec.name])
+    else:
+        m = load_model_for_cli(model, device, dtype)
+        result = run_experiment(m, model, spec, force=recompute, progress=not no_progress)
     if out is not None:
         shutil.copytree(result.folder, out, dirs_exist_ok=True)
     where = out or result.folder
@@ -63,45 +73,100 @@ def run(experiment: str, model: str, device: str, dtype: str, recompute: bool, e
 @click.option("--only", default=None, help="Comma-separated experiment names to run and include.")
 @experiments_option
 @output_options
+@sweep_options
 def report(model: str, device: str, dtype: str, recompute: bool, only: str | None, experiments_dir: Path | None,
-           as_json: bool, out: Path | None, force: bool, no_progress: bool) -> None:
+           as_json: bool, out: Path | None, force: bool, no_progress: bool, workers: int | None = None,
+           ray_address: str | None = None) -> None:
     """Run every experiment (reusing cached ones) and write index.html, report.md and the data.
 
     The report goes to OUT/<model>/ (OUT defaults to reports/). A folder of interp's own report is refreshed;
-    any other non-empty folder is refused unless --force.
+    any other non-empty folder is refused unless --force. Several models (--model a,b) get one report each
+    and OUT/comparison.html (and comparison.md) with their key figures side by side.
 
     \b
     Example:
       interp report --model smollm2-135m --only induction,trace
+      interp report --model smollm2-135m,gemma3-270m --workers 2
     """
-    from interp.errors import InterpError
-    from interp.report.pipeline import check_owned, make_report, report_name
+    from interp.errors import InterpError, InvalidInputError
+    from interp.report.pipeline import check_owned, report_name
     from interp.report.specs import select
 
     names = [n.strip() for n in only.split(",") if n.strip()] if only else None
     every = _specs(experiments_dir)
     specs = select(every, names)
     root = out or Path("reports")
-    folder = root / report_name(model)
+    models = [m.strip() for m in model.split(",") if m.strip()]
+    if not models or len(set(models)) != len(models):
+        raise InvalidInputError(f"--model {model!r} must name one model or several different ones, comma-separated.")
+    folders = [root / report_name(m) for m in models]
     if not force:
-        check_owned(folder)  # before the model loads: fail fast
-    m = load_model_for_cli(model, device, dtype)
-    command = f"interp report --model {model}" + (f" --out {root}" if out is not None else "") + \
-        (f" --only {','.join(s.name for s in specs)}" if names else "")
+        for folder in folders:
+            check_owned(folder)  # before any model loads: fail fast
+    opts = {"workers": workers, "ray_address": ray_address, "device": device, "dtype": dtype, "no_progress": no_progress}
+    runtime = None
+    if workers is not None or ray_address:
+        from interp.sweep.cli import start_runtime
+
+        runtime = start_runtime(opts)
+    summaries, failed = [], []
     try:
-        outcome = make_report(m, model, specs, folder, force=recompute, progress=not no_progress,
-                              echo=lambda s: click.echo(s, err=True), command=command,
-                              not_selected=[s for s in every if s not in specs], overwrite=force)
+        for name, folder in zip(models, folders):
+            command = f"interp report --model {name}" + (f" --out {root}" if out is not None else "") + \
+                (f" --only {','.join(s.name for s in specs)}" if names else "")
+            outcome = _one_report(name, folder, specs, every, names, recompute, force, opts, runtime, command)
+            summaries.append(_summary(outcome))
+            if outcome.failed:
+                failed.append((name, outcome))
+    finally:
+        if runtime is not None:
+            runtime.close()
+    comparison = None
+    if len(models) > 1:
+        from interp.report.compare import write_comparison
+
+        comparison = write_comparison(root, folders)[1]
+    if len(models) == 1:
+        data, human = summaries[0], f"Report: {folders[0] / 'index.html'} (and report.md) in {summaries[0]['seconds']:.0f} s"
+    else:
+        data = {"reports": summaries, "comparison": str(comparison)}
+        human = "\n".join(f"Report: {Path(s['folder']) / 'index.html'} in {s['seconds']:.0f} s" for s in summaries) + \
+            f"\nComparison: {comparison}"
+    emit(data, as_json, human)
+    if failed and len(models) == 1:
+        outcome = failed[0][1]
+        bad = ", ".join(r.spec.name for r in outcome.failed)
+        raise InterpError(f"{len(outcome.failed)} experiment(s) failed ({bad}); the report shows the rest and "
+                          f"{outcome.folder / 'errors.log'} has the details.")
+    if failed:
+        bad = "; ".join(f"{name}: {', '.join(r.spec.name for r in o.failed)}" for name, o in failed)
+        logs = ", ".join(str(o.folder / "errors.log") for _, o in failed)
+        raise InterpError(f"{sum(len(o.failed) for _, o in failed)} experiment(s) failed ({bad}); the report shows "
+                          f"the rest and {logs} has the details.")
+
+
+def _one_report(name, folder, specs, every, names, recompute, force, opts, runtime, command):
+    """One model's report: its experiments on Ray workers when a runtime is given, else here."""
+    from interp.report.pipeline import make_report
+
+    run_one = {}
+    if runtime is not None:
+        from interp.sweep.cli import report_runs, runner_from
+
+        run_one = {"run_one": runner_from(report_runs(opts, name, specs, recompute, runtime))}
+    m = load_model_for_cli(name, opts["device"], opts["dtype"])
+    try:
+        return make_report(m, name, specs, folder, force=recompute, progress=not opts["no_progress"],
+                           echo=lambda s: click.echo(s, err=True), command=command,
+                           not_selected=[s for s in every if s not in specs], overwrite=force, **run_one)
     except KeyboardInterrupt:
         click.echo("Stopped. Finished experiments are cached: run the same command again to resume"
                    + (" (without --recompute)." if recompute else "."), err=True)
         raise
+
+
+def _summary(outcome) -> dict:
     manifest = json.loads((outcome.folder / "manifest.json").read_text())
-    emit({"folder": str(outcome.folder), "seconds": outcome.seconds,
-          "experiments": [{k: e.get(k) for k in ("name", "status", "seconds", "key", "error")}
-                          for e in manifest["experiments"]]},
-         as_json, f"Report: {outcome.folder / 'index.html'} (and report.md) in {outcome.seconds:.0f} s")
-    if outcome.failed:
-        names = ", ".join(r.spec.name for r in outcome.failed)
-        raise InterpError(f"{len(outcome.failed)} experiment(s) failed ({names}); the report shows the rest and "
-                          f"{outcome.folder / 'errors.log'} has the details.")
+    return {"folder": str(outcome.folder), "seconds": outcome.seconds,
+            "experiments": [{k: e.get(k) for k in ("name", "status", "seconds", "key", "error")}
+                            for e in manifest["experiments"]]}

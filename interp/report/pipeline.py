@@ -102,9 +102,10 @@ def check_owned(folder: Path) -> None:
 def make_report(model, model_name: str, specs: list[ExperimentSpec], out_dir: Path, force: bool = False,
                 progress: bool = True, echo: Callable[[str], None] = print, command: str | None = None,
                 cache_root: Path | None = None, not_selected: list[ExperimentSpec] | None = None,
-                overwrite: bool = False) -> ReportOutcome:
+                overwrite: bool = False, run_one: Callable = run_experiment) -> ReportOutcome:
     """Run `specs` and write the report; `not_selected` specs (left out by --only) are listed as such.
-    `force` recomputes cached experiments; `overwrite` writes even into a folder that is not an interp report."""
+    `force` recomputes cached experiments; `overwrite` writes even into a folder that is not an interp report.
+    `run_one`: what runs one experiment (`run_experiment`'s signature; `interp.sweep` passes the workers')."""
     out_dir = Path(out_dir)
     if not overwrite:
         check_owned(out_dir)
@@ -128,8 +129,8 @@ def make_report(model, model_name: str, specs: list[ExperimentSpec], out_dir: Pa
         else:
             echo(f"{label}: {spec.title}...")
         try:
-            run = run_experiment(model, model_name, spec, force=force, progress=progress, root=cache_root,
-                                 model_hash=model_hash)
+            run = run_one(model, model_name, spec, force=force, progress=progress, root=cache_root,
+                          model_hash=model_hash)
         except (KeyboardInterrupt, ModelChangedError):
             raise  # a changed model: nothing after it can be trusted, the report stops here
         except Exception as exc:  # noqa: BLE001 - one failed experiment must not lose the others

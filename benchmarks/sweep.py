@@ -1,0 +1,142 @@
+"""Sweeps on Ray: `edit-eval` and `trace --facts` over 20 facts, serial vs 2 local Ray workers, side by side
+in one run, with Ray's start-up (runtime, actors, one model load per worker) measured separately.
+
+    .venv/bin/python benchmarks/sweep.py                       # SmolLM2, 20 facts, 2 workers
+    .venv/bin/python benchmarks/sweep.py --facts 20 --workers 2 --samples 3
+
+Serial: the command's own entry point on a model loaded in this process (load not counted). Workers: the
+same analysis through `interp.sweep` with the shard cache off (every shard computed), the start-up apart.
+The script checks that the two outputs are identical (JSON apart from seconds, every CSV byte for byte)
+and writes benchmarks/sweep.md, with the projection of a full CounterFact edit-eval onto K machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+COUNTERFACT = 21_919
+
+
+def same_output(a, b) -> bool:
+    from interp.jsonio import dumps
+
+    def strip(d):
+        if isinstance(d, dict):
+            return {k: strip(v) for k, v in d.items() if k not in ("seconds", "seconds_per_edit")}
+        return [strip(v) for v in d] if isinstance(d, list) else d
+
+    if dumps(strip(a.to_json())) != dumps(strip(b.to_json())):
+        return False
+    with tempfile.TemporaryDirectory() as tmp:
+        pa, pb = Path(tmp) / "a", Path(tmp) / "b"
+        a.write(pa)
+        b.write(pb)
+        files = sorted(p.relative_to(pa) for p in pa.rglob("*.csv"))
+        return all((pa / f).read_bytes() == (pb / f).read_bytes() for f in files)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--facts", type=int, default=20, help="facts per sweep")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--samples", type=int, default=10, help="trace noise samples per fact")
+    ap.add_argument("--out", type=Path, default=Path(__file__).with_suffix(".md"))
+    args = ap.parse_args()
+
+    from interp.analysis.facts.params import TraceParams
+    from interp.analysis.facts.records import load_facts
+    from interp.analysis.facts.run import run_trace
+    from interp.analysis.rome import EditEvalParams, run_edit_eval
+    from interp.model.load import load_model
+    from interp.sweep.engine import Sweep
+    from interp.sweep.runtime import start
+    from interp.sweep.tasks.edit_eval import sharded_edit_eval
+    from interp.sweep.tasks.trace import sharded_trace
+    from interp.sweep.worker import ModelSpec
+
+    facts_file = Path(__file__).resolve().parents[1] / "experiments" / "data" / "facts.json"
+    records = load_facts(facts_file)
+    edit_params = EditEvalParams(facts=str(facts_file), limit=args.facts)
+    trace_params = TraceParams(facts=tuple(records[: args.facts]), samples=args.samples)
+    threads = torch.get_num_threads()
+
+    model = load_model(args.model)
+    serial = {}
+    for name, run in (("edit-eval", lambda: run_edit_eval(model, edit_params, records=records)),
+                      ("trace --facts", lambda: run_trace(model, trace_params))):
+        t0 = time.perf_counter()
+        serial[name] = (run(), time.perf_counter() - t0)
+        print(f"serial {name}: {serial[name][1]:.1f} s", flush=True)
+    del model
+
+    t0 = time.perf_counter()
+    runtime = start(workers=args.workers)
+    ray_init = time.perf_counter() - t0
+    sharded, startup = {}, {}
+    for name, driver, params, kwargs in (("edit-eval", sharded_edit_eval, edit_params, {"records": records}),
+                                         ("trace --facts", sharded_trace, trace_params, {})):
+        t0 = time.perf_counter()
+        with Sweep.start(ModelSpec(args.model, "cpu"), runtime=runtime, cache=False, progress=False) as sweep:
+            startup[name] = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            result = driver(sweep, params, **kwargs)
+            sharded[name] = (result, time.perf_counter() - t1, sweep.computed)
+        print(f"{args.workers} workers {name}: start {startup[name]:.1f} s, run {sharded[name][1]:.1f} s", flush=True)
+    runtime.close()
+
+    rows = []
+    for name in serial:
+        s_res, s_sec = serial[name]
+        w_res, w_sec, n_shards = sharded[name]
+        rows.append({"sweep": name, "serial_s": s_sec, "workers_s": w_sec, "startup_s": startup[name],
+                     "shards": n_shards, "identical": same_output(s_res, w_res),
+                     "per_fact_serial": s_sec / args.facts})
+    write(args, rows, ray_init, threads)
+
+
+def write(args, rows, ray_init, threads) -> None:
+    lines = [f"# Sweeps on Ray: serial vs {args.workers} local workers", "",
+             f"Model {args.model}, fp32, CPU ({platform.machine()}, {os.cpu_count()} cores), torch {torch.__version__}, "
+             f"{threads} torch threads in the serial run and in each worker (the serial run's count: what makes "
+             f"the outputs identical); {args.facts} facts of experiments/data/facts.json; trace with --samples "
+             f"{args.samples}. One run, measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Reproduce: "
+             f"`.venv/bin/python benchmarks/sweep.py --model {args.model} --facts {args.facts} --workers {args.workers} "
+             f"--samples {args.samples}`.", "",
+             f"Ray runtime start (`ray.init`, local, {args.workers} CPUs): {ray_init:.1f} s, once per command.", "",
+             "| sweep | serial s | workers s (without start-up) | ratio serial / workers | actors + model loads s "
+             "| ratio serial / (workers + start-up + ray.init) | shards | output identical |",
+             "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        total = r["workers_s"] + r["startup_s"] + ray_init
+        lines.append(f"| {r['sweep']} | {r['serial_s']:.1f} | {r['workers_s']:.1f} | {r['serial_s'] / r['workers_s']:.2f}x "
+                     f"| {r['startup_s']:.1f} | {r['serial_s'] / total:.2f}x | {r['shards']} | {'yes' if r['identical'] else 'NO'} |")
+    ee = next(r for r in rows if r["sweep"] == "edit-eval")
+    per_fact = ee["per_fact_serial"]
+    lines += ["", "## Full CounterFact edit-eval on K machines (projection, not measured)", "",
+              f"Measured serial cost per fact (known-facts filter, statistics cached, scoring before and after, "
+              f"the edit, fluency generations, undo): {per_fact:.1f} s on this machine with {threads} threads. "
+              f"A machine of this kind runs one worker per {threads} cores; every shard is independent, so the "
+              f"sweep divides evenly over workers. CounterFact has {COUNTERFACT:,} facts (all are edited with "
+              "--all-facts; with the default filter only those the model knows).", "",
+              "| machines K (one worker each, this machine's speed) | hours | per machine: start-up s |",
+              "|---:|---:|---:|"]
+    startup = ee["startup_s"] + ray_init
+    for k in (1, 2, 4, 8, 16, 32, 64):
+        hours = (COUNTERFACT * per_fact / k + startup) / 3600
+        lines.append(f"| {k} | {hours:.1f} | {startup:.0f} |")
+    args.out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    print(json.dumps(rows))
+
+
+if __name__ == "__main__":
+    main()
