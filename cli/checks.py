@@ -8,6 +8,8 @@ wraps an analysis entry point with them).
 
 from __future__ import annotations
 
+import functools
+
 import math
 from pathlib import Path
 from typing import Callable
@@ -90,7 +92,9 @@ def prompt_fits(model, text: str, extra: int = 0, what: str = "prompt", fix: str
 
 
 def checked(entry: Callable, *checks: Callable) -> Callable:
-    """`entry` with `checks(model, params)` run first: after the model loads, before any work."""
+    """`entry` with `checks(model, params)` run first: after the model loads, before any work. It keeps
+    `entry`'s name, which is how the sweep layer finds the sharded driver (whose workers load their own model)."""
+    @functools.wraps(entry)
     def run(model, params, **kwargs):
         for check in checks:
             check(model, params)

@@ -74,12 +74,12 @@ def _edit_eval_params():
     return EditEvalParams(known_only=False, rome=_small_rome(), gen_tokens=3, n_gen_prompts=1)
 
 
-def _trace_params():
+def _trace_params(known_only: bool = False):
     from interp.analysis.facts.params import TraceParams
 
     # FACTS[0] is the single prompt itself: the serial run reuses the single trace for it
     return TraceParams(prompt="The {} is in", subject="Eiffel Tower", target="Paris", samples=2, window=2,
-                       facts=FACTS)
+                       facts=FACTS, known_only=known_only)
 
 
 def test_edit_eval_two_workers_equals_serial(actors, shard_root, tmp_path):
@@ -119,6 +119,13 @@ def test_trace_facts_two_workers_equals_serial(actors, shard_root, tmp_path):
         sharded = sharded_trace(sweep, params)
     assert sharded.facts[0] is sharded.single  # the single prompt's fact: the single trace, as serially
     assert_same_output(serial, sharded, tmp_path)
+    # facts a random model does not know are skipped alike (and counted)
+    params = _trace_params(known_only=True)
+    serial = run_trace(tiny_char_model(), params)
+    with _sweep(actors, "trace-known") as sweep:
+        sharded = sharded_trace(sweep, params)
+    assert serial.skipped and sharded.skipped == serial.skipped
+    assert_same_output(serial, sharded, tmp_path / "known")
 
 
 def test_neurons_facts_two_workers_equals_serial(actors, shard_root, tmp_path):
@@ -126,8 +133,9 @@ def test_neurons_facts_two_workers_equals_serial(actors, shard_root, tmp_path):
     from interp.analysis.facts.run import run_neurons
     from interp.sweep.tasks.neurons import sharded_neurons
 
-    params = NeuronParams(facts=FACTS[:3], steps=2, random_seeds=1, n_unrelated=2)
+    params = NeuronParams(facts=FACTS[:3], steps=2, random_seeds=1, n_unrelated=2, min_prompts=1)
     serial = run_neurons(tiny_char_model(), params)
+    assert any(f.neurons for f in serial.facts)  # controls run too
     with _sweep(actors, "neurons") as sweep:
         sharded = sharded_neurons(sweep, params)
     assert_same_output(serial, sharded, tmp_path)

@@ -24,6 +24,12 @@ def run_lost_in_middle(model: Transformer, params: RecallParams = RecallParams()
     scores = score_examples(model, [e for _, e in pairs], batch_size=params.batch_size, generate=params.generate,
                             max_new_tokens=params.max_new_tokens, attention=True,
                             reuse_prefix=params.reuse_prefix, progress=progress)
+    return reduce_scores(model.cfg.name, params, pairs, scores, time.perf_counter() - start)
+
+
+def reduce_scores(model_name: str, params: RecallParams, pairs: list, scores: list[Score],
+                  seconds: float) -> RecallResult:
+    """The scores of every (condition, example) reduced to curves, retrieval heads and their correlations."""
     df = example_table(pairs, scores)
     gold = np.stack([s.gold_attention for s in scores])  # (n, layers, heads)
     distractor = np.stack([s.distractor_attention for s in scores])  # (n, layers, heads)
@@ -36,7 +42,7 @@ def run_lost_in_middle(model: Transformer, params: RecallParams = RecallParams()
     pick = is_base & (df["n_items"] == largest).to_numpy()
     curve = curves(df, params.seed, params.n_boot)
     return RecallResult(
-        model=model.cfg.name, params=params, seconds=time.perf_counter() - start, examples=df, curves=curve,
+        model=model_name, params=params, seconds=seconds, examples=df, curves=curve,
         heads=heads, attention_by_position=att.mass_by_position(df, params.seed, params.n_boot),
         correlations=att.correlations(df, metrics, params.seed, params.n_boot),
         mitigations=mitigation_effect(curve) if params.mitigations else pd.DataFrame(),

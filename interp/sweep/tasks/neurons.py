@@ -1,48 +1,53 @@
-"""`neurons --facts` on workers: shards of facts. Each worker builds the serial run's per-fact jobs (the
-unrelated facts picked per fact from the seed and the fact's index) and runs the search and the controls
-for the facts of its shard."""
+"""`neurons --facts` on workers, in the serial run's three steps (`interp.analysis.facts.run`): shards of
+facts attribute (the costly part; each worker builds the serial run's per-fact jobs, with the same
+unrelated picks), the driver refines per relation (p is shared by a relation's facts, so it needs them all),
+then shards of facts run the suppress / amplify controls."""
 
 from __future__ import annotations
 
 import time
 
-import pandas as pd
-
 from interp.sweep.cache import digest
 from interp.sweep.tasks import chunks, shard_size
 
 
-def neuron_shard(model, payload, state) -> tuple[list, list]:
-    from interp.analysis.facts.neuron_controls import control_rows
-    from interp.analysis.facts.neurons import find_neurons
+def _jobs(model, params, state) -> list[dict]:
     from interp.analysis.facts.run import _fact_jobs
 
-    indices, params = payload
     key = ("neuron_jobs", digest(params))
     if key not in state:
         state.clear()  # one sweep's jobs at a time
         state[key] = _fact_jobs(model, params)
-    jobs = state[key]
-    found, rows = [], []
-    for i in indices:
-        job = jobs[i]
-        fn = find_neurons(model, job["prompts"], job["answer"], params, job["case_id"], job["target"])
-        groups = {"fact": [(job["prompts"][0], job["answer"])],
-                  "paraphrases": [(p, job["answer"]) for p in job["prompts"][1:]],
-                  "unrelated": job["unrelated"]}
-        rows += control_rows(model, fn, groups, params)
-        found.append(fn)
-    return found, rows
+    return state[key]
+
+
+def neuron_shard(model, payload, state):
+    """("attribute", indices, params) -> [(job, attribution)]; ("controls", indices, params, found) -> rows."""
+    from interp.analysis.facts.neurons import attribute
+    from interp.analysis.facts.run import fact_controls
+
+    kind, indices, params = payload[:3]
+    jobs = _jobs(model, params, state)
+    if kind == "attribute":
+        return [(jobs[i], attribute(model, jobs[i]["prompts"], jobs[i]["answer"], params)) for i in indices]
+    return [row for i, fn in zip(indices, payload[3]) for row in fact_controls(model, jobs[i], fn, params)]
 
 
 def sharded_neurons(sweep, params):
-    from interp.analysis.facts.result import NeuronResult
+    from interp.analysis.facts.run import neuron_result, refine_facts
 
     start = time.perf_counter()
+    ref = f"{__name__}:neuron_shard"
     n = len(params.facts) if params.facts else 1
     parts = chunks(list(range(n)), shard_size(n, per_shard_max=4))
-    outputs = sweep.map(f"{__name__}:neuron_shard", [(("neurons", params, p), (p, params)) for p in parts], "neurons")
-    found = [f for out in outputs for f in out[0]]
-    rows = [r for out in outputs for r in out[1]]
-    return NeuronResult(sweep.info["name"], params, time.perf_counter() - start, found, pd.DataFrame(rows),
-                        sweep.info["n_layers"])
+    done = [pair for out in sweep.map(ref, [(("attribute", p, params),) * 2 for p in parts], "neurons")
+            for pair in out]
+    jobs, attrs = [j for j, _ in done], [a for _, a in done]
+    found = refine_facts(jobs, attrs, params)
+    shards = []
+    for p in parts:
+        mine = [found[i] for i in p]
+        shards.append((("controls", p, params, [fn.neurons for fn in mine]), ("controls", p, params, mine)))
+    rows = [row for out in sweep.map(ref, shards, "neuron controls") for row in out]
+    return neuron_result(sweep.info["name"], sweep.info["n_layers"], params, time.perf_counter() - start, found,
+                         rows)

@@ -4,15 +4,12 @@ A prompt's scores depend (in the last bits) on the padded batch it runs in, so t
 run's own batches: a worker first plans them as `score_examples` does (every prompt of every size and
 position, grouped per base example with --reuse-prefix, else filled by length across the sweep), then each
 shard scores a few of those units with `score_examples`, which forms exactly the same batch again. The
-reduction to curves, heads and correlations is `run_lost_in_middle`'s, on the merged scores.
+reduction to curves, heads and correlations is `run_lost_in_middle`'s (`reduce_scores`), on the merged scores.
 """
 
 from __future__ import annotations
 
 import time
-
-import numpy as np
-import pandas as pd
 
 from interp.sweep.tasks import chunks, shard_size
 
@@ -58,6 +55,7 @@ def recall_shard(model, payload, state):
 
 
 def sharded_lost_in_middle(sweep, params):
+    from interp.analysis.recall.run import reduce_scores
     from interp.analysis.recall.sweep import build_examples
 
     start = time.perf_counter()
@@ -71,31 +69,4 @@ def sharded_lost_in_middle(sweep, params):
         for unit, unit_scores in zip(part, out):
             for i, s in zip(unit, unit_scores):
                 scores[i] = s
-    return reduce(sweep.info["name"], params, pairs, scores, start)
-
-
-def reduce(model_name: str, params, pairs, scores, start: float):
-    """`run_lost_in_middle`'s reduction of the scores to curves, retrieval heads and correlations."""
-    from interp.analysis.recall import attention as att
-    from interp.analysis.recall.result import RecallResult
-    from interp.analysis.recall.run import example_table
-    from interp.analysis.recall.sweep import curves, mitigation_effect
-
-    df = example_table(pairs, scores)
-    gold = np.stack([s.gold_attention for s in scores])  # (n, layers, heads)
-    distractor = np.stack([s.distractor_attention for s in scores])  # (n, layers, heads)
-    is_base = (df["condition"] == "baseline").to_numpy()
-    heads = att.retrieval_heads(gold[is_base], distractor[is_base], params.top_heads)
-    df["head_gold_mass"] = att.head_mass(gold, heads)
-    df["head_distractor_mass"] = att.head_mass(distractor, heads)
-    metrics = [m for m in ("correct", "choice_correct", "logprob") if df[m].notna().any()]
-    largest = df.loc[is_base, "n_items"].max()
-    pick = is_base & (df["n_items"] == largest).to_numpy()
-    curve = curves(df, params.seed, params.n_boot)
-    return RecallResult(
-        model=model_name, params=params, seconds=time.perf_counter() - start, examples=df, curves=curve,
-        heads=heads, attention_by_position=att.mass_by_position(df, params.seed, params.n_boot),
-        correlations=att.correlations(df, metrics, params.seed, params.n_boot),
-        mitigations=mitigation_effect(curve) if params.mitigations else pd.DataFrame(),
-        heatmap=att.heatmap_data(gold[pick], distractor[pick], df[pick]) | {"n_items": int(largest)},
-    )
+    return reduce_scores(sweep.info["name"], params, pairs, scores, time.perf_counter() - start)
