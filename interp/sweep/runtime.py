@@ -4,6 +4,8 @@ Ray is optional (``pip install 'interp[ray]'``): `import_ray` turns its absence 
 A local runtime gets ``num_cpus = workers`` (one CPU per actor), no dashboard, no usage reporting, and
 Ray's memory monitor switched off: on a small machine shared with other work, the monitor kills workers
 that merely load a model when the whole box runs near its memory limit, which reads as a random fault.
+Workers also keep the driver's priority: Ray starts them at nice 15, and on a loaded 2-core machine such
+workers got 6 % of a core each next to 66 % for a serial run, so a sweep crawled.
 Workers' logs stay out of the terminal (stderr is the progress bar's); a failed shard's exception still
 comes back with its traceback.
 """
@@ -20,6 +22,7 @@ INSTALL_HINT = "--workers and --ray-address need Ray, which is not installed; in
 # Set before a local runtime starts (the raylet and every worker inherit them); kept if already set.
 LOCAL_ENV = {
     "RAY_memory_monitor_refresh_ms": "0",  # no OOM-killer: it kills model-loading workers on a loaded box
+    "RAY_worker_niceness": "0",  # Ray starts workers at nice 15: on a busy machine they starve behind anything
     "RAY_USAGE_STATS_ENABLED": "0",  # no usage reporting (no network)
     "RAY_DEDUP_LOGS": "0",
     "RAY_worker_register_timeout_seconds": "120",  # a slow start on a busy 2-core machine is not a failure
