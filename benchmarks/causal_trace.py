@@ -110,7 +110,8 @@ def main() -> None:
         f"**{up_all:.1f}x** | >= {GOAL:.0f}x |", "",
         "Loop time per kind: " + ", ".join(f"{k} {t_slow[k]:.2f} s" for k in KINDS) + ". "
         f"Largest score difference between ours and the loop: {diff:.1e}.", "",
-        "Command: `.venv/bin/python benchmarks/causal_trace.py" + (f" --model {args.model}" if args.model else "")
+        "Command: `" + (f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} " if "OMP_NUM_THREADS" in os.environ else "")
+        + ".venv/bin/python benchmarks/causal_trace.py" + (f" --model {args.model}" if args.model else "")
         + f" --samples {args.samples}`", "",
         "Wall times depend on the machine and its load; the ratios, from one run, are what the table is for.",
     ]
