@@ -89,7 +89,8 @@ def main() -> None:
         "",
         f"Model {args.model}, fp32, CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads), "
         f"torch {torch.__version__}; median of {args.repeats} interleaved runs. Reproduce: "
-        f"`.venv/bin/python benchmarks/forward.py --model {args.model}`.",
+        f"`{threads_env()}.venv/bin/python benchmarks/forward.py --model {args.model} --repeats {args.repeats}` "
+        f"(load average {os.getloadavg()[0]:.1f} at the end; a machine shared with other jobs).",
         "",
         "| input | contender | median ms | ratio to transformers eager | ratio to transformers sdpa |",
         "|---|---|---:|---:|---:|",
