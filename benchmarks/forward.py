@@ -21,6 +21,11 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
+def threads_env() -> str:
+    """The thread setting the run was made under, as a command prefix."""
+    return f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} " if "OMP_NUM_THREADS" in os.environ else ""
+
+
 def timed(fn) -> float:
     start = time.perf_counter()
     fn()
@@ -32,10 +37,17 @@ def main() -> None:
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--out", default=str(Path(__file__).with_suffix(".md")))
+    ap.add_argument("--profile-only", action="store_true", help="only the profile table (printed, not written)")
     args = ap.parse_args()
 
     from interp.model.load import load_model
     from interp.model.reference import bridge_from_hf, hf_from_gguf
+
+    if args.profile_only:
+        ours = load_model(args.model)
+        hf_plain, _ = hf_from_gguf(args.model)
+        print("\n".join(profile_lines(ours, hf_plain, args.model)))
+        return
 
     # -- load times ---------------------------------------------------------------------------------------
     cold = timed(lambda: load_model(args.model, use_cache=False))
@@ -77,7 +89,8 @@ def main() -> None:
         "",
         f"Model {args.model}, fp32, CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads), "
         f"torch {torch.__version__}; median of {args.repeats} interleaved runs. Reproduce: "
-        f"`.venv/bin/python benchmarks/forward.py --model {args.model}`.",
+        f"`{threads_env()}.venv/bin/python benchmarks/forward.py --model {args.model} --repeats {args.repeats}` "
+        f"(load average {os.getloadavg()[0]:.1f} at the end; a machine shared with other jobs).",
         "",
         "| input | contender | median ms | ratio to transformers eager | ratio to transformers sdpa |",
         "|---|---|---:|---:|---:|",
@@ -92,8 +105,75 @@ def main() -> None:
         f"| interp cached (safetensors) | {cached:.2f} | {cached / hf_load:.3f}x ({hf_load / cached:.0f}x faster) |",
         "",
     ]
+    lines += profile_lines(ours, hf_plain, args.model)
     Path(args.out).write_text("\n".join(lines))
     print("\n".join(lines))
+
+
+# torch operators grouped by what they do (the profile's rows); anything else is "other operators"
+GROUPS = {
+    "matrix products (projections, MLP, unembedding)": ("aten::addmm", "aten::mm", "aten::linear", "aten::matmul",
+                                                         "aten::bmm", "aten::baddbmm"),
+    "attention kernel / softmax": ("aten::_scaled_dot_product", "aten::softmax", "aten::_softmax",
+                                   "aten::_safe_softmax"),
+    "masking and GQA copies": ("aten::masked_fill", "aten::repeat_interleave", "aten::index_select",
+                               "aten::where", "aten::expand"),
+    "elementwise (norms, RoPE, SiLU, residual adds)": ("aten::mul", "aten::add", "aten::silu", "aten::pow",
+                                                      "aten::mean", "aten::rsqrt", "aten::cat", "aten::neg",
+                                                      "aten::sub", "aten::div", "aten::to", "aten::_to_copy",
+                                                      "aten::cos", "aten::sin", "aten::tanh"),
+    "copies and new tensors (clone, contiguous, empty)": ("aten::copy_", "aten::clone", "aten::contiguous",
+                                                           "aten::empty", "aten::zeros", "aten::fill_"),
+}
+
+
+def _group(name: str) -> str:
+    for group, prefixes in GROUPS.items():
+        if name.startswith(prefixes):
+            return group
+    return "other operators"
+
+
+def profile_lines(ours, hf_eager, model_name: str, batch: int = 8, length: int = 128, runs: int = 3) -> list[str]:
+    """Where the time goes at batch x length: self CPU time of torch's operators, grouped, per forward,
+    for transformers' eager forward, our hook-free forward and our full cache; the rest of the wall time
+    (Python: modules, hooks, the cache dict) is "outside torch operators"."""
+    from torch.profiler import ProfilerActivity, profile
+
+    tokens = torch.randint(100, ours.cfg.d_vocab - 100, (batch, length), generator=torch.Generator().manual_seed(0))
+    contenders = {"transformers eager": lambda: hf_eager(tokens), "interp forward": lambda: ours(tokens),
+                  "interp run_with_cache": lambda: ours.run_with_cache(tokens)}
+    table: dict[str, dict[str, float]] = {name: {} for name in contenders}
+    walls = dict.fromkeys(contenders, 0.0)
+    with torch.no_grad():
+        for fn in contenders.values():
+            fn()  # warm-up
+        for _ in range(runs):  # interleaved, so load from other processes hits every column alike
+            for name, fn in contenders.items():
+                with profile(activities=[ProfilerActivity.CPU]) as prof:
+                    start = time.perf_counter()
+                    fn()
+                    walls[name] += (time.perf_counter() - start) * 1000 / runs
+                for event in prof.key_averages():
+                    g = _group(event.key)
+                    table[name][g] = table[name].get(g, 0.0) + event.self_cpu_time_total / 1000 / runs
+    names = list(contenders)
+    rows = list(GROUPS) + ["other operators"]
+    lines = [
+        f"### Where the time goes ({batch}x{length}, torch profiler, mean of {runs} interleaved forwards, ms per forward)", "",
+        "Self CPU time of torch's operators, grouped; the profiler itself slows everything, so compare columns, "
+        "not these totals with the table above. Reproduce: "
+        f"`{threads_env()}.venv/bin/python benchmarks/forward.py --model {model_name} --profile-only` "
+        f"({torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f} at the end).", "",
+        "| where | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names),
+    ]
+    for row in rows:
+        lines.append(f"| {row} | " + " | ".join(f"{table[n].get(row, 0.0):.1f}" for n in names) + " |")
+    inside = {n: sum(table[n].values()) for n in names}
+    lines.append("| outside torch operators (Python, hooks, allocation) | "
+                 + " | ".join(f"{max(walls[n] - inside[n], 0.0):.1f}" for n in names) + " |")
+    lines.append("| wall time under the profiler | " + " | ".join(f"{walls[n]:.1f}" for n in names) + " |")
+    return lines + [""]
 
 
 if __name__ == "__main__":

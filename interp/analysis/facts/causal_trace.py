@@ -17,19 +17,22 @@ per fact from ``seed`` and reused for every restoration (the reference's pairing
 sigma is one scalar: the standard deviation of the embedding outputs (embedding rows x embed scale) of
 the tokens of ``" " + subject`` over a fixed list of well-known subjects (``NOISE_SUBJECTS``).
 
-Speed (the reference runs one forward per cell): restoring a state at layer l leaves every layer below
-the restored one identical to the corrupted run, so the corrupted residual stream entering each layer is
-computed once (one batched corrupted run over the samples) and the restored runs start there
-(``start_at_layer``), batching every (sample, token) cell of a layer into one forward. A restored residual
-at (t, l) is simply the corrupted stream entering l+1 with row t replaced, so it needs no hooks at all.
-Only the last position is unembedded. Cells at tokens before the subject equal the corrupted run (nothing
+Speed (the reference runs one forward per cell, over every position and layer): restoring a state at
+(token t, layer l) leaves every position before t, and every layer below the first restored one, equal to
+the corrupted run. So one batched corrupted run over the samples caches the residual stream entering each
+layer and each layer's keys and values; a restored run then starts at its first restored layer, runs only
+positions t.. (attending to the corrupted keys and values of positions < t, as a KV cache), and unembeds
+the last position only. A restored residual at (t, l) is the corrupted stream entering l+1 with row t
+replaced, so it needs no hook; MLP / attention restorations set row t of hook_mlp_out / hook_attn_out.
+Every run restoring one token shares a forward (up to ``batch_size`` rows): rows are sorted by their start
+layer and join the batch there. Cells at tokens before the subject equal the corrupted run (nothing
 differs there yet), so they are not run. ``trace_bruteforce`` is the one-forward-per-cell reference.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -38,7 +41,9 @@ from interp.analysis.facts.params import CATEGORIES, KINDS, NOISE_SUBJECTS, Trac
 from interp.errors import InvalidInputError
 from interp.interventions import capture, intervene, set_activation
 from interp.model import hook_names
+from interp.model.components.attention import AttentionInputs, LayerCache
 from interp.model.tokenize import answer_ids, subject_tokens
+from interp.model.transformer import KVCache
 from interp.progress import Progress, track
 
 
@@ -173,24 +178,12 @@ def _hook_name(kind: str, layer: int) -> str:
     return {"resid": hook_names.resid_post, "mlp": hook_names.mlp_out, "attn": hook_names.attn_out}[kind](layer)
 
 
-def _restore_rows(clean_rows: torch.Tensor, positions: torch.Tensor) -> Callable:
-    """A hook setting row i at position positions[i] to clean_rows[i] (rows, d): each batch row restores its
-    own token, which `set_activation` (one position for all rows) cannot express."""
-    rows = torch.arange(len(positions))
-
-    def hook(act: torch.Tensor, hook) -> torch.Tensor:
-        act = act.clone()
-        act[rows, positions] = clean_rows.to(act.dtype)
-        return act
-
-    return hook
-
-
 # --- the batched trace -------------------------------------------------------------------------------
 @torch.no_grad()
 def clean_and_corrupted(model, case: FactCase, noise: torch.Tensor, kinds: Sequence[str]):
-    """One clean run (caching the states to restore) and one corrupted run over the noise samples
-    (caching the residual entering every layer). Returns (p_clean, p_corrupted, clean, entering)."""
+    """One clean run (caching the states to restore) and one corrupted run over the noise samples, caching
+    the residual stream entering every layer and every layer's keys and values (as attention reads them:
+    after norms and RoPE). Returns (p_clean, p_corrupted, clean, entering, kv)."""
     n = model.cfg.n_layers
     clean: dict = {}
     names = [_hook_name(k, l) for k in kinds for l in range(n)]
@@ -200,47 +193,115 @@ def clean_and_corrupted(model, case: FactCase, noise: torch.Tensor, kinds: Seque
     corrupted: dict = {}
     rows = case.tokens.expand(noise.shape[0], -1)  # (samples, p)
     entering_names = [hook_names.resid_pre(l) for l in range(n)]
+    kv = KVCache(n)
     with intervene(model, noise_hook(noise, case.subject_start), capture(entering_names, corrupted)):
-        final_c = model(rows, return_type="resid")  # (samples, p, d)
+        final_c = model(rows, return_type="resid", past_kv=kv)  # (samples, p, d)
     p_corrupted = float(_answer_probs(model, final_c[:, -1])[:, case.answer_id].mean())
     entering = [corrupted[name] for name in entering_names] + [final_c]  # [l]: stream entering layer l
-    return p_clean, p_corrupted, clean, entering
+    return p_clean, p_corrupted, clean, entering, kv.layers
+
+
+@dataclass
+class _Row:
+    """One restored run of one noise sample: from layer ``start`` on, with ``kind``'s restorations in
+    layers ``span`` (resid: the stream entering ``start`` is restored, no restoration inside)."""
+
+    kind: str
+    layer: int  # the cell's layer (the window's centre for mlp / attn)
+    sample: int
+    start: int
+    span: range
+
+
+def _rows(kinds: Sequence[str], n: int, samples: int, window: int) -> list[_Row]:
+    rows = []
+    for kind in kinds:
+        for layer in range(n):
+            span = range(layer + 1, layer + 1) if kind == "resid" else _window(layer, window, n)
+            start = layer + 1 if kind == "resid" else span.start
+            rows += [_Row(kind, layer, s, start, span) for s in range(samples)]
+    return sorted(rows, key=lambda r: r.start)  # stable: a batch's rows join the run in this order
+
+
+@torch.no_grad()
+def _run_restored(model, case: FactCase, t: int, group: list[_Row], clean: dict, entering: list,
+                  kv: list) -> torch.Tensor:
+    """p(answer) of each row of ``group`` (sorted by start), all restoring token t: only positions t.. are
+    run, from each row's start layer on, attending to the corrupted run's keys and values of positions
+    < t; rows join the batch at their start layer. Returns (len(group),)."""
+    n, p = model.cfg.n_layers, case.tokens.shape[1]
+    device = entering[0].device
+    samples = torch.tensor([r.sample for r in group], device=device)
+    starts = [r.start for r in group]
+    # every row shares the positions t..p-1 and the keys 0..p-1: one row of positions broadcasts
+    inputs = AttentionInputs(torch.arange(t, p, device=device)[None], torch.arange(p, device=device)[None], None)
+    # restorations inside the run (mlp / attn): at layer L, rows i (in group order) get the clean state at t
+    restore: dict[str, torch.Tensor] = {}
+    for L in range(n):
+        for kind in ("mlp", "attn"):
+            idx = [i for i, r in enumerate(group) if r.kind == kind and L in r.span]
+            if idx:
+                restore[_hook_name(kind, L)] = torch.tensor(idx, device=device)
+
+    def hook(act: torch.Tensor, hook) -> torch.Tensor:
+        act = act.clone()
+        act[restore[hook.name], 0] = clean[hook.name][0, t].to(act.dtype)
+        return act
+
+    on_device = {device: inputs}
+    x = None
+    joined = 0
+    with intervene(model, [(name, hook) for name in restore]):
+        for L in range(starts[0], n + 1):
+            new = joined
+            while new < len(group) and starts[new] == L:
+                new += 1
+            if new > joined:  # rows starting here: the corrupted stream entering L, at positions t..
+                fresh = entering[L][samples[joined:new], t:]  # (rows, p - t, d)
+                for i in range(joined, new):
+                    if group[i].kind == "resid":  # the restored block output is the stream entering L
+                        fresh[i - joined, 0] = clean[_hook_name("resid", L - 1)][0, t]
+                x = fresh if x is None else torch.cat([x, fresh.to(x.device)])
+                joined = new
+            if L == n:
+                break
+            block = model.blocks[L]
+            x = x.to(block.attn.w_q.device)
+            cache = LayerCache()
+            if t > 0:
+                rows = samples[:joined].to(x.device)
+                cache.k, cache.v = kv[L].k[rows, :t], kv[L].v[rows, :t]
+            if x.device not in on_device:
+                on_device[x.device] = inputs.to(x.device)
+            x = block(x, on_device[x.device], cache)
+    return _answer_probs(model, x[:, -1])[:, case.answer_id].float().cpu()
 
 
 @torch.no_grad()
 def trace_case(model, case: FactCase, noise: torch.Tensor, params: TraceParams,
                positions: Sequence[int] | None = None, progress: Progress | None = None) -> FactTrace:
-    """Trace one prompt at ``positions`` (default: every token), batching all cells of a (kind, layer)."""
+    """Trace one prompt at ``positions`` (default: every token). Restoring (t, l) leaves positions before
+    t and every layer below the restoration equal to the corrupted run, so each restored run starts at its
+    layer, runs only positions t.., attends to the corrupted keys and values of positions < t, and reads
+    logits at the last position only; up to ``batch_size`` runs of one token share a forward."""
     n, p = model.cfg.n_layers, case.tokens.shape[1]
     positions = list(range(p)) if positions is None else sorted(set(positions))
-    p_clean, p_corr, clean, entering = clean_and_corrupted(model, case, noise, params.kinds)
+    p_clean, p_corr, clean, entering, kv = clean_and_corrupted(model, case, noise, params.kinds)
+    samples = noise.shape[0]
+    scores = {kind: np.full((len(positions), n), p_corr) for kind in params.kinds}
+    rows = _rows(params.kinds, n, samples, params.window)
     # Tokens before the subject are identical in clean and corrupted runs: restoring them changes nothing.
     live = [q for q in positions if q >= case.subject_start]
-    samples, t = noise.shape[0], len(live)
-    row_sample = torch.arange(samples).repeat_interleave(t)  # (samples * t,): sample of each row
-    row_pos = torch.tensor(live, dtype=torch.long).repeat(samples)  # (samples * t,): restored token
-    jobs = [(kind, layer) for kind in params.kinds for layer in range(n)]
-    scores = {kind: np.full((len(positions), n), p_corr) for kind in params.kinds}
+    jobs = [(q, rows[i:i + params.batch_size]) for q in live for i in range(0, len(rows), params.batch_size)]
+    sums = {kind: np.zeros((len(positions), n)) for kind in params.kinds}
+    for q, group in track(progress, jobs, "tracing"):
+        probs = _run_restored(model, case, q, group, clean, entering, kv).double().numpy()
+        i = positions.index(q)
+        for r, prob in zip(group, probs):
+            sums[r.kind][i, r.layer] += prob
     index = [positions.index(q) for q in live]
-    for kind, layer in track(progress, jobs, "tracing"):
-        if not live:
-            break
-        probs = torch.empty(samples * t)
-        for chunk in torch.arange(samples * t).split(params.batch_size):
-            rs, rp = row_sample[chunk], row_pos[chunk]
-            if kind == "resid":
-                x = entering[layer + 1][rs]  # (rows, p, d): corrupted stream entering l+1
-                x[torch.arange(len(chunk)), rp] = clean[_hook_name(kind, layer)][0, rp]
-                start, hooks = layer + 1, []
-            else:
-                span = _window(layer, params.window, n)
-                start = span.start
-                x = entering[start][rs]  # (rows, p, d)
-                hooks = [(_hook_name(kind, L), _restore_rows(clean[_hook_name(kind, L)][0, rp], rp)) for L in span]
-            with intervene(model, hooks):
-                final = model(x, start_at_layer=start, return_type="resid")  # (rows, p, d)
-            probs[chunk] = _answer_probs(model, final[:, -1])[:, case.answer_id].cpu()
-        scores[kind][index, layer] = probs.view(samples, t).mean(0).double().numpy()
+    for kind in params.kinds:
+        scores[kind][index] = sums[kind][index] / samples
     return FactTrace(case, p_clean, p_corr, positions, scores)
 
 

@@ -148,11 +148,11 @@ def _greedy(model: Transformer, cache: KVCache, first: torch.Tensor, max_new_tok
 
 
 @torch.no_grad()
-def _score_batch(model: Transformer, items: list[Prepared], batch: Batch, trunk_kv, generate: bool,
+def _score_batch(model: Transformer, items: list[Prepared], batch: Batch, trunk_kvs: dict, generate: bool,
                  max_new_tokens: int, attention: bool) -> list[Score]:
     pad = model.cfg.pad_token_id if model.cfg.pad_token_id is not None else 0
     dev = model.device
-    cache = prefix_cache(model, trunk_kv, batch.shared)
+    cache = prefix_cache(model, trunk_kvs, batch)
     width = cache.length
     suffixes = [p.prompt[s:] for p, s in zip(items, batch.shared)]
     tokens, mask = _left_pad(suffixes, pad, dev)  # (b, P)
@@ -215,9 +215,9 @@ def score_examples(
     progress: Progress | None = None,
 ) -> list[Score]:
     """Score every example (in order). With `reuse_prefix`, examples with the same `example_id`, size
-    and options share a trunk cache, but a batch then holds one group only and is padded to its longest
-    suffix, so it pays only for dense sweeps (many positions per example); without it, batches of
-    similar-length prompts fill across examples. Scores do not depend on either beyond float noise."""
+    and options share a trunk cache (see `prefix.plan_batches`: used only when it runs fewer token
+    positions than length-sorted batches); without it, batches of similar-length prompts fill across
+    examples. Scores do not depend on either beyond float noise."""
     if batch_size < 1:
         raise InvalidInputError(f"The batch size must be at least 1, got {batch_size}.")
     if not examples:
@@ -225,21 +225,26 @@ def score_examples(
     new_tokens = max_new_tokens or max(DEFAULT_NEW_TOKENS[e.task] for e in examples)
     prepared = [prepare(model, e, new_tokens if generate else 0) for e in examples]
     groups: dict[tuple, list[int]] = {}
-    for i, e in enumerate(examples):
-        # with reuse, a batch stays inside one group (one trunk); without, batches fill across groups
-        key = (e.example_id, e.n_items, e.query_aware, e.repeat_gold, e.task) if reuse_prefix else ()
-        groups.setdefault(key, []).append(i)
+    for i, e in enumerate(examples):  # prompts of one base example share their start (reuse's groups)
+        groups.setdefault((e.example_id, e.n_items, e.query_aware, e.repeat_gold, e.task), []).append(i)
     prompts = [p.prompt for p in prepared]
     batches = plan_batches(prompts, list(groups.values()), batch_size, reuse_prefix)
+    need: dict[int, int] = {}  # trunk -> the longest share any row takes from it
+    last_use: dict[int, int] = {}  # trunk -> the last batch that needs it
+    for n, batch in enumerate(batches):
+        for t, s in zip(batch.trunks, batch.shared):
+            if t is not None:
+                need[t], last_use[t] = max(need.get(t, 0), s), n
     out: list[Score | None] = [None] * len(examples)
-    trunk_kv, trunk_of = None, None
-    for batch in track(progress, batches, "scoring batches"):
-        if batch.trunk is not None and batch.trunk != trunk_of:
-            # one trunk forward per group, cut at the longest share any batch of the group needs
-            need = max(s for b in batches if b.trunk == batch.trunk for s in b.shared)
-            trunk_kv, trunk_of = run_trunk(model, prompts[batch.trunk], need), batch.trunk
-        kv = trunk_kv if batch.trunk is not None else None
-        scores = _score_batch(model, [prepared[i] for i in batch.rows], batch, kv, generate, new_tokens, attention)
+    trunk_kvs: dict[int, list] = {}
+    for n, batch in enumerate(track(progress, batches, "scoring batches")):
+        for t in batch.trunks:
+            if t is not None and t not in trunk_kvs:  # one trunk forward per group
+                trunk_kvs[t] = run_trunk(model, prompts[t], need[t])
+        scores = _score_batch(model, [prepared[i] for i in batch.rows], batch, trunk_kvs, generate, new_tokens,
+                              attention)
         for i, s in zip(batch.rows, scores):
             out[i] = s
+        for t in [t for t in trunk_kvs if last_use[t] == n]:
+            del trunk_kvs[t]
     return out  # type: ignore[return-value]

@@ -4,9 +4,10 @@ In a position sweep the prompts of one base example agree token for token up to 
 differ: the instruction, then every item before the gold one (distractors keep their order when the
 gold item moves). A causal model's keys and values at position t depend only on tokens 0..t, so the
 cache of one "trunk" prompt, cut at token s, *is* the cache of any prompt that shares its first s
-tokens. `plan_batches` picks a trunk per group and the shared length of each member; `prefix_cache`
-lays the trunk's cut caches out as one left-padded `KVCache` for a batch, so the batch's suffixes (also
-left-padded) run on top of it. Padding sits in the middle of a row (between its cached prefix and its
+tokens. `plan_batches` picks a trunk per group and the shared length of each member, and keeps the plan
+only when it runs fewer token positions than plain length-sorted batches (so reuse is never the slower
+choice); `prefix_cache` lays the trunks' cut caches out as one left-padded `KVCache` for a batch (rows
+of several groups, each on its own trunk), so the batch's suffixes (also left-padded) run on top of it. Padding sits in the middle of a row (between its cached prefix and its
 suffix); the model takes positions from the mask, so a row's positions and scores are exactly those of
 its unpadded prompt.
 
@@ -35,37 +36,55 @@ def common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
 
 @dataclass(frozen=True)
 class Batch:
-    """Rows (indices into the caller's list) that run together on one trunk."""
+    """Rows (indices into the caller's list) that run together, each on its group's trunk or on nothing."""
 
     rows: tuple[int, ...]
-    trunk: int | None  # index of the trunk prompt, or None when nothing is shared
+    trunks: tuple[int | None, ...]  # per row: index of its trunk prompt, None when nothing is shared
     shared: tuple[int, ...]  # per row: how many leading tokens come from the trunk's cache
+
+
+def plan_cost(prompts: Sequence[Sequence[int]], batches: Sequence[Batch]) -> int:
+    """Token positions a plan runs: each batch padded to its longest suffix, plus one forward per trunk
+    over the longest share any row takes from it."""
+    need: dict[int, int] = {}
+    for b in batches:
+        for t, s in zip(b.trunks, b.shared):
+            if t is not None:
+                need[t] = max(need.get(t, 0), s)
+    padded = sum(len(b.rows) * max(len(prompts[i]) - s for i, s in zip(b.rows, b.shared)) for b in batches)
+    return padded + sum(need.values())
 
 
 def plan_batches(
     prompts: Sequence[Sequence[int]], groups: Sequence[Sequence[int]], batch_size: int, reuse: bool = True
 ) -> list[Batch]:
-    """Split each group of prompt indices into batches; with `reuse`, give each group a trunk.
+    """Split the prompts into batches; with `reuse`, give each group of prompts a trunk.
 
-    The trunk is the member sharing the most tokens with the others. Every row keeps at least its
-    last token out of the cache, so the forward always produces that token's logits.
+    Without reuse, batches of similar-length prompts fill across groups. With reuse, the trunk of a group
+    is the member sharing the most tokens with the others; every row keeps at least its last token out of
+    the cache, so the forward always produces that token's logits; rows are taken group after group (a
+    trunk is needed only by neighbouring batches) and, inside a group, by suffix length, and batches fill
+    across groups. The reuse plan is returned only when it runs fewer token positions (`plan_cost`) than
+    the plan without reuse, so asking for reuse never costs more than not asking.
     """
-    batches: list[Batch] = []
+    everyone = sorted((i for g in groups for i in g), key=lambda i: (len(prompts[i]), i))  # similar lengths pad less
+    plain = [Batch(tuple(rows), (None,) * len(rows), (0,) * len(rows))
+             for rows in (everyone[k:k + batch_size] for k in range(0, len(everyone), batch_size))]
+    if not reuse:
+        return plain
+    order: list[tuple[int, int | None, int]] = []  # (row, trunk, shared)
     for group in groups:
-        group = sorted(group, key=lambda i: len(prompts[i]))  # similar lengths pad less
         trunk = None
-        if reuse and len(group) > 1:
+        if len(group) > 1:
             totals = {i: sum(common_prefix_len(prompts[i], prompts[j]) for j in group if j != i) for i in group}
             trunk = max(group, key=lambda i: (totals[i], -i))
-        for start in range(0, len(group), batch_size):
-            rows = tuple(group[start:start + batch_size])
-            if trunk is None:
-                shared = (0,) * len(rows)
-            else:
-                shared = tuple(min(common_prefix_len(prompts[i], prompts[trunk]), len(prompts[i]) - 1)
-                               for i in rows)
-            batches.append(Batch(rows, trunk if any(shared) else None, shared))
-    return batches
+        members = []
+        for i in group:
+            s = 0 if trunk is None else min(common_prefix_len(prompts[i], prompts[trunk]), len(prompts[i]) - 1)
+            members.append((i, trunk if s else None, s))
+        order += sorted(members, key=lambda m: (len(prompts[m[0]]) - m[2], m[0]))
+    reused = [Batch(*(tuple(col) for col in zip(*order[k:k + batch_size]))) for k in range(0, len(order), batch_size)]
+    return reused if plan_cost(prompts, reused) < plan_cost(prompts, plain) else plain
 
 
 @torch.no_grad()
@@ -78,27 +97,30 @@ def run_trunk(model: Transformer, ids: Sequence[int], length: int) -> list[tuple
 
 
 def prefix_cache(
-    model: Transformer, trunk_kv: list[tuple[torch.Tensor, torch.Tensor]] | None, shared: Sequence[int]
+    model: Transformer, trunk_kvs: dict[int, list[tuple[torch.Tensor, torch.Tensor]]], batch: Batch
 ) -> KVCache:
-    """A batch cache holding, for row i, the trunk's first shared[i] keys/values, left-padded to max(shared)."""
+    """A batch cache holding, for row i, the first shared[i] keys/values of its trunk (`trunk_kvs[trunk]`,
+    as `run_trunk` returns them), left-padded to max(shared)."""
     cache = KVCache(model.cfg.n_layers)
-    width = max(shared) if trunk_kv is not None else 0
+    width = max(batch.shared)
     if width == 0:
         return cache
-    b, dev = len(shared), model.device
+    b, dev = len(batch.shared), model.device
     mask = torch.zeros((b, width), dtype=torch.bool, device=dev)
     positions = torch.zeros((b, width), dtype=torch.long, device=dev)
-    for row, s in enumerate(shared):
+    for row, s in enumerate(batch.shared):
         mask[row, width - s:] = True
         positions[row, width - s:] = torch.arange(s, device=dev)
-    for layer, (k, v) in zip(cache.layers, trunk_kv):
-        lk = k.new_zeros((b, width, *k.shape[2:]))  # (b, width, g, d)
-        lv = v.new_zeros((b, width, *v.shape[2:]))
-        for row, s in enumerate(shared):
+    for layer, mine in enumerate(cache.layers):
+        k0, v0 = next(trunk_kvs[t][layer] for t in batch.trunks if t is not None)
+        lk = k0.new_zeros((b, width, *k0.shape[2:]))  # (b, width, g, d)
+        lv = v0.new_zeros((b, width, *v0.shape[2:]))
+        for row, (t, s) in enumerate(zip(batch.trunks, batch.shared)):
             if s:
+                k, v = trunk_kvs[t][layer]
                 lk[row, width - s:] = k[0, :s]
                 lv[row, width - s:] = v[0, :s]
-        layer.k, layer.v = lk, lv
+        mine.k, mine.v = lk, lv
     cache.positions, cache.mask = positions, mask
     return cache
 

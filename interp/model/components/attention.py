@@ -133,17 +133,19 @@ class Attention(nn.Module):
 
     def _explicit(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
         """The pattern written out, through hook_attn_scores and hook_pattern; z (b, p, h, d)."""
-        # GQA: query head i reads key/value head i // group_size.
-        group = self.cfg.group_size
-        qh = q.transpose(1, 2)  # (b, h, p, d)
-        kh = k.transpose(1, 2).repeat_interleave(group, dim=1)  # (b, h, k, d)
-        vh = v.transpose(1, 2).repeat_interleave(group, dim=1)  # (b, h, k, d)
-        scores = (qh @ kh.transpose(-1, -2)) * self.cfg.scaling  # (b, h, p, k)
+        # GQA: query head i reads key/value head i // group_size. The group's query heads are stacked along
+        # the query axis, (b, g, group * p, d), so each key/value head is read in place, never copied.
+        b, p, h, d = q.shape
+        g, n_keys = k.shape[2], k.shape[1]
+        qh = q.transpose(1, 2).reshape(b, g, h // g * p, d)  # (b, g, group * p, d)
+        kh, vh = k.transpose(1, 2), v.transpose(1, 2)  # (b, g, k, d)
+        scores = (qh @ kh.transpose(-1, -2)).view(b, h, p, n_keys) * self.cfg.scaling  # (b, h, p, k)
         if self.softcap:
             scores = torch.tanh(scores / self.softcap) * self.softcap
         scores = self.hook_attn_scores(scores.masked_fill(~allowed[:, None], torch.finfo(scores.dtype).min))
         pattern = self.hook_pattern(F.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype))
-        return (pattern @ vh).transpose(1, 2)  # (b, p, h, d)
+        z = pattern.reshape(b, g, h // g * p, n_keys) @ vh  # (b, g, group * p, d)
+        return z.view(b, h, p, d).transpose(1, 2)  # (b, p, h, d)
 
     def _fused(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.Tensor,
                inputs: AttentionInputs) -> torch.Tensor:

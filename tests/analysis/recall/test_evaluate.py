@@ -18,7 +18,7 @@ import torch
 
 from interp.analysis.recall.evaluate import KV_LEAD, prepare, score_examples
 from interp.analysis.recall.synthetic import make_qa_examples, make_word_kv_examples
-from interp.analysis.recall.prefix import common_prefix_len, fork, plan_batches, prefix_cache, run_trunk
+from interp.analysis.recall.prefix import common_prefix_len, fork, plan_batches, plan_cost, prefix_cache, run_trunk
 from interp.analysis.recall.stats import wilson
 from interp.analysis.recall.sweep import RecallParams, resolve_positions, run_lost_in_middle
 from interp.errors import InvalidInputError
@@ -95,14 +95,26 @@ def test_padding_and_prefix_reuse_change_no_score(tokenizer, window):
     _assert_same(single, reused)
 
 
+def test_reuse_across_groups_changes_no_score(tokenizer):
+    model = tiny(tokenizer, bos=True)
+    # two base examples, three late gold positions each: reuse pays, and batches of 4 mix the two trunks
+    examples = make_word_kv_examples(1, 8, 0, [5, 6, 7]) + make_word_kv_examples(1, 8, 1, [5, 6, 7])
+    prompts = [model.encode(e.prompt()) for e in examples]
+    batches = plan_batches(prompts, [[0, 1, 2], [3, 4, 5]], batch_size=4, reuse=True)
+    assert any(len({t for t in b.trunks if t is not None}) == 2 for b in batches)
+    single = [score_examples(model, [e], batch_size=1, max_new_tokens=4)[0] for e in examples]
+    _assert_same(single, score_examples(model, examples, batch_size=4, reuse_prefix=True, max_new_tokens=4))
+
+
 def test_prefix_cache_equals_full_forward(tokenizer):
     model = tiny(tokenizer, bos=False)
-    prompts = [model.encode(e.prompt()) for e in make_word_kv_examples(1, 8, 0, [1, 4, 7])]
+    prompts = [model.encode(e.prompt()) for e in make_word_kv_examples(1, 8, 0, [5, 6, 7])]  # reuse pays here
     (batch,) = plan_batches(prompts, [[0, 1, 2]], batch_size=3)
-    assert batch.trunk is not None and all(0 < s < len(p) for s, p in zip(batch.shared, prompts))
-    assert batch.shared[batch.rows.index(0)] == common_prefix_len(prompts[0], prompts[batch.trunk])
-    kv = run_trunk(model, prompts[batch.trunk], max(batch.shared))
-    cache = prefix_cache(model, kv, batch.shared)
+    trunk = batch.trunks[0]
+    assert trunk is not None and set(batch.trunks) == {trunk}
+    assert all(0 < s < len(prompts[i]) for i, s in zip(batch.rows, batch.shared))
+    assert batch.shared[batch.rows.index(0)] == common_prefix_len(prompts[0], prompts[trunk])
+    cache = prefix_cache(model, {trunk: run_trunk(model, prompts[trunk], max(batch.shared))}, batch)
     branch = fork(cache)
     rows = [prompts[i][s:] for i, s in zip(batch.rows, batch.shared)]
     n = max(map(len, rows))
@@ -115,6 +127,23 @@ def test_prefix_cache_equals_full_forward(tokenizer):
             assert (last[row] - full).abs().max() < 1e-4
     assert cache.length == max(batch.shared)  # the fork grew, the original did not
     assert branch.length == cache.length + n
+
+
+def test_reuse_plan_is_kept_only_when_it_runs_fewer_tokens():
+    shared = list(range(100, 160))  # 60 common tokens, then 5 own ones
+    prompts = [shared + [i] * 5 for i in range(6)]
+    plain = plan_batches(prompts, [list(range(6))], batch_size=3, reuse=False)
+    reused = plan_batches(prompts, [list(range(6))], batch_size=3, reuse=True)
+    assert all(t is None for b in plain for t in b.trunks)
+    assert any(t is not None for b in reused for t in b.trunks)
+    assert plan_cost(prompts, reused) < plan_cost(prompts, plain) == 6 * 65
+    # two prompts sharing one token of very different lengths: the trunk would save nothing, so no reuse
+    short = [[7, 1, 2], [7] + list(range(200, 260))]
+    assert plan_batches(short, [[0, 1]], batch_size=2, reuse=True) == plan_batches(short, [[0, 1]], 2, reuse=False)
+    # rows of two groups fill one batch, each on its own trunk
+    two = [shared + [i] * 5 for i in range(2)] + [[9] * 60 + [i] * 5 for i in range(2)]
+    (batch,) = plan_batches(two, [[0, 1], [2, 3]], batch_size=4, reuse=True)
+    assert len({t for t in batch.trunks}) == 2 and sorted(batch.rows) == [0, 1, 2, 3]
 
 
 def test_context_longer_than_the_model_is_refused(tokenizer):
