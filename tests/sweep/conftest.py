@@ -16,7 +16,15 @@ def ray_runtime(tmp_path_factory):
     cache = tmp_path_factory.mktemp("sweep-cache")
     old = os.environ.get("INTERP_CACHE")
     os.environ["INTERP_CACHE"] = str(cache)  # workers inherit it: their statistics stay private
-    rt = runtime.start(workers=2)
+    trusted = os.environ.get("INTERP_SPEC_MODULES")
+    os.environ["INTERP_SPEC_MODULES"] = "tests"  # the workers may run the test specs' fake analysis
+    try:
+        rt = runtime.start(workers=2)
+    finally:
+        if trusted is None:
+            os.environ.pop("INTERP_SPEC_MODULES")
+        else:
+            os.environ["INTERP_SPEC_MODULES"] = trusted
     yield rt
     rt.ray.shutdown()
     if old is None:

@@ -91,6 +91,7 @@ def test_report_on_workers_equals_the_serial_report(ray_runtime, shard_root, tmp
     from interp.sweep.tasks.report import run_experiments
     from tests.sweep.tiny_char import tiny_char_model
 
+    monkeypatch.setenv("INTERP_SPEC_MODULES", "tests")  # the specs name a fake analysis in tests/
     folder = tmp_path / "experiments"
     folder.mkdir()
     for i, name in enumerate(("alpha", "beta")):

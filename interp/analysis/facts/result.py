@@ -17,6 +17,7 @@ from interp.analysis.facts.neurons import FactNeurons
 from interp.analysis.facts.params import CATEGORIES, NEURON_FLAGS, TRACE_FLAGS, NeuronParams, TraceParams
 from interp.analysis.result import Finding, ResultBase
 from interp.figures import new_figure
+from interp.markdown import escape
 
 CMAPS = {"resid": "Purples", "mlp": "Greens", "attn": "Reds"}
 KIND_LABEL = {"resid": "residual stream (block output)", "mlp": "MLP output", "attn": "attention output"}
@@ -153,8 +154,8 @@ class TraceResult(ResultBase):
     def findings(self) -> list[Finding]:
         tr, out = self.single, []
         for kind, pk in self.peaks().items():
-            out.append(self.finding(f"peak_{kind}", f"Restoring the {KIND_LABEL[kind]} at `{pk['token']}` in layer "
-                                    f"{pk['layer']} brings p({tr.case.target}) back from {tr.p_corrupted:.3f} to "
+            out.append(self.finding(f"peak_{kind}", f"Restoring the {KIND_LABEL[kind]} at {escape(repr(pk['token']))} in layer "
+                                    f"{pk['layer']} brings p({escape(tr.case.target)}) back from {tr.p_corrupted:.3f} to "
                                     f"{pk['p']:.3f} (clean {tr.p_clean:.3f}).", pk["layer"], "layer"))
         if self.facts:
             for kind, pk in self.averaged_peaks().items():
@@ -166,14 +167,14 @@ class TraceResult(ResultBase):
     def summary_markdown(self) -> str:
         tr = self.single
         lines = [f"# Causal tracing on {self.model}", "",
-                 f"Prompt: `{tr.case.prompt.replace('{}', tr.case.subject)}` (subject `{tr.case.subject}`), answer "
-                 f"`{tr.case.target}`. Noise {self.params.noise} x sigma = {self.params.noise * self.sigma:.4f} on "
+                 f"Prompt: {escape(repr(tr.case.prompt.replace('{}', tr.case.subject)))} (subject "
+                 f"{escape(repr(tr.case.subject))}), answer {escape(repr(tr.case.target))}. Noise {self.params.noise} x sigma = {self.params.noise * self.sigma:.4f} on "
                  f"the subject embeddings, {self.params.samples} samples (seed {self.params.seed}), window "
                  f"{self.params.window}.", "",
                  f"p_clean = {tr.p_clean:.3f}, p_corrupted = {tr.p_corrupted:.3f}.", "",
                  "| kind | peak token | peak layer | p restored | indirect effect |", "|---|---|---|---|---|"]
         for kind, pk in self.peaks().items():
-            lines.append(f"| {kind} | `{pk['token']}` (#{pk['position']}) | {pk['layer']} | {pk['p']:.3f} | {pk['ie']:+.3f} |")
+            lines.append(f"| {kind} | {escape(repr(pk['token']))} (#{pk['position']}) | {pk['layer']} | {pk['p']:.3f} | {pk['ie']:+.3f} |")
         if self.facts:
             j = self.to_json()["averaged"]
             lines += ["", f"## Average over {j['n_facts']} facts", "",
@@ -315,12 +316,12 @@ class NeuronResult(ResultBase):
                  "| relation | facts | without neurons | refinement (p -> mean neurons) |", "|---|---|---|---|"]
         for r in self.relations():
             steps = ", ".join(f"{h['p']}->{h['mean_count']:g}" for h in r["steps"])
-            lines.append(f"| {r['relation'] if r['relation'] is not None else '-'} | {r['facts']} | "
+            lines.append(f"| {escape(r['relation']) if r['relation'] is not None else '-'} | {r['facts']} | "
                          f"{r['without_neurons']} | {steps} |")
         lines += ["", "| fact | prompts | neurons (layer:unit, score) | per-prompt counts |", "|---|---|---|---|"]
         for f in self.facts:
             ns = ", ".join(f"L{l}:{u} ({s:.3g})" for l, u, s in f.neurons) or "none consistent"
-            lines.append(f"| {f.case_id if f.case_id is not None else '-'} ({f.target}) | {len(f.prompts)} | {ns} | "
+            lines.append(f"| {escape(f.case_id) if f.case_id is not None else '-'} ({escape(f.target)}) | {len(f.prompts)} | {ns} | "
                          f"{f.per_prompt_counts} |")
         lines += ["", f"Change of p(true) (relative %, mean delta p); random = same count from the same layers, "
                       f"{self.params.random_seeds} seeds:", "",

@@ -9,6 +9,7 @@ import pandas as pd
 from interp.analysis.overview.params import CLI_FLAGS, OverviewParams
 from interp.analysis.result import Finding, ResultBase
 from interp.figures import new_figure
+from interp.markdown import escape
 
 
 @dataclass(repr=False)
@@ -50,7 +51,7 @@ class OverviewResult(ResultBase):
         out = []
         for i, (prompt, rows) in enumerate(self.logit_lens.groupby("prompt", sort=False)):
             top = self._top(prompt)
-            out.append(self.finding(f"top_next_{i}", f"\"{prompt}\" → {top.token!r} with p = {top.prob:.3f}.",
+            out.append(self.finding(f"top_next_{i}", f"{escape(repr(prompt))} → {escape(repr(top.token))} with p = {top.prob:.3f}.",
                                     float(top.prob), "probability"))
         return out
 
@@ -61,7 +62,8 @@ class OverviewResult(ResultBase):
             top = self._top(prompt)
             first = rows[rows.answer_rank == 0].layer
             depth = f"first top-1 under the logit lens after layer {int(first.iloc[0])}" if len(first) else "never top-1 before the last layer"
-            lines.append(f"- \"{prompt}\" → {top.token!r} with p = {top.prob:.3f}; {depth} of {c['n_layers']}.")
+            lines.append(f"- {escape(repr(prompt))} → {escape(repr(top.token))} with p = {top.prob:.3f}; {depth} of "
+                         f"{c['n_layers']}.")
         lines += ["", f"**{self.model}**: {c['n_layers']} layers, d_model {c['d_model']}, {c['n_heads']} query heads "
                   f"({c['n_kv_heads']} key/value), d_mlp {c['d_mlp']}, vocabulary {c['d_vocab']}."]
         return "\n".join(lines)

@@ -9,6 +9,7 @@ import pandas as pd
 from interp.analysis.patching.params import CLI_FLAGS, PatchParams
 from interp.analysis.result import Finding, ResultBase
 from interp.figures import new_figure
+from interp.markdown import escape
 from interp.patching.result import PatchResult
 
 
@@ -81,7 +82,7 @@ class PatchReport(ResultBase):
     def summary_markdown(self) -> str:
         first = next(iter(self.results.values()))
         lines = [f"Patching `{self.params.kind}` of **{self.model}**, {self.params.direction}: logit difference "
-                 f"{self.params.answer!r} - {self.params.wrong!r} is {float(first.clean.mean()):.2f} on the clean "
+                 f"{escape(repr(self.params.answer))} - {escape(repr(self.params.wrong))} is {float(first.clean.mean()):.2f} on the clean "
                  f"prompt and {float(first.corrupted.mean()):.2f} on the corrupted one.", ""]
         lines += [f"- {f.text}" for f in self.findings()]
         return "\n".join(lines)
