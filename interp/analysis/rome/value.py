@@ -43,7 +43,8 @@ class ValueResult:
     v0_norm: float
     nll_before: float
     nll_after: float
-    steps: int
+    steps: int  # forward passes of the optimisation loop
+    v0: torch.Tensor | None = None  # the value delta is added to (the reference's target_init when taken at the bare prompt)
 
 
 @contextlib.contextmanager
@@ -101,41 +102,113 @@ def _logprobs(model, resid: torch.Tensor) -> torch.Tensor:
     return F.log_softmax(model.logits_from_resid(resid).float(), dim=-1)
 
 
+class _Suffix:
+    """The part of the batch that depends on delta, and the cached rest (``ROMEParams.reuse_prefix``).
+
+    delta enters at each row's subject token, so every column before the first of them, c = min(sub_idx), is
+    the same at every step in every layer: its keys and values from the edited layer on are computed once
+    (a KV cache), and each step runs only columns c.. through the layers, attending to the cached ones.
+    Without reuse c = 0 and the cache is empty: the whole batch runs every step."""
+
+    def __init__(self, model, resid_in: torch.Tensor, mask: torch.Tensor, layer: int, reuse: bool,
+                 sub_idx: torch.Tensor):
+        from interp.model.transformer import KVCache
+
+        self.model, self.layer = model, layer
+        self.c = int(sub_idx.min()) if reuse else 0
+        self.resid, self.mask = resid_in[:, self.c:], mask[:, self.c:]
+        self.prefix = None
+        if self.c > 0:
+            cache = KVCache(model.cfg.n_layers)
+            with torch.no_grad():
+                model(resid_in[:, :self.c], attention_mask=mask[:, :self.c], start_at_layer=layer, past_kv=cache,
+                      return_type=None)
+            self.prefix = cache
+
+    def _view(self):
+        """A fresh cache over the prefix's tensors (a forward appends to its cache; the prefix stays as is)."""
+        from interp.model.components.attention import LayerCache
+        from interp.model.transformer import KVCache
+
+        if self.prefix is None:
+            return None
+        view = KVCache(len(self.prefix.layers))
+        for mine, theirs in zip(view.layers, self.prefix.layers):
+            mine.k, mine.v = theirs.k, theirs.v
+        view.positions, view.mask = self.prefix.positions, self.prefix.mask
+        return view
+
+    def run(self) -> torch.Tensor:
+        """The final residual stream of columns c.. (b, n - c, d_model)."""
+        return self.model(self.resid, attention_mask=self.mask, start_at_layer=self.layer, past_kv=self._view(),
+                          return_type="resid")
+
+
+def _capture_at(module: nn.Module, row: int, idx: int, store: dict):
+    """A forward hook that keeps module's output at [row, idx] (the value before any delta) in store["v"]."""
+
+    def hook(_mod, _inp, out):
+        store["v"] = out[row, idx].detach().float().clone()
+
+    return module.register_forward_hook(hook)
+
+
 def optimise_delta(model, request: EditRequest, contexts: Sequence[str], layer: int, module: nn.Module,
-                   v0: torch.Tensor, params: ROMEParams = ROMEParams(),
+                   v0: torch.Tensor | None, params: ROMEParams = ROMEParams(),
                    shares: torch.Tensor | None = None) -> ValueResult:
     """Find delta (d_model,) added to `module`'s output at the subject's last token (see module docstring).
-    `layer` is the block that holds `module`; v0 is the unedited value there (sets the norm scale).
+    `layer` is the block that holds `module`; v0 is the unedited value there (sets the norm scale); None
+    takes the value at the bare prompt (contexts[0]), as the reference's target_init.
     shares (len(contexts) + 1,): the fraction of delta each prompt (the prefixed prompts, then the KL
     prompt) receives; None gives every prompt all of it."""
     tokens, mask, sub_idx, pred_pos, tgt = _prompts(model, request, contexts, params.kl_prompt)
     b = tokens.shape[0]
     n_rw = b - 1
-    rows = torch.arange(b, device=tokens.device)
-    v0_norm = float(v0.norm())
+    reference_loop = params.early_stop == "loss"
     with frozen(model):
         with torch.no_grad():
             resid_in = model(tokens, attention_mask=mask, stop_at_layer=layer)  # (b, p, d_model)
-            final = model(resid_in, attention_mask=mask, start_at_layer=layer, return_type="resid")
-            kl_ref = _logprobs(model, final[-1, -1])  # (vocab,) next token after "{subject} is a"
+            suffix = _Suffix(model, resid_in, mask, layer, params.reuse_prefix, sub_idx)
+            store: dict = {}
+            handle = _capture_at(module, 0, int(sub_idx[0]) - suffix.c, store)
+            try:
+                final = suffix.run()
+            finally:
+                handle.remove()
+        if v0 is None:
+            v0 = store["v"]
+        v0_norm = float(v0.norm())
+        rows = torch.arange(b, device=tokens.device)
+        idx = sub_idx - suffix.c
+        pred = pred_pos - suffix.c
+        kl_pos = int(idx[-1]) if params.kl_at == "subject" else final.shape[1] - 1
+        kl_ref = _logprobs(model, final[-1, kl_pos]).detach()  # (vocab,) the unedited next-token distribution
         delta = torch.zeros(model.cfg.d_model, device=tokens.device, requires_grad=True)
         opt = torch.optim.Adam([delta], lr=params.lr)
         nll_before = nll_val = float("nan")
         step = 0
         for step in range(1, params.steps + 1):
             opt.zero_grad()
-            with add_at(module, rows, sub_idx, delta, shares):
-                final = model(resid_in, attention_mask=mask, start_at_layer=layer, return_type="resid")
-            lp = _logprobs(model, final[:n_rw][:, pred_pos])  # (n_rw, len(tgt), vocab)
+            with add_at(module, rows, idx, delta, shares):
+                final = suffix.run()
+            lp = _logprobs(model, final[:n_rw][:, pred])  # (n_rw, len(tgt), vocab)
             nll = -lp.gather(-1, tgt.expand(n_rw, -1)[..., None])[..., 0].mean()
-            kl_lp = _logprobs(model, final[-1, -1])
-            kl = F.kl_div(kl_lp, kl_ref, log_target=True, reduction="sum")
-            decay = params.weight_decay * delta.norm() ** 2 / v0_norm ** 2
+            kl_lp = _logprobs(model, final[-1, kl_pos])
+            if params.kl_direction == "edited":  # the reference: KL(p_delta || p_orig)
+                kl = F.kl_div(kl_ref, kl_lp, log_target=True, reduction="sum")
+            else:  # ours: KL(p_orig || p_delta)
+                kl = F.kl_div(kl_lp, kl_ref, log_target=True, reduction="sum")
+            if params.decay == "norm":  # the reference: ||delta|| / ||v0||^2
+                decay = params.weight_decay * delta.norm() / v0_norm ** 2
+            else:  # ours: ||delta||^2 / ||v0||^2
+                decay = params.weight_decay * delta.norm() ** 2 / v0_norm ** 2
             loss = nll + params.kl_weight * kl + decay
             nll_val = float(nll.detach())
             if step == 1:
                 nll_before = nll_val
-            if nll_val < params.early_stop_nll:
+            if (float(loss.detach()) if reference_loop else nll_val) < params.early_stop_nll:
+                break
+            if reference_loop and step == params.steps:  # the reference evaluates its last step without updating
                 break
             loss.backward()
             opt.step()
@@ -143,4 +216,4 @@ def optimise_delta(model, request: EditRequest, contexts: Sequence[str], layer: 
                 limit = params.clamp_norm_factor * v0_norm
                 if delta.norm() > limit:
                     delta.mul_(limit / delta.norm())
-    return ValueResult(delta.detach().clone(), v0_norm, nll_before, nll_val, step)
+    return ValueResult(delta.detach().clone(), v0_norm, nll_before, nll_val, step, v0.detach().clone())
