@@ -61,6 +61,16 @@ def _states(model, requests: Sequence[EditRequest], contexts: Sequence[str], lay
     return torch.cat([keys.mean(1), keys[:, 0]]), torch.cat([h.mean(1), h[:, 0]])
 
 
+def layer_update(keys: torch.Tensor, resid: torch.Tensor, c: torch.Tensor, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """MEMIT's least-squares update of one layer, in float64 on the CPU: left (d_model, n) = R^T and right
+    (n, d_mlp) = K (lambda C + K^T K)^-1, so delta W = left @ right moves each key k_i by about R_i (exactly as
+    lambda -> 0 when the keys are independent) and typical keys little. keys (n, d_mlp), resid (n, d_model)."""
+    k = keys.double().cpu()
+    a = lam * c.double() + k.T @ k  # (d_mlp, d_mlp)
+    right = torch.linalg.solve(a, k.T).T  # (n, d_mlp); A is symmetric
+    return resid.double().cpu().T, right
+
+
 def memit_edit(model, requests: Sequence[EditRequest], params: MEMITParams = MEMITParams(), apply: bool = True,
                progress: Progress | None = None, stats: StatsCache | None = None) -> Edit:
     """Compute (and by default apply) one MEMIT edit for all `requests`."""
@@ -100,11 +110,7 @@ def memit_edit(model, requests: Sequence[EditRequest], params: MEMITParams = MEM
         for j, layer in enumerate(layers):
             keys, h = _states(model, requests, contexts, layer, last, rows)  # (rows, d_mlp), (rows, d_model)
             resid = (z - h) / (len(layers) - j)  # (rows, d_model)
-            c = covs[layer].double()
-            k = keys.double().cpu()
-            a = params.lam * c + k.T @ k  # (d_mlp, d_mlp)
-            right = torch.linalg.solve(a, k.T).T  # (n, d_mlp) = K (lambda C + K^T K)^-1 (A is symmetric)
-            left = resid.double().cpu().T  # (d_model, n)
+            left, right = layer_update(keys, resid, covs[layer], params.lam)
             w = model.blocks[layer].mlp.w_out
             ld = LayerDelta(layer, left.float().to(w.device), right.float().to(w.device), weight_hash(w))
             with torch.no_grad():
