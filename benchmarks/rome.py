@@ -24,6 +24,7 @@ import argparse
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -117,8 +118,18 @@ def main() -> None:
     ap.add_argument("--memit-n", type=int, default=10, help="facts in the MEMIT batch")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=str(Path(__file__).with_suffix(".md")))
+    ap.add_argument("--raw", default=str(Path(tempfile.gettempdir()) / "rome-bench-raw.pt"),
+                    help="where the raw timings are kept")
+    ap.add_argument("--from-raw", action="store_true", help="only rewrite the tables from --raw")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.from_raw:
+        from interp.analysis.rome.hparams import default_memit_layers as dml
+        from interp.analysis.rome.hparams import default_layer
+
+        raw = torch.load(args.raw, weights_only=False)
+        write(args, raw, default_layer(args.model, 30), dml(args.model, 30), len(raw["mres"]["peer"][1][1]), 4000)
+        return
     from interp.analysis.facts.records import load_facts
     from interp.analysis.rome import EditRequest, MEMITParams, ROMEParams, memit_edit, rome_edit
     from interp.analysis.rome.covariance import StatsCache, sample_corpus, second_moment
@@ -154,6 +165,8 @@ def main() -> None:
                 e = rome_edit(model, r, params, stats=stats)
             secs.append(time.perf_counter() - t)
             steps.append(e.info["steps"])
+            print(f"rome {params.update} peer={peer} cache={params.reuse_prefix} {f.subject}: {secs[-1]:.1f} s, "
+                  f"{e.info['steps']} steps", file=sys.stderr, flush=True)
             out.append((e.deltas[0].matrix.clone(), scores([f])[0]))
             e.undo(model)
         return secs, out, steps
@@ -167,6 +180,7 @@ def main() -> None:
         else:
             e = memit_edit(model, reqs, params, stats=stats)
         sec = time.perf_counter() - t
+        print(f"memit {params.update} peer={peer}: {sec:.1f} s", file=sys.stderr, flush=True)
         out = ([d.matrix.clone() for d in e.deltas], scores(memit_facts))
         steps = [z["steps"] for z in e.info["z"]]
         e.undo(model)
@@ -207,6 +221,15 @@ def main() -> None:
                 os.environ.pop("INTERP_CACHE", None)
             else:
                 os.environ["INTERP_CACHE"] = old
+
+        raw = {"res": res, "mres": mres, "t": (t_corpus, t_keys, t_ctx), "load_start": load_start}
+        torch.save(raw, args.raw)
+    write(args, raw, layer, memit_layers, len(memit_facts), ours.stats.n_tokens)
+
+
+def write(args, raw, layer, memit_layers, n_memit, n_tokens) -> None:
+    """The Markdown tables from the raw results (saved first, so a table can be rewritten with --from-raw)."""
+    res, mres, (t_corpus, t_keys, t_ctx), load_start = raw["res"], raw["mres"], raw["t"], raw["load_start"]
 
     def mean(xs):
         return statistics.mean(xs)
@@ -254,7 +277,7 @@ def main() -> None:
         s = r[1][1]
         return " / ".join(f"{mean([x[i] for x in s]):.2f}" for i in range(3))
 
-    lines += ["", f"MEMIT layers {list(memit_layers)}, one batch of {len(memit_facts)} known facts:", "",
+    lines += ["", f"MEMIT layers {list(memit_layers)}, one batch of {n_memit} known facts:", "",
               "| MEMIT | s / fact | peer / this | z steps (mean) | ES / PS / NS after | max abs diff of the update vs peer |",
               "|---|---|---|---|---|---|"]
     for name, key in (("peer: original MEMIT, the authors' loop", "peer"), ("ours, original MEMIT (`--reference`)", "orig"),
@@ -264,8 +287,8 @@ def main() -> None:
                                          f"{'identical' if r[1][1] == mres['peer'][1][1] else 'DIFFER'})")
         lines.append(f"| {name} | {r[0]:.1f} | {mpeer / r[0]:.1f}x | {mean(r[2]):.1f} | {mscores(r)} | {diff} |")
     lines += ["", "One-time costs (fresh cache):", "", "| step | size | seconds |", "|---|---|---|",
-              f"| sample corpus (per model) | {ours.stats.n_tokens} tokens | {t_corpus:.1f} |",
-              f"| key second moment, layer {layer} (per layer) | {ours.stats.n_tokens} tokens | {t_keys:.1f} |",
+              f"| sample corpus (per model) | {n_tokens} tokens | {t_corpus:.1f} |",
+              f"| key second moment, layer {layer} (per layer) | {n_tokens} tokens | {t_keys:.1f} |",
               f"| context templates (per model) | 20 prefixes | {t_ctx:.1f} |"]
     text = "\n".join(lines) + "\n"
     print(text)
