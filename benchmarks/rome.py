@@ -117,6 +117,9 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=3, help="facts edited one at a time by ROME")
     ap.add_argument("--memit-n", type=int, default=10, help="facts in the MEMIT batch")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--warm", action="store_true",
+                    help="use the statistics already cached (no one-time costs measured)")
+    ap.add_argument("--no-ablation", action="store_true", help="skip the rows without the prefix cache")
     ap.add_argument("--out", default=str(Path(__file__).with_suffix(".md")))
     ap.add_argument("--raw", default=str(Path(tempfile.gettempdir()) / "rome-bench-raw.pt"),
                     help="where the raw timings are kept")
@@ -188,7 +191,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         old = os.environ.get("INTERP_CACHE")
-        os.environ["INTERP_CACHE"] = tmp  # cold cache: the one-time cost is measured, not a cache hit
+        if not args.warm:
+            os.environ["INTERP_CACHE"] = tmp  # cold cache: the one-time cost is measured, not a cache hit
         try:
             stats = StatsCache()
             t = time.perf_counter()
@@ -203,13 +207,13 @@ def main() -> None:
             for l in memit_layers:
                 second_moment(model, l, ours.stats, cache=stats)
             context_templates(model, MEMITParams.reference().rome.context_lengths, ours.context_seed, stats)
-            res = {
-                "peer": run_rome(original, peer=True),
-                "orig-nocache": run_rome(replace(original, reuse_prefix=False)),
-                "orig": run_rome(original),
-                "ours-nocache": run_rome(replace(ours, reuse_prefix=False)),
-                "ours": run_rome(ours),
-            }
+            res = {"peer": run_rome(original, peer=True)}
+            if not args.no_ablation:
+                res["orig-nocache"] = run_rome(replace(original, reuse_prefix=False))
+            res["orig"] = run_rome(original)
+            if not args.no_ablation:
+                res["ours-nocache"] = run_rome(replace(ours, reuse_prefix=False))
+            res["ours"] = run_rome(ours)
             mref = MEMITParams.reference()
             mres = {
                 "peer": run_memit(mref, peer=True),
@@ -222,7 +226,7 @@ def main() -> None:
             else:
                 os.environ["INTERP_CACHE"] = old
 
-        raw = {"res": res, "mres": mres, "t": (t_corpus, t_keys, t_ctx), "load_start": load_start}
+        raw = {"res": res, "mres": mres, "t": (t_corpus, t_keys, t_ctx), "load_start": load_start, "warm": args.warm}
         torch.save(raw, args.raw)
     write(args, raw, layer, memit_layers, len(memit_facts), ours.stats.n_tokens)
 
@@ -246,21 +250,26 @@ def write(args, raw, layer, memit_layers, n_memit, n_tokens) -> None:
 
     peer_s = mean(res["peer"][0])
     rows = [
-        ("peer: original ROME, the authors' loop", res["peer"], "-"),
-        ("ours, original ROME, no prefix cache", res["orig-nocache"], "peer"),
-        ("ours, original ROME (`--reference`)", res["orig"], "peer"),
-        ("ours, default, no prefix cache", res["ours-nocache"], "-"),
-        ("ours, default", res["ours"], "ours, no cache"),
+        ("peer: original ROME, the authors' loop", "peer", "-"),
+        ("ours, original ROME, no prefix cache", "orig-nocache", "peer"),
+        ("ours, original ROME (`--reference`)", "orig", "peer"),
+        ("ours, default, no prefix cache", "ours-nocache", "-"),
+        ("ours, default", "ours", "ours, no cache"),
     ]
     lines = [f"# ROME / MEMIT timing on {args.model}", "",
              f"`.venv/bin/python benchmarks/rome.py --model {args.model} --n {args.n} --memit-n {args.memit_n} "
-             f"--threads {args.threads}`; torch {torch.__version__}, {platform.machine()}, {torch.get_num_threads()} "
+             f"--threads {args.threads}{' --warm' if args.warm else ''}{' --no-ablation' if args.no_ablation else ''}`; torch {torch.__version__}, {platform.machine()}, {torch.get_num_threads()} "
              f"threads, CPU, fp32; load average at the start {load_start:.1f}, at the end {os.getloadavg()[0]:.1f} "
              "(other jobs shared the 2 cores: compare the ratios, not the seconds).", "",
              f"ROME layer {layer}, {args.n} known facts one at a time, statistics cached:", "",
              "| ROME | s / edit | peer / this | loop steps (mean) | ES / PS / NS after | max abs diff of the update vs the row compared |",
              "|---|---|---|---|---|---|"]
-    for name, (secs, out, steps), cmp in rows:
+    for name, key, cmp in rows:
+        if key not in res:
+            continue
+        secs, out, steps = res[key]
+        if cmp == "ours, no cache" and "ours-nocache" not in res:
+            cmp = "-"
         if cmp == "peer":
             diff = f"{max_diff(out, res['peer'][1]):.1e} (vs peer; scores {'identical' if same_scores(out, res['peer'][1]) else 'DIFFER'})"
         elif cmp == "ours, no cache":
@@ -286,10 +295,13 @@ def write(args, raw, layer, memit_layers, n_memit, n_tokens) -> None:
         diff = "-" if key != "orig" else (f"{mdiff(r, mres['peer']):.1e} (scores "
                                          f"{'identical' if r[1][1] == mres['peer'][1][1] else 'DIFFER'})")
         lines.append(f"| {name} | {r[0]:.1f} | {mpeer / r[0]:.1f}x | {mean(r[2]):.1f} | {mscores(r)} | {diff} |")
-    lines += ["", "One-time costs (fresh cache):", "", "| step | size | seconds |", "|---|---|---|",
-              f"| sample corpus (per model) | {n_tokens} tokens | {t_corpus:.1f} |",
-              f"| key second moment, layer {layer} (per layer) | {n_tokens} tokens | {t_keys:.1f} |",
-              f"| context templates (per model) | 20 prefixes | {t_ctx:.1f} |"]
+    if raw.get("warm"):
+        lines += ["", "Statistics and contexts read from the existing cache (`--warm`): one-time costs not measured."]
+    else:
+        lines += ["", "One-time costs (fresh cache):", "", "| step | size | seconds |", "|---|---|---|",
+                  f"| sample corpus (per model) | {n_tokens} tokens | {t_corpus:.1f} |",
+                  f"| key second moment, layer {layer} (per layer) | {n_tokens} tokens | {t_keys:.1f} |",
+                  f"| context templates (per model) | 20 prefixes | {t_ctx:.1f} |"]
     text = "\n".join(lines) + "\n"
     print(text)
     out = Path(args.out)
