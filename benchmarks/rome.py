@@ -76,7 +76,7 @@ def peer_optimise_delta(model, request, contexts, layer, module, v0, params, sha
                 kl = params.kl_weight * F.kl_div(kl_init, kl_lp, log_target=True, reduction="batchmean")
                 init = state["init"]
                 loss = nll + kl + params.weight_decay * delta.norm() / init.norm() ** 2
-                nll_val = float(nll)
+                nll_val = float(nll.detach())
                 if it == 0:
                     nll_before = nll_val
                 if loss < params.early_stop_nll or it == params.steps - 1:
