@@ -13,7 +13,10 @@ from cli.common import model_options, output_options, run_analysis, seed_option,
 
 def _stats_options(f):
     f = click.option("--reference", is_flag=True,
-                     help="The reference ROME/MEMIT update: delta at the mean key k* only, not also at the bare prompt's key.")(f)
+                     help="The original ROME/MEMIT, as the authors' code computes it (update and v*/z objective).")(f)
+    f = click.option("--update", type=click.Choice(["ours", "original", "r-rome"]), default=None,
+                     help="ROME's rank-one update: ours (default), original (the authors' code), r-rome (the paper's "
+                          "equation); with --reference the v* objective is the reference's.")(f)
     f = click.option("--stats-tokens", type=int, default=None,
                      help="Tokens of text for the key statistics C (default 4000, sampled from the model, cached).")(f)
     f = click.option("--corpus", type=click.Path(exists=True, path_type=Path), default=None,
@@ -21,7 +24,7 @@ def _stats_options(f):
     return f
 
 
-def _rome_params(layer, stats_tokens, corpus, reference, seed):
+def _rome_params(layer, stats_tokens, corpus, reference, seed, update=None):
     from cli.checks import at_least, text_source
     from interp.analysis.rome import ROMEParams, StatsParams
 
@@ -31,12 +34,14 @@ def _rome_params(layer, stats_tokens, corpus, reference, seed):
 
     stats = StatsParams(corpus=str(corpus) if corpus else None, n_tokens=stats_tokens or StatsParams.n_tokens,
                         seed=seed)
-    return ROMEParams(layer=layer, stats=stats, fit_bare_key=not reference, value_through_update=not reference,
-                      context_seed=seed)
+    common = dict(layer=layer, stats=stats, context_seed=seed)
+    if reference:
+        return ROMEParams.reference(**common, **({"update": update} if update else {}))
+    return ROMEParams(**common, update=update or "ours")
 
 
 def edit_params(prompt, subject, target, layer, save, load, undo, export, gen_tokens, stats_tokens, corpus,
-                reference, seed, **_):
+                reference, seed, update=None, **_):
     """The EditParams these options stand for; files that would be overwritten are refused before loading."""
     from interp.analysis.rome.key import EditRequest
     from interp.analysis.rome.params import EditParams
@@ -54,7 +59,7 @@ def edit_params(prompt, subject, target, layer, save, load, undo, export, gen_to
         EditRequest(prompt, subject, target)  # checks the prompt, subject and target before loading
     return EditParams(prompt=prompt, subject=subject, target=target, load=str(load) if load else None,
                       save=str(save) if save else None, export=str(export) if export else None, undo=undo,
-                      gen_tokens=gen_tokens, rome=_rome_params(layer, stats_tokens, corpus, reference, seed))
+                      gen_tokens=gen_tokens, rome=_rome_params(layer, stats_tokens, corpus, reference, seed, update))
 
 
 @click.command()
@@ -96,8 +101,10 @@ edit.params_from_options = edit_params
 
 
 def edit_eval_params(facts, limit, sample, all_facts, method, edits, layer, layers, gen_tokens, gen_prompts,
-                     stats_tokens, corpus, reference, seed, **_):
+                     stats_tokens, corpus, reference, seed, update=None, **_):
     """The EditEvalParams these options stand for."""
+    from dataclasses import replace
+
     from interp.analysis.rome import EditEvalParams, MEMITParams
     from interp.errors import InvalidInputError
 
@@ -106,7 +113,7 @@ def edit_eval_params(facts, limit, sample, all_facts, method, edits, layer, laye
     at_least("--limit", limit)
     at_least("--gen-tokens", gen_tokens)
     at_least("--gen-prompts", gen_prompts)
-    rp = _rome_params(layer, stats_tokens, corpus, reference, 0)
+    rp = _rome_params(layer, stats_tokens, corpus, reference, 0, update)
     try:
         layer_tuple = tuple(int(x) for x in layers.split(",")) if layers else None
     except ValueError:
@@ -115,8 +122,12 @@ def edit_eval_params(facts, limit, sample, all_facts, method, edits, layer, laye
         raise InvalidInputError(f"--layers names a layer twice: {layers!r}.")
     for value in layer_tuple or ():
         at_least("--layers", value, 0)
+    if reference:  # MEMIT's own contexts, clamp and steps; the layer statistics as asked
+        memit = MEMITParams.reference(layers=layer_tuple, rome=replace(MEMITParams.reference().rome, stats=rp.stats))
+    else:
+        memit = MEMITParams(layers=layer_tuple, rome=rp)
     return EditEvalParams(facts=str(facts), limit=limit, sample=sample, known_only=not all_facts, method=method,
-                          edits=edits, rome=rp, memit=MEMITParams(layers=layer_tuple, rome=rp), gen_tokens=gen_tokens,
+                          edits=edits, rome=rp, memit=memit, gen_tokens=gen_tokens,
                           n_gen_prompts=gen_prompts, seed=seed)
 
 
@@ -132,7 +143,8 @@ def edit_eval_params(facts, limit, sample, all_facts, method, edits, layer, laye
               help="Facts edited together before evaluation: sequential ROME edits, or one MEMIT batch.")
 @click.option("--layer", type=int, default=None, help="ROME layer (default per model).")
 @click.option("--layers", default=None, help="MEMIT layers, comma-separated (default per model).")
-@click.option("--gen-tokens", type=int, default=30, show_default=True, help="Tokens generated per prompt for fluency.")
+@click.option("--gen-tokens", type=int, default=100, show_default=True,
+              help="New tokens generated per generation prompt for fluency (the paper: 100).")
 @click.option("--gen-prompts", type=int, default=2, show_default=True, help="Generation prompts per fact for fluency.")
 @_stats_options
 @seed_option

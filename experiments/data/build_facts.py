@@ -7,9 +7,12 @@ attribute prompts. Each candidate is checked with the real models through ``tran
 straight from the GGUF files, fp32) and kept only when:
 
 - SmolLM2-135M's greedy next token after ``prompt.format(subject)`` is the first token of
-  ``" " + target_true`` (facts in ``PINNED`` are kept if any model knows them);
-- p(target_true) > p(target_new) (first tokens) on at least 4/5 of its neighbourhood prompts; the
-  failing neighbours are dropped and at least 5 must remain.
+  ``" " + target_true`` (facts in ``PINNED`` are kept if any model knows them).
+
+The neighbourhood prompts are the group's other subjects in the rewrite prompt and then the paraphrase
+templates, the first 8, chosen by relation and object only, as CounterFact's: no model is asked whether it
+answers them (an earlier version kept only neighbours SmolLM2 got right, which made NS before the edit 1.00
+by construction).
 
 Paraphrases are picked, two per fact, from the relation's templates, preferring ones SmolLM2 answers
 correctly and keeping one that opens with an unrelated sentence. Each fact records ``known_by`` (the
@@ -275,11 +278,10 @@ def build(smol: Scorer, others: list[Scorer]) -> list[FactRecord]:
         alternatives = [t for t in (*rel.groups, *rel.other_targets) if t != target]
         new = FIRST[2] if (rel.rid, subject) == FIRST[:2] else alternatives[i % len(alternatives)]
 
+        # CounterFact's neighbours: the other subjects with the same relation and true object, in the rewrite
+        # prompt then the paraphrase templates; chosen without asking any model, so NS before the edit is measured
         mates = [s for s in rel.groups[target] if s != subject]
-        neighbours = [_fill(t, s) for t in (rel.prompt, rel.paraphrases[0]) for s in mates]
-        passed = [p for p in neighbours if smol.prefers(p, target, new)]
-        if len(passed) < max(5, 0.8 * len(neighbours)):  # at least 4/5 pass, and 5 remain
-            continue
+        neighbours = [_fill(t, s) for t in (rel.prompt, *rel.paraphrases[:2]) for s in mates]
         attributes = [p for p in (_fill(rel.prompt, s) for s in rel.groups.get(new, ()))
                       if smol.prefers(p, new, target)]
 
@@ -299,7 +301,7 @@ def build(smol: Scorer, others: list[Scorer]) -> list[FactRecord]:
             target_new=new,
             relation_id=rel.rid,
             paraphrase_prompts=paraphrases,
-            neighborhood_prompts=tuple(passed[:8]),
+            neighborhood_prompts=tuple(neighbours[:8]),
             attribute_prompts=tuple(attributes[:5]),
             generation_prompts=tuple(_fill(t, subject) for t in rel.generation),
             extra={

@@ -10,15 +10,24 @@ a rank-one update with left factor delta = v* - W k* (d_model) and right factor
 C^-1 k* / (k*^T C^-1 k*) (d_mlp). Our storage is mlp.w_out (d_model, d_mlp), so the update is
 ``w_out += outer(left, right)``.
 
-Our default departs from the reference because of models without a BOS token (SmolLM2):
-when the prompt opens with the subject, its key sits beside the attention-sink first token and is far
-from k*, the mean over prefixed prompts (cosine 0.2-0.5 for "{} is a city in the country of"), so the
-reference update barely moves it and the bare prompt keeps its old answer (efficacy 0.74 on 50 known
-facts, all failures subject-first prompts). We ask for the update to add delta at both k* and the bare
-prompt's key k_0 with the least C-weighted disturbance: right = C^-1 K (K^T C^-1 K)^+ 1 for K = [k*, k_0],
-still rank one, and equal to the reference when k_0 is parallel to k* (``ROMEParams.fit_bare_key``).
-With it, v* is optimised through the update (``value_through_update``, value.py). Both off
-(``interp edit --reference``) is the reference.
+Three updates (``ROMEParams.update``), all rank one with left factor delta:
+
+- ``"original"``, what the authors' code (rome/compute_u.py, compute_v.py) computes and ``--reference`` runs:
+  v* = v_0 + delta with v_0 the layer's output at the *bare* prompt's subject token (target_init), the
+  direction u = C^-1 k* with k* the mean key over the bare and the prefixed prompts, and the right factor
+  u / (k_0 . u) for the bare prompt's key k_0 (the denominator form), so W' k_0 = v* exactly while k* itself
+  moves by (k* . u / k_0 . u) delta;
+- ``"r-rome"``, the paper's equation (and r-ROME, Gupta et al. 2024, who found the original's mixing of k*
+  and k_0 makes sequential edits collapse): v* = W k* + delta, right = C^-1 k* / (k*^T C^-1 k*), so delta
+  lands at k*;
+- ``"ours"`` (the default). Models without a BOS token (SmolLM2) put a subject that opens the prompt beside
+  the attention-sink first token; its key is far from k* (cosine 0.2-0.5 for "{} is a city in the country
+  of"), so the paper's update barely moves it. We ask for delta at both k* and k_0 with the least
+  C-weighted disturbance: right = C^-1 K (K^T C^-1 K)^+ 1 for K = [k*, k_0] (``fit_bare_key``), still rank
+  one and equal to r-ROME's when k_0 is parallel to k*; and v* is optimised through the update
+  (``value_through_update``, value.py). Both off is r-ROME.
+
+All three add a ridge to C (``ROMEParams.ridge``), which the reference (C from ~44M tokens) does not need.
 
 An :class:`Edit` is a list of such low-rank factors per layer (rank 1
 for ROME, rank n over several layers for MEMIT); it and its file format live in `editfile.py` (applying
@@ -84,14 +93,26 @@ def rome_edit(model, request: EditRequest, params: ROMEParams = ROMEParams(), ap
     mlp = model.blocks[layer].mlp
     keys = subject_keys(model, request, layer, contexts, params.kl_prompt)  # (contexts + 1, d_mlp)
     k_star = keys[:-1].mean(0)  # ROME's key: the mean over the prefixed prompts (not the KL prompt)
-    with torch.no_grad():
-        v0 = torch.nn.functional.linear(k_star.to(mlp.w_out.dtype), mlp.w_out, mlp.b_out)  # W k* (+ b)
-    fitted = torch.stack([k_star, keys[0]]) if params.fit_bare_key else k_star  # contexts[0] is the bare "{}"
-    u = update_direction(fitted, c, params.ridge)
-    shares = (keys.double().cpu() @ u).float().to(keys.device) if params.value_through_update else None
-    val = optimise_delta(model, request, contexts, layer, mlp, v0, params, shares)
+    if params.update == "original":
+        # the authors' code: v* = (the bare prompt's value) + delta; u = C^-1 k*; the right vector divided by
+        # k_0 . u, so W' k_0 = W k_0 + delta = v* exactly for the bare prompt's key k_0 (contexts[0] is "{}")
+        val = optimise_delta(model, request, contexts, layer, mlp, None, params)
+        u = update_direction(k_star, c, params.ridge)  # k*^T u = 1; rescaled below
+        u = u / float(keys[0].double().cpu() @ u)
+        shares = None
+        fitted = keys[0]
+    else:
+        with torch.no_grad():
+            v0 = torch.nn.functional.linear(k_star.to(mlp.w_out.dtype), mlp.w_out, mlp.b_out)  # W k* (+ b)
+        ours = params.update == "ours"
+        # contexts[0] is the bare "{}"
+        fitted = torch.stack([k_star, keys[0]]) if ours and params.fit_bare_key else k_star
+        u = update_direction(fitted, c, params.ridge)
+        through = ours and params.value_through_update
+        shares = (keys.double().cpu() @ u).float().to(keys.device) if through else None
+        val = optimise_delta(model, request, contexts, layer, mlp, v0, params, shares)
     left, right = rank_one_factors(mlp.w_out, fitted, val.delta, c, params.ridge, u)
-    info = {"layer": layer, "steps": val.steps,
+    info = {"layer": layer, "update": params.update, "steps": val.steps,
             "shares": None if shares is None else [round(float(x), 3) for x in shares], "nll_before": val.nll_before, "nll_after": val.nll_after,
             "delta_norm": float(val.delta.norm()), "v0_norm": val.v0_norm}
     edit = Edit(model.cfg.name, "rome", [LayerDelta(layer, left, right, weight_hash(mlp.w_out))], [request], info)

@@ -3,10 +3,11 @@
 For each fact, before and after its edit, with p(target) = exp(-mean token NLL of " " + target):
 - efficacy: p(new) > p(true) on the rewrite prompt (ES);
 - paraphrase: the fraction of paraphrase prompts with p(new) > p(true) (PS);
-- neighbourhood: the fraction of neighbour prompts (other subjects, same true answer) that keep
-  p(true) > p(new) (NS): what the edit must not break;
-- fluency: the weighted bi/tri-gram entropy (weights 2/3, 4/3, bits) of sampled generations from the
-  generation prompts (top-k 5, seeded): repetitive text after a damaging edit scores low.
+- neighbourhood: the fraction of neighbour prompts (other subjects, same relation and true answer, chosen
+  without asking the model) with p(true) > p(new) (NS), before and after the edit; and the fraction of
+  neighbours the edit flips (right before, wrong after): what the edit broke;
+- fluency: the weighted bi/tri-gram entropy (weights 2/3, 4/3, bits, over words) of 100 new tokens sampled
+  from each generation prompt (top-k 5, seeded), as the paper: repetitive text after a damaging edit scores low.
 `edits` facts are edited together: sequential ROME edits stacked one after another, or one MEMIT batch;
 then all of them are evaluated and the edits undone. Means come with 95% bootstrap intervals over facts.
 By default only facts the model knows are edited (its greedy next token on the rewrite prompt is the
@@ -49,8 +50,11 @@ def target_nll(model, prompts: Sequence[str], targets: Sequence[str], batch_size
 
 
 def ngram_entropy(text: str, ns: tuple[int, ...] = (2, 3), weights: tuple[float, ...] = (2 / 3, 4 / 3)) -> float:
-    """ROME's fluency measure for one text: the weighted mean of n-gram entropies (bits) over words."""
-    words = re.findall(r"\w+|[^\w\s]", text.lower())
+    """ROME's fluency measure for one text (rome/experiments/py/eval_utils_counterfact.py,
+    compute_n_gram_entropy): the arithmetic mean over n of weight_n * the entropy (bits) of the text's n-gram
+    frequencies, over word tokens, case kept. The reference tokenises with nltk.word_tokenize; we split words
+    and punctuation marks (\\w+ | one non-space symbol), which agrees with it on plain text."""
+    words = re.findall(r"\w+|[^\w\s]", text)
     ents = []
     for n in ns:
         grams = Counter(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
@@ -67,6 +71,12 @@ def bootstrap_ci(values: np.ndarray, seed: int = 0, n: int = 1000) -> tuple[floa
     rng = np.random.default_rng(seed)
     means = rng.choice(values, size=(n, len(values))).mean(1)
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def neighborhood_flips(before: dict, after: dict) -> float:
+    """The fraction of a fact's neighbour prompts right before the edit (p(true) > p(new)) and wrong after."""
+    pairs = list(zip(before["neighborhood_each"], after["neighborhood_each"]))
+    return float(np.mean([b and not a for b, a in pairs])) if pairs else np.nan
 
 
 def fact_scores(model, facts) -> list[dict]:
@@ -93,6 +103,7 @@ def fact_scores(model, facts) -> list[dict]:
             "efficacy": float(rw[1] < rw[0]),
             "paraphrase": float(np.mean([n < t for t, n in p["paraphrase"]])) if p["paraphrase"] else np.nan,
             "neighborhood": float(np.mean([t < n for t, n in p["neighborhood"]])) if p["neighborhood"] else np.nan,
+            "neighborhood_each": [bool(t < n) for t, n in p["neighborhood"]],
         })
     return out
 

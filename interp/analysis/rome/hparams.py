@@ -32,12 +32,16 @@ class StatsParams:
     batch_size: int = 32
 
 
+UPDATES = ("ours", "original", "r-rome")  # ROMEParams.update; see edit.py
+MEMIT_UPDATES = ("ours", "original")  # MEMITParams.update; see memit.py
+
+
 @dataclass(frozen=True)
 class ROMEParams:
     layer: int | None = None  # None: DEFAULT_LAYERS[model], else DEPTH_FRACTION of depth
     lr: float = 0.5
-    steps: int = 20
-    early_stop_nll: float = 0.05
+    steps: int = 20  # forward passes of the v* loop at most
+    early_stop_nll: float = 0.05  # the threshold of the early stop (on the NLL, or the total loss: `early_stop`)
     kl_weight: float = 0.0625
     weight_decay: float = 0.5
     clamp_norm_factor: float = 4.0
@@ -45,12 +49,44 @@ class ROMEParams:
     context_seed: int = 0
     kl_prompt: str = "{} is a"
     ridge: float = 1e-3  # C + ridge * mean(diag C) * I, so a C from few tokens is invertible
-    # Two departures from the reference, both on by default (both False: the reference ROME); see edit.py:
+    # Which rank-one update (edit.py): "ours" (the default), "original" (the authors' code: v* from the bare
+    # prompt's value, right vector scaled so the bare prompt's key maps exactly to v*), "r-rome" (the paper's
+    # equation: delta placed at the mean key k*, Gupta et al. 2024).
+    update: str = "ours"
+    # Two departures of "ours" (both off: "r-rome"); see edit.py:
     # the update also adds all of delta at the bare prompt's own key, not only at the mean key k*
     fit_bare_key: bool = True
     # optimise v* through the rank-one map: each prompt gets the share k_i . u of delta the edit gives it
     value_through_update: bool = True
+    # The v* objective (value.py). The reference's choices are "norm", "subject", "edited", "loss"; ours,
+    # the defaults, each named: weight decay ||delta||^2 / ||v0||^2 ("squared") instead of ||delta|| / ||v0||^2;
+    # the KL term at the KL prompt's last token ("last") instead of the subject's last token; KL(p_orig ||
+    # p_delta) ("orig") instead of KL(p_delta || p_orig); the early stop on the NLL ("nll", and an update on
+    # the last step) instead of the total loss ("loss", the last step only evaluated).
+    decay: str = "squared"
+    kl_at: str = "last"
+    kl_direction: str = "orig"
+    early_stop: str = "nll"
+    # Speed only (the same numbers to float rounding): run only the columns from the first subject token on
+    # in each step, the earlier ones' keys and values cached once (value.py)
+    reuse_prefix: bool = True
     stats: StatsParams = field(default_factory=StatsParams)
+
+    def __post_init__(self) -> None:
+        from interp.errors import InvalidInputError
+
+        choices = {"update": UPDATES, "decay": ("squared", "norm"), "kl_at": ("last", "subject"),
+                   "kl_direction": ("orig", "edited"), "early_stop": ("nll", "loss")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise InvalidInputError(f"ROME {name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}.")
+
+    @classmethod
+    def reference(cls, **changes) -> ROMEParams:
+        """The original ROME (Meng et al. 2022, rome/hparams/ROME/gpt2-xl.json and compute_v.py): its update and
+        its v* objective; `changes` override single fields (an ablation row)."""
+        base = dict(update="original", decay="norm", kl_at="subject", kl_direction="edited", early_stop="loss")
+        return cls(**{**base, **changes})
 
 
 @dataclass(frozen=True)
@@ -58,6 +94,23 @@ class MEMITParams:
     layers: tuple[int, ...] | None = None  # None: DEFAULT_MEMIT_LAYERS[model]
     lam: float = 15_000.0  # lambda: weight of C against the new keys (MEMIT's mom2_update_weight)
     rome: ROMEParams = field(default_factory=ROMEParams)  # z optimisation and contexts share ROME's settings
+    # "ours" or "original" (memit.py): keys per context type, the bare prompt weighing 1/2, z and the residual
+    # measured at the bare prompt
+    update: str = "ours"
+
+    def __post_init__(self) -> None:
+        from interp.errors import InvalidInputError
+
+        if self.update not in MEMIT_UPDATES:
+            raise InvalidInputError(f"MEMIT update must be one of {', '.join(MEMIT_UPDATES)}, not {self.update!r}.")
+
+    @classmethod
+    def reference(cls, **changes) -> MEMITParams:
+        """The original MEMIT (Meng et al. 2023, memit_main.py, compute_z.py, hparams/MEMIT/gpt-j.json): 5
+        contexts of 10 tokens beside the bare prompt, z clamped at 0.75 ||h||, 25 steps, ROME's loss otherwise."""
+        rome = changes.pop("rome", None) or ROMEParams.reference(clamp_norm_factor=0.75, steps=25,
+                                                                 context_lengths=((10, 5),))
+        return cls(**{"update": "original", "rome": rome, **changes})
 
 
 def default_layer(model_name: str, n_layers: int) -> int:

@@ -14,7 +14,13 @@ in a Transformer", Algorithm 1).
    new keys. Apply it before moving to the next layer.
 With ``fit_bare_key`` (our default, as for ROME: see edit.py) each request adds a second row, the bare
 prompt's own key with its own target residual (h_0 + delta_i), so a prompt that opens with the subject
-is edited too. The result is one :class:`Edit` of rank n (2n with the bare rows) per layer. With Gemma-3's post-norm (ln2_post) the layer's
+is edited too. The result is one :class:`Edit` of rank n (2n with the bare rows) per layer.
+
+``MEMITParams.update == "original"`` (``--reference``, ``MEMITParams.reference()``) is what the authors' code
+computes: z_i = h_L(bare prompt) + delta_i (compute_z's target_init), with MEMIT's own contexts (the bare prompt
+and 5 of 10 tokens), clamp 0.75 ||h|| and 25 steps; each layer's key averaged per context *type* (the bare
+prompt's key weighs 1/2, the mean of the prefixed ones 1/2: compute_ks); the residual measured at the bare
+prompt (memit_main's cur_zs). With Gemma-3's post-norm (ln2_post) the layer's
 output is normalised before it joins the stream, so spreading R linearly is an approximation there.
 """
 
@@ -35,9 +41,11 @@ from interp.progress import Progress
 
 
 def _states(model, requests: Sequence[EditRequest], contexts: Sequence[str], layer: int, last: int,
-            bare: bool):
-    """Per request, averaged over contexts, the key at `layer` (n, d_mlp) and h at `last` (n, d_model);
-    with `bare`, the bare prompt's own (contexts[0]) rows follow: (2n, ...)."""
+            rows: str):
+    """Per request, the key at `layer` and h at `last`: rows "mean" (the mean over contexts: (n, ...)),
+    "mean+bare" (then the bare prompt's own rows: (2n, ...)) or "original" (MEMIT's compute_ks: the key averaged
+    per context type, the bare prompt's one key weighing 1/2 against the prefixed ones' mean; h at the bare
+    prompt, as memit_main's cur_zs)."""
     templates, subjects = [], []
     for r in requests:
         templates += prefixed(contexts, r.prompt)
@@ -46,9 +54,21 @@ def _states(model, requests: Sequence[EditRequest], contexts: Sequence[str], lay
     out = subject_states(model, templates, subjects, names, last + 1)
     n, c = len(requests), len(contexts)
     keys, h = out[names[0]].reshape(n, c, -1), out[names[1]].reshape(n, c, -1)
-    if not bare:
+    if rows == "original":  # contexts[0] is the bare "{}"
+        return (keys[:, 0] + keys[:, 1:].mean(1)) / 2 if c > 1 else keys[:, 0], h[:, 0]
+    if rows == "mean":
         return keys.mean(1), h.mean(1)
     return torch.cat([keys.mean(1), keys[:, 0]]), torch.cat([h.mean(1), h[:, 0]])
+
+
+def layer_update(keys: torch.Tensor, resid: torch.Tensor, c: torch.Tensor, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """MEMIT's least-squares update of one layer, in float64 on the CPU: left (d_model, n) = R^T and right
+    (n, d_mlp) = K (lambda C + K^T K)^-1, so delta W = left @ right moves each key k_i by about R_i (exactly as
+    lambda -> 0 when the keys are independent) and typical keys little. keys (n, d_mlp), resid (n, d_model)."""
+    k = keys.double().cpu()
+    a = lam * c.double() + k.T @ k  # (d_mlp, d_mlp)
+    right = torch.linalg.solve(a, k.T).T  # (n, d_mlp); A is symmetric
+    return resid.double().cpu().T, right
 
 
 def memit_edit(model, requests: Sequence[EditRequest], params: MEMITParams = MEMITParams(), apply: bool = True,
@@ -67,28 +87,30 @@ def memit_edit(model, requests: Sequence[EditRequest], params: MEMITParams = MEM
     contexts = context_templates(model, rp.context_lengths, rp.context_seed, stats)
 
     # 1. target residuals z at the last layer
-    bare = rp.fit_bare_key
-    _, h0 = _states(model, requests, contexts, layers[0], last, bare)
-    deltas_z, infos = [], []
+    original = params.update == "original"
+    rows = "original" if original else ("mean+bare" if rp.fit_bare_key else "mean")
+    h0 = None if original else _states(model, requests, contexts, layers[0], last, rows)[1]
+    deltas_z, infos, base = [], [], []
     for i, r in enumerate(requests):
-        val = optimise_delta(model, r, contexts, last, model.blocks[last], h0[i], rp)
+        # the original: z = h_L at the bare prompt + delta (compute_z's target_init); ours: from the mean h_L
+        val = optimise_delta(model, r, contexts, last, model.blocks[last], None if original else h0[i], rp)
         deltas_z.append(val.delta)
+        base.append(val.v0)
         infos.append({"steps": val.steps, "nll_before": val.nll_before, "nll_after": val.nll_after})
     d = torch.stack(deltas_z)  # (n, d_model)
-    z = h0 + (torch.cat([d, d]) if bare else d)  # the target residual of every row
+    if original:
+        z = torch.stack(base).to(d) + d
+    else:
+        z = h0 + (torch.cat([d, d]) if rows == "mean+bare" else d)  # the target residual of every row
 
     # 2. spread the change over the layers, in order, recomputing keys after each update
     deltas: list[LayerDelta] = []
     originals = {l: model.blocks[l].mlp.w_out.detach().clone() for l in layers}
     try:
         for j, layer in enumerate(layers):
-            keys, h = _states(model, requests, contexts, layer, last, bare)  # (rows, d_mlp), (rows, d_model)
+            keys, h = _states(model, requests, contexts, layer, last, rows)  # (rows, d_mlp), (rows, d_model)
             resid = (z - h) / (len(layers) - j)  # (rows, d_model)
-            c = covs[layer].double()
-            k = keys.double().cpu()
-            a = params.lam * c + k.T @ k  # (d_mlp, d_mlp)
-            right = torch.linalg.solve(a, k.T).T  # (n, d_mlp) = K (lambda C + K^T K)^-1 (A is symmetric)
-            left = resid.double().cpu().T  # (d_model, n)
+            left, right = layer_update(keys, resid, covs[layer], params.lam)
             w = model.blocks[layer].mlp.w_out
             ld = LayerDelta(layer, left.float().to(w.device), right.float().to(w.device), weight_hash(w))
             with torch.no_grad():
@@ -98,6 +120,6 @@ def memit_edit(model, requests: Sequence[EditRequest], params: MEMITParams = MEM
         with torch.no_grad():
             for l, o in originals.items():
                 model.blocks[l].mlp.w_out.copy_(o)
-    info = {"layers": layers, "lambda": params.lam, "z": infos}
+    info = {"layers": layers, "lambda": params.lam, "update": params.update, "z": infos}
     edit = Edit(model.cfg.name, "memit", deltas, requests, info)
     return edit.apply(model, check=False) if apply else edit

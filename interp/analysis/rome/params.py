@@ -27,7 +27,7 @@ class EditEvalParams:
     edits: int = 1  # facts edited together before evaluation
     rome: ROMEParams = field(default_factory=ROMEParams)
     memit: MEMITParams = field(default_factory=MEMITParams)
-    gen_tokens: int = 30
+    gen_tokens: int = 100  # new tokens per generation prompt (fluency), as the paper
     n_gen_prompts: int = 2
     seed: int = 0
 

@@ -32,7 +32,9 @@ class EditEvalResult(ResultBase):
 
     def means(self) -> dict:
         out = {}
-        for col in (*METRICS, "fluency", *(f"{m}_before" for m in METRICS), "fluency_before"):
+        for col in (*METRICS, "fluency", *(f"{m}_before" for m in METRICS), "fluency_before", "neighborhood_flipped"):
+            if col not in self.per_fact:  # results written before the column existed
+                continue
             vals = self.per_fact[col].to_numpy(dtype=float)
             lo, hi = bootstrap_ci(vals, self.params.seed)
             out[col] = {"mean": float(np.nanmean(vals)), "ci95": [lo, hi]}
@@ -44,6 +46,7 @@ class EditEvalResult(ResultBase):
                 "edits": self.params.edits, **{k: m[k]["mean"] for k in (*METRICS, "fluency")},
                 "seconds_per_edit": self.seconds_per_edit, "ci95": {k: v["ci95"] for k, v in m.items()},
                 "before": {k: m[f"{k}_before"]["mean"] for k in (*METRICS, "fluency")},
+                "neighborhood_flipped": m.get("neighborhood_flipped", {}).get("mean"),
                 "layers": sorted({int(x) for s in self.per_fact["layers"] for x in str(s).split(",")}),
                 "sample": self.samples[0] if self.samples else None}
 
@@ -81,6 +84,10 @@ class EditEvalResult(ResultBase):
         for k in (*METRICS, "fluency"):
             a = m[k]
             lines.append(f"| {k} | {m[k + '_before']['mean']:.3f} | {a['mean']:.3f} [{a['ci95'][0]:.3f}, {a['ci95'][1]:.3f}] |")
+        if "neighborhood_flipped" in m:
+            f = m["neighborhood_flipped"]
+            lines.append(f"| neighbours flipped (right before, wrong after) | - | {f['mean']:.3f} "
+                         f"[{f['ci95'][0]:.3f}, {f['ci95'][1]:.3f}] |")
         lines += ["", f"Seconds per edit (statistics cached): {self.seconds_per_edit:.1f}."]
         if self.n_unknown:
             n = self.n_unknown

@@ -10,7 +10,8 @@ import torch
 
 from interp.analysis.rome.covariance import StatsCache, second_moment
 from interp.analysis.rome.edit import Edit, check_target, export_model, resolve_layer, rome_edit, undo_all
-from interp.analysis.rome.evaluate import fact_generations, fact_scores, first_word, known_facts, ngram_entropy, probe
+from interp.analysis.rome.evaluate import (fact_generations, fact_scores, first_word, known_facts, neighborhood_flips,
+                                          ngram_entropy, probe)
 from interp.analysis.rome.hparams import MEMITParams, default_memit_layers
 from interp.analysis.rome.key import EditRequest
 from interp.analysis.rome.params import METRICS, EditEvalParams, EditParams
@@ -99,6 +100,7 @@ def evaluate_group(model, group: list, params: EditEvalParams, stats: StatsCache
              "target_new": f.target_new, "p_true_before": b["p_true"], "p_new_before": b["p_new"],
              "p_true_after": a["p_true"], "p_new_after": a["p_new"],
              **{m: a[m] for m in METRICS}, **{f"{m}_before": b[m] for m in METRICS},
+             "neighborhood_flipped": neighborhood_flips(b, a),
              "fluency": float(np.mean([ngram_entropy(t) for t in ga])),
              "fluency_before": float(np.mean([ngram_entropy(t) for t in gb])),
              "layers": ",".join(str(layer) for e in edits for layer in e.layers),

@@ -5,12 +5,30 @@ A vector delta is added to a module's output at the subject's last token in ever
 minimises
 
     mean over prefixed prompts of NLL(target_new)                            (make the new fact true)
-  + kl_weight * KL(p_orig || p_delta) of the next token after "{subject} is a"   (keep the subject's essence)
-  + weight_decay * ||delta||^2 / ||v0||^2,                                   (stay small)
+  + kl_weight * KL of the next-token distribution of "{subject} is a"        (keep the subject's essence)
+  + weight_decay * decay(delta)                                              (stay small)
 
-with ||delta|| clamped to clamp_norm_factor * ||v0|| after every step, and an early stop once the NLL
-is below early_stop_nll. Only layers from the edited one onward are run: the residual entering it
-is computed once, since nothing before the edit depends on delta.
+with ||delta|| clamped to clamp_norm_factor * ||v0|| after every step, and an early stop. The reference
+(rome/compute_v.py, memit/compute_z.py; ``ROMEParams.reference()``) and ours differ in four named places:
+
+  ===================  ==========================================  ==========================================
+  ROMEParams field     reference                                   ours (the default)
+  ===================  ==========================================  ==========================================
+  decay                "norm": ||delta|| / ||v0||^2                "squared": ||delta||^2 / ||v0||^2
+  kl_at                "subject": at the subject's last token      "last": at the KL prompt's last token
+  kl_direction         "edited": KL(p_delta || p_orig)             "orig": KL(p_orig || p_delta)
+  early_stop           "loss": total loss < 0.05; the last of      "nll": NLL < 0.05; every step updates
+                       `steps` forward passes only evaluated
+  ===================  ==========================================  ==========================================
+
+v0 is the unedited value that delta is added to: the original update takes it at the bare prompt (the
+reference's target_init, ``v0=None``); r-ROME and ours pass W k* (edit.py).
+
+Speed, exactly the same computation: only layers from the edited one onward are run (the residual entering
+it is computed once, since nothing before the edit depends on delta); logits are read only where the loss
+reads them; and, ``reuse_prefix``, only the columns from the first subject token on are run at each step,
+attending to the earlier columns' keys and values computed once (a KV cache), since no position before the
+subject depends on delta in any layer. benchmarks/rome.md measures each against the authors' loop.
 
 Where delta is added: ROME adds it to the output of ``blocks[l].mlp`` (a torch forward hook on the
 module). That is the down projection's output, which for Gemma-3 is *before* ln2_post, so the loss
@@ -43,7 +61,8 @@ class ValueResult:
     v0_norm: float
     nll_before: float
     nll_after: float
-    steps: int
+    steps: int  # forward passes of the optimisation loop
+    v0: torch.Tensor | None = None  # the value delta is added to (the reference's target_init when taken at the bare prompt)
 
 
 @contextlib.contextmanager
@@ -101,46 +120,143 @@ def _logprobs(model, resid: torch.Tensor) -> torch.Tensor:
     return F.log_softmax(model.logits_from_resid(resid).float(), dim=-1)
 
 
-def optimise_delta(model, request: EditRequest, contexts: Sequence[str], layer: int, module: nn.Module,
-                   v0: torch.Tensor, params: ROMEParams = ROMEParams(),
-                   shares: torch.Tensor | None = None) -> ValueResult:
-    """Find delta (d_model,) added to `module`'s output at the subject's last token (see module docstring).
-    `layer` is the block that holds `module`; v0 is the unedited value there (sets the norm scale).
-    shares (len(contexts) + 1,): the fraction of delta each prompt (the prefixed prompts, then the KL
-    prompt) receives; None gives every prompt all of it."""
-    tokens, mask, sub_idx, pred_pos, tgt = _prompts(model, request, contexts, params.kl_prompt)
-    b = tokens.shape[0]
-    n_rw = b - 1
-    rows = torch.arange(b, device=tokens.device)
-    v0_norm = float(v0.norm())
-    with frozen(model):
+class _Suffix:
+    """The part of the batch that depends on delta, and the cached rest (``ROMEParams.reuse_prefix``).
+
+    delta enters at each row's subject token, so every column before the first of them, c = min(sub_idx), is
+    the same at every step in every layer: its keys and values from the edited layer on are computed once
+    (a KV cache), and each step runs only columns c.. through the layers, attending to the cached ones.
+    Without reuse c = 0 and the cache is empty: the whole batch runs every step."""
+
+    def __init__(self, model, resid_in: torch.Tensor, mask: torch.Tensor, layer: int, reuse: bool,
+                 sub_idx: torch.Tensor):
+        from interp.model.transformer import KVCache
+
+        self.model, self.layer = model, layer
+        self.c = int(sub_idx.min()) if reuse else 0
+        self.resid, self.mask = resid_in[:, self.c:], mask[:, self.c:]
+        self.prefix = None
+        if self.c > 0:
+            cache = KVCache(model.cfg.n_layers)
+            with torch.no_grad():
+                model(resid_in[:, :self.c], attention_mask=mask[:, :self.c], start_at_layer=layer, past_kv=cache,
+                      return_type=None)
+            self.prefix = cache
+
+    def _view(self):
+        """A fresh cache over the prefix's tensors (a forward appends to its cache; the prefix stays as is)."""
+        from interp.model.components.attention import LayerCache
+        from interp.model.transformer import KVCache
+
+        if self.prefix is None:
+            return None
+        view = KVCache(len(self.prefix.layers))
+        for mine, theirs in zip(view.layers, self.prefix.layers):
+            mine.k, mine.v = theirs.k, theirs.v
+        view.positions, view.mask = self.prefix.positions, self.prefix.mask
+        return view
+
+    def run(self) -> torch.Tensor:
+        """The final residual stream of columns c.. (b, n - c, d_model)."""
+        return self.model(self.resid, attention_mask=self.mask, start_at_layer=self.layer, past_kv=self._view(),
+                          return_type="resid")
+
+
+def _capture_at(module: nn.Module, row: int, idx: int, store: dict):
+    """A forward hook that keeps module's output at [row, idx] (the value before any delta) in store["v"]."""
+
+    def hook(_mod, _inp, out):
+        store["v"] = out[row, idx].detach().float().clone()
+
+    return module.register_forward_hook(hook)
+
+
+class _Problem:
+    """The v* problem of one request: the prompts, the cached prefix, the unedited value v0 and KL reference."""
+
+    def __init__(self, model, request: EditRequest, contexts: Sequence[str], layer: int, module: nn.Module,
+                 v0: torch.Tensor | None, params: ROMEParams, shares: torch.Tensor | None):
+        tokens, mask, sub_idx, pred_pos, self.tgt = _prompts(model, request, contexts, params.kl_prompt)
+        self.model, self.module, self.params, self.shares = model, module, params, shares
+        b = tokens.shape[0]
+        self.n_rw = b - 1
         with torch.no_grad():
             resid_in = model(tokens, attention_mask=mask, stop_at_layer=layer)  # (b, p, d_model)
-            final = model(resid_in, attention_mask=mask, start_at_layer=layer, return_type="resid")
-            kl_ref = _logprobs(model, final[-1, -1])  # (vocab,) next token after "{subject} is a"
-        delta = torch.zeros(model.cfg.d_model, device=tokens.device, requires_grad=True)
+            self.suffix = _Suffix(model, resid_in, mask, layer, params.reuse_prefix, sub_idx)
+            store: dict = {}
+            handle = _capture_at(module, 0, int(sub_idx[0]) - self.suffix.c, store)
+            try:
+                final = self.suffix.run()
+            finally:
+                handle.remove()
+        self.v0 = store["v"] if v0 is None else v0
+        self.v0_norm = float(self.v0.norm())
+        self.rows = torch.arange(b, device=tokens.device)
+        self.idx = sub_idx - self.suffix.c
+        self.pred = pred_pos - self.suffix.c
+        self.kl_pos = int(self.idx[-1]) if params.kl_at == "subject" else final.shape[1] - 1
+        self.kl_ref = _logprobs(model, final[-1, self.kl_pos]).detach()  # (vocab,) the unedited distribution
+
+    def terms(self, delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(NLL, KL, decay) at delta, unweighted but for the decay's weight: the loss is
+        nll + kl_weight * kl + decay."""
+        p, n_rw = self.params, self.n_rw
+        with add_at(self.module, self.rows, self.idx, delta, self.shares):
+            final = self.suffix.run()
+        lp = _logprobs(self.model, final[:n_rw][:, self.pred])  # (n_rw, len(tgt), vocab)
+        nll = -lp.gather(-1, self.tgt.expand(n_rw, -1)[..., None])[..., 0].mean()
+        kl_lp = _logprobs(self.model, final[-1, self.kl_pos])
+        if p.kl_direction == "edited":  # the reference: KL(p_delta || p_orig)
+            kl = F.kl_div(self.kl_ref, kl_lp, log_target=True, reduction="sum")
+        else:  # ours: KL(p_orig || p_delta)
+            kl = F.kl_div(kl_lp, self.kl_ref, log_target=True, reduction="sum")
+        if p.decay == "norm":  # the reference: ||delta|| / ||v0||^2
+            decay = p.weight_decay * delta.norm() / self.v0_norm ** 2
+        else:  # ours: ||delta||^2 / ||v0||^2
+            decay = p.weight_decay * delta.norm() ** 2 / self.v0_norm ** 2
+        return nll, kl, decay
+
+
+def value_loss(model, request: EditRequest, contexts: Sequence[str], layer: int, module: nn.Module,
+               delta: torch.Tensor, v0: torch.Tensor | None = None, params: ROMEParams = ROMEParams(),
+               shares: torch.Tensor | None = None) -> dict[str, float]:
+    """The terms of optimise_delta's loss at a given delta (for checks): {"nll", "kl", "decay", "loss"}."""
+    with frozen(model), torch.no_grad():
+        nll, kl, decay = _Problem(model, request, contexts, layer, module, v0, params, shares).terms(delta)
+    return {"nll": float(nll), "kl": float(kl), "decay": float(decay),
+            "loss": float(nll + params.kl_weight * kl + decay)}
+
+
+def optimise_delta(model, request: EditRequest, contexts: Sequence[str], layer: int, module: nn.Module,
+                   v0: torch.Tensor | None, params: ROMEParams = ROMEParams(),
+                   shares: torch.Tensor | None = None) -> ValueResult:
+    """Find delta (d_model,) added to `module`'s output at the subject's last token (see module docstring).
+    `layer` is the block that holds `module`; v0 is the unedited value there (sets the norm scale); None
+    takes the value at the bare prompt (contexts[0]), as the reference's target_init.
+    shares (len(contexts) + 1,): the fraction of delta each prompt (the prefixed prompts, then the KL
+    prompt) receives; None gives every prompt all of it."""
+    reference_loop = params.early_stop == "loss"
+    with frozen(model):
+        problem = _Problem(model, request, contexts, layer, module, v0, params, shares)
+        delta = torch.zeros(model.cfg.d_model, device=model.device, requires_grad=True)
         opt = torch.optim.Adam([delta], lr=params.lr)
         nll_before = nll_val = float("nan")
         step = 0
         for step in range(1, params.steps + 1):
             opt.zero_grad()
-            with add_at(module, rows, sub_idx, delta, shares):
-                final = model(resid_in, attention_mask=mask, start_at_layer=layer, return_type="resid")
-            lp = _logprobs(model, final[:n_rw][:, pred_pos])  # (n_rw, len(tgt), vocab)
-            nll = -lp.gather(-1, tgt.expand(n_rw, -1)[..., None])[..., 0].mean()
-            kl_lp = _logprobs(model, final[-1, -1])
-            kl = F.kl_div(kl_lp, kl_ref, log_target=True, reduction="sum")
-            decay = params.weight_decay * delta.norm() ** 2 / v0_norm ** 2
+            nll, kl, decay = problem.terms(delta)
             loss = nll + params.kl_weight * kl + decay
             nll_val = float(nll.detach())
             if step == 1:
                 nll_before = nll_val
-            if nll_val < params.early_stop_nll:
+            if (float(loss.detach()) if reference_loop else nll_val) < params.early_stop_nll:
+                break
+            if reference_loop and step == params.steps:  # the reference evaluates its last step without updating
                 break
             loss.backward()
             opt.step()
             with torch.no_grad():  # the norm constraint: a projection after every step
-                limit = params.clamp_norm_factor * v0_norm
+                limit = params.clamp_norm_factor * problem.v0_norm
                 if delta.norm() > limit:
                     delta.mul_(limit / delta.norm())
-    return ValueResult(delta.detach().clone(), v0_norm, nll_before, nll_val, step)
+    return ValueResult(delta.detach().clone(), problem.v0_norm, nll_before, nll_val, step, problem.v0.detach().clone())

@@ -40,3 +40,25 @@ def test_edit_eval_bad_inputs(tmp_path):
             pass
         else:
             raise AssertionError("expected an InterpError")
+
+
+def test_reference_flag_is_the_original_algorithms():
+    from cli.commands.edit import edit_eval_params
+
+    common = dict(facts="f.json", limit=None, sample=None, all_facts=False, method="rome", edits=1, layer=None,
+                  layers=None, gen_tokens=100, gen_prompts=2, stats_tokens=None, corpus=None, seed=0)
+    ref = edit_eval_params(**common, reference=True)
+    assert (ref.rome.update, ref.rome.decay, ref.rome.kl_at, ref.rome.kl_direction, ref.rome.early_stop) == (
+        "original", "norm", "subject", "edited", "loss")
+    assert ref.memit.update == "original" and ref.memit.rome.clamp_norm_factor == 0.75
+    assert ref.memit.rome.context_lengths == ((10, 5),) and ref.memit.rome.steps == 25
+    ours = edit_eval_params(**common, reference=False)
+    assert (ours.rome.update, ours.rome.decay, ours.memit.update) == ("ours", "squared", "ours")
+    rrome = edit_eval_params(**common, reference=True, update="r-rome")
+    assert rrome.rome.update == "r-rome" and rrome.rome.decay == "norm"
+    try:
+        EditEvalParams(rome=__import__("interp.analysis.rome", fromlist=["ROMEParams"]).ROMEParams(update="x"))
+    except InterpError as e:
+        assert "update must be one of" in str(e)
+    else:
+        raise AssertionError("expected an InterpError")

@@ -19,8 +19,8 @@ KEYS = {"model", "n", "efficacy", "paraphrase", "neighborhood", "fluency", "seco
 
 @pytest.fixture(scope="module")
 def records():
-    facts = load_facts("experiments/data/facts.json")
-    eiffel, colosseum = facts[0], facts[4]
+    facts = {f.subject: f for f in load_facts("experiments/data/facts.json")}
+    eiffel, colosseum = facts["Eiffel Tower"], facts["Colosseum"]
     assert (eiffel.subject, colosseum.subject) == ("Eiffel Tower", "Colosseum")
     wrong = dataclasses.replace(eiffel, case_id="wrong", target_true="Tokyo", target_new="Berlin")
     return [eiffel, wrong, colosseum]
