@@ -14,6 +14,7 @@ from interp.analysis.rome.evaluate import bootstrap_ci
 from interp.analysis.rome.key import EditRequest
 from interp.analysis.rome.params import EDIT_FLAGS, EVAL_FLAGS, METRICS, EditEvalParams, EditParams
 from interp.figures import new_figure
+from interp.markdown import escape
 
 
 @dataclass(repr=False)
@@ -94,7 +95,7 @@ class EditEvalResult(ResultBase):
             lines += ["", f"{n} fact{'s' if n != 1 else ''} the model does not know {'were' if n != 1 else 'was'} skipped."]
         if self.samples:
             s = self.samples[0]
-            lines += ["", f"Before: {s['before']!r}", "", f"After: {s['after']!r}"]
+            lines += ["", f"Before: {escape(repr(s['before']))}", "", f"After: {escape(repr(s['after']))}"]
         return "\n".join(lines)
 
 
@@ -145,7 +146,7 @@ class EditResult(ResultBase):
     def findings(self) -> list[Finding]:
         r = self.request
         out = [self.finding("p_new_after", f"After the edit of layer {', '.join(map(str, self.edit.layers))}, "
-                            f"p({r.target_new}) after {r.text!r} is {self.after['p_new']:.3f} (before "
+                            f"p({escape(r.target_new)}) after {escape(repr(r.text))} is {self.after['p_new']:.3f} (before "
                             f"{self.before['p_new']:.3f}).", self.after["p_new"], "probability")]
         if self.undo is not None:
             out.append(self.finding("undo_exact", "Undo restores the original weights bit for bit: "
