@@ -192,3 +192,21 @@ def test_a_report_never_removes_what_interp_did_not_write(tmp_path, tiny, cache_
     make_report(tiny, "tiny", load_specs(specs), report, progress=False, echo=lambda s: None)
     assert (report / "notes.txt").read_text() == "mine"
     assert not [p.name for p in report.iterdir() if p.name.startswith((".tmp-", ".old-"))]
+
+
+def test_analysis_summaries_show_data_as_text():
+    """A target, case id or relation from a fact file that looks like Markdown is shown as written: no
+    emphasis, no link, no code span."""
+
+    from interp.analysis.facts.neurons import FactNeurons
+    from interp.analysis.facts.params import NeuronParams
+    from interp.analysis.facts.run import neuron_result
+    from interp.markdown import to_html
+
+    payload = "**bold** _it_ [l](https://x) `code`"
+    fact = FactNeurons(payload, ["p1", "p2", "p3"], payload, 0, [(1, 2, 0.5)], [1, 1, 1],
+                       [{"p": 0.7, "mean_count": 1.0}], relation=payload)
+    result = neuron_result("tiny", 2, NeuronParams(), 0.0, [fact], [])
+    html = to_html(result.summary_markdown())
+    assert "<strong>" not in html and "<em>" not in html and "<a " not in html and "<code>" not in html
+    assert html.count("**bold** _it_ [l](https://x) `code`") == 3  # relation, case id and target, as written
