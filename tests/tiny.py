@@ -28,3 +28,27 @@ def tiny_model(family: str, seed: int = 0, std: float = 0.2, **changes) -> Trans
         changes["layer_types"] = tuple(cfg.layer_types[i % len(cfg.layer_types)] for i in range(n))
     torch.manual_seed(seed)
     return Transformer(cfg.replace(**changes) if changes else cfg).init_weights(seed, std=std).eval()
+
+
+CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,:;'\"{}()[]?!-_\n"
+
+
+def char_tokenizer():
+    """A fast character-level tokenizer (offsets included), so tiny models can read any prompt."""
+    import tokenizers
+    from tokenizers import Regex, decoders, pre_tokenizers
+    from tokenizers.models import WordLevel
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"[UNK]": 0, **{c: i + 1 for i, c in enumerate(CHARS)}}
+    tok = tokenizers.Tokenizer(WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    tok.decoder = decoders.Fuse()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]")
+
+
+def tiny_char_model():
+    """The seeded tiny llama with the character tokenizer: the same weights in every process."""
+    m = tiny_model("llama", d_vocab=len(CHARS) + 1, n_ctx=1024)
+    m.tokenizer = char_tokenizer()
+    return m

@@ -5,7 +5,6 @@ switch, findings with text / value / units / command, the shared fields, and wor
 from __future__ import annotations
 
 import json
-import string
 
 import matplotlib
 import pandas as pd
@@ -14,30 +13,11 @@ from matplotlib.figure import Figure
 
 from interp.analysis.result import AnalysisResult, Finding
 from interp.jsonio import dumps
-from tests.tiny import tiny_model
-
-CHARS = string.ascii_letters + string.digits + " .,:;'\"{}()[]?!-_\n"
-
-
-def char_tokenizer():
-    """A fast character-level tokenizer (offsets included), so tiny models can read any prompt."""
-    import tokenizers
-    from tokenizers import Regex, decoders, pre_tokenizers
-    from tokenizers.models import WordLevel
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {"[UNK]": 0, **{c: i + 1 for i, c in enumerate(CHARS)}}
-    tok = tokenizers.Tokenizer(WordLevel(vocab, unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
-    tok.decoder = decoders.Fuse()
-    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]")
-
+from tests.tiny import CHARS, char_tokenizer, tiny_char_model  # noqa: F401 (others import them from here)
 
 @pytest.fixture(scope="module")
 def model():
-    m = tiny_model("llama", d_vocab=len(CHARS) + 1, n_ctx=1024)
-    m.tokenizer = char_tokenizer()
-    return m
+    return tiny_char_model()
 
 
 def _fact():

@@ -2,29 +2,7 @@
 
 from __future__ import annotations
 
-from tests.tiny import tiny_model
-
-CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,:;'\"{}()[]?!-_\n"
-
-
-def char_tokenizer():
-    import tokenizers
-    from tokenizers import Regex, decoders, pre_tokenizers
-    from tokenizers.models import WordLevel
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {"[UNK]": 0, **{c: i + 1 for i, c in enumerate(CHARS)}}
-    tok = tokenizers.Tokenizer(WordLevel(vocab, unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
-    tok.decoder = decoders.Fuse()
-    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]")
-
-
-def tiny_char_model():
-    """The same seeded model in every process: the serial run and each worker read identical weights."""
-    m = tiny_model("llama", d_vocab=len(CHARS) + 1, n_ctx=1024)
-    m.tokenizer = char_tokenizer()
-    return m
+from tests.tiny import CHARS, char_tokenizer, tiny_char_model  # noqa: F401 (workers import them from here)
 
 
 def fact(i: int, subject: str = "Eiffel Tower", prompt: str = "The {} is in"):

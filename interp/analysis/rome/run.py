@@ -40,29 +40,41 @@ def run_edit_eval(model, params: EditEvalParams, progress: Progress | None = Non
                           edit_seconds / len(records), samples, n_unknown)
 
 
-def select_facts(model, params: EditEvalParams, records=None) -> tuple[list, int]:
-    """The facts to edit (read from params.facts unless given): known ones only (unless asked), sampled or
-    cut to the limit; and how many were skipped as unknown."""
+def fact_records(params: EditEvalParams, records=None) -> list:
+    """The facts to choose from: as given, else read from params.facts."""
     if records is None:
         if params.facts is None:
             raise InvalidInputError("Give a fact file (--facts).")
         from interp.analysis.facts.records import load_facts
 
         records = load_facts(params.facts)
-    records = list(records)
+    return list(records)
+
+
+def choose_facts(records: list, known: list[bool] | None, params: EditEvalParams, model_name: str) -> tuple[list, int]:
+    """Known facts only (`known`: a flag per record, None: keep every fact), sampled or cut to the limit; and how
+    many were skipped as unknown."""
     if not records:
         raise InvalidInputError("The fact file holds no facts.")
     n_all = len(records)
-    if params.known_only:
-        records = [f for f, k in zip(records, known_facts(model, records)) if k]
+    if known is not None:
+        records = [f for f, k in zip(records, known) if k]
         if not records:
-            raise InvalidInputError(f"{model.cfg.name} knows none of the {n_all} facts (its greedy answer is never the "
+            raise InvalidInputError(f"{model_name} knows none of the {n_all} facts (its greedy answer is never the "
                                     "true one); pass --all-facts to edit them anyway.")
     n_unknown = n_all - len(records)
     if params.sample is not None and params.sample < len(records):
         keep = np.random.default_rng(params.seed).choice(len(records), params.sample, replace=False)
         records = [records[i] for i in sorted(keep)]
     return (records[: params.limit] if params.limit else records), n_unknown
+
+
+def select_facts(model, params: EditEvalParams, records=None) -> tuple[list, int]:
+    """The facts to edit (read from params.facts unless given): known ones only (unless asked), sampled or
+    cut to the limit; and how many were skipped as unknown."""
+    records = fact_records(params, records)
+    known = known_facts(model, records) if params.known_only and records else None
+    return choose_facts(records, known, params, model.cfg.name)
 
 
 def edit_layers(model, params: EditEvalParams) -> list[int]:

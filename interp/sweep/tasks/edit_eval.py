@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 import pandas as pd
 
-from interp.errors import InvalidInputError
 from interp.sweep.tasks import chunks, shard_size
 
 KNOWN_SHARD = 128  # a multiple of known_facts' batch of 32
@@ -45,41 +43,19 @@ def edit_shard(model, payload, state) -> tuple[list, list, float]:
     return rows, samples, seconds
 
 
-def select(records: list, known: list[bool] | None, params, model_name: str) -> tuple[list, int]:
-    """`select_facts` given the known flags (None: every fact is kept)."""
-    if not records:
-        raise InvalidInputError("The fact file holds no facts.")
-    n_all = len(records)
-    if known is not None:
-        records = [f for f, k in zip(records, known) if k]
-        if not records:
-            raise InvalidInputError(f"{model_name} knows none of the {n_all} facts (its greedy answer is never the "
-                                    "true one); pass --all-facts to edit them anyway.")
-    n_unknown = n_all - len(records)
-    if params.sample is not None and params.sample < len(records):
-        keep = np.random.default_rng(params.seed).choice(len(records), params.sample, replace=False)
-        records = [records[i] for i in sorted(keep)]
-    return (records[: params.limit] if params.limit else records), n_unknown
-
-
 def sharded_edit_eval(sweep, params, records=None):
     from interp.analysis.rome.result import EditEvalResult
+    from interp.analysis.rome.run import choose_facts, fact_records
 
     start = time.perf_counter()
-    if records is None:
-        if params.facts is None:
-            raise InvalidInputError("Give a fact file (--facts).")
-        from interp.analysis.facts.records import load_facts
-
-        records = load_facts(params.facts)
-    records = list(records)
+    records = fact_records(params, records)
     known = None
     if params.known_only and records:
         parts = chunks(records, KNOWN_SHARD)
         flags = sweep.map(f"{__name__}:known_shard", [(("known", [f.case_id for f in p], p), p) for p in parts],
                           "known facts")
         known = [k for part in flags for k in part]
-    chosen, n_unknown = select(records, known, params, sweep.info["name"])
+    chosen, n_unknown = choose_facts(records, known, params, sweep.info["name"])
     groups = chunks(chosen, params.edits)
     parts = chunks(groups, shard_size(len(groups)))
     outputs = sweep.map(f"{__name__}:edit_shard", [(("edit", params, p), (p, params)) for p in parts],

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from interp.analysis.rome import ROMEParams
 from interp.analysis.rome.key import EditRequest
 from interp.analysis.rome.value import optimise_delta, value_loss
-from tests.analysis.test_result_protocol import CHARS, char_tokenizer
+from tests.tiny import CHARS, char_tokenizer
 from tests.tiny import tiny_model
 
 REQUEST = EditRequest("The {} is in", "Eiffel Tower", "Rome")
