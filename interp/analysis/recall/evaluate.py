@@ -203,6 +203,56 @@ def _score_batch(model: Transformer, items: list[Prepared], batch: Batch, trunk_
     return scores
 
 
+@dataclass
+class ScoringPlan:
+    """How `score_examples` runs a set of examples: the prepared prompts, the batches, and how much of each
+    trunk some row takes (a trunk's forward runs that many tokens, whichever batch needs it first)."""
+
+    prepared: list[Prepared]
+    batches: list[Batch]
+    need: dict[int, int]  # trunk -> the longest share any row takes from it
+    new_tokens: int
+
+
+def plan_scoring(model: Transformer, examples: Sequence[RecallExample], *, batch_size: int = 8, generate: bool = True,
+                 max_new_tokens: int | None = None, reuse_prefix: bool = False) -> ScoringPlan:
+    """Prepare the examples and cut them into batches (see `score_examples`)."""
+    if batch_size < 1:
+        raise InvalidInputError(f"The batch size must be at least 1, got {batch_size}.")
+    new_tokens = max_new_tokens or max((DEFAULT_NEW_TOKENS[e.task] for e in examples), default=1)
+    prepared = [prepare(model, e, new_tokens if generate else 0) for e in examples]
+    groups: dict[tuple, list[int]] = {}
+    for i, e in enumerate(examples):  # prompts of one base example share their start (reuse's groups)
+        groups.setdefault((e.example_id, e.n_items, e.query_aware, e.repeat_gold, e.task), []).append(i)
+    batches = plan_batches([p.prompt for p in prepared], list(groups.values()), batch_size, reuse_prefix)
+    need: dict[int, int] = {}
+    for batch in batches:
+        for t, s in zip(batch.trunks, batch.shared):
+            if t is not None:
+                need[t] = max(need.get(t, 0), s)
+    return ScoringPlan(prepared, batches, need, new_tokens)
+
+
+def score_batches(model: Transformer, plan: ScoringPlan, which: Sequence[int], *, generate: bool = True,
+                  attention: bool = True, progress: Progress | None = None) -> dict[int, Score]:
+    """Run the plan's batches `which` (in that order): {example index: its score}. Any subset of batches gives
+    each example the score the whole plan gives it."""
+    last_use = {t: n for n in which for t in plan.batches[n].trunks if t is not None}
+    out: dict[int, Score] = {}
+    trunk_kvs: dict[int, list] = {}
+    for n in track(progress, which, "scoring batches"):
+        batch = plan.batches[n]
+        for t in batch.trunks:
+            if t is not None and t not in trunk_kvs:  # one trunk forward per group
+                trunk_kvs[t] = run_trunk(model, plan.prepared[t].prompt, plan.need[t])
+        scores = _score_batch(model, [plan.prepared[i] for i in batch.rows], batch, trunk_kvs, generate,
+                              plan.new_tokens, attention)
+        out.update(zip(batch.rows, scores))
+        for t in [t for t in trunk_kvs if last_use[t] == n]:
+            del trunk_kvs[t]
+    return out
+
+
 def score_examples(
     model: Transformer,
     examples: Sequence[RecallExample],
@@ -222,29 +272,8 @@ def score_examples(
         raise InvalidInputError(f"The batch size must be at least 1, got {batch_size}.")
     if not examples:
         return []
-    new_tokens = max_new_tokens or max(DEFAULT_NEW_TOKENS[e.task] for e in examples)
-    prepared = [prepare(model, e, new_tokens if generate else 0) for e in examples]
-    groups: dict[tuple, list[int]] = {}
-    for i, e in enumerate(examples):  # prompts of one base example share their start (reuse's groups)
-        groups.setdefault((e.example_id, e.n_items, e.query_aware, e.repeat_gold, e.task), []).append(i)
-    prompts = [p.prompt for p in prepared]
-    batches = plan_batches(prompts, list(groups.values()), batch_size, reuse_prefix)
-    need: dict[int, int] = {}  # trunk -> the longest share any row takes from it
-    last_use: dict[int, int] = {}  # trunk -> the last batch that needs it
-    for n, batch in enumerate(batches):
-        for t, s in zip(batch.trunks, batch.shared):
-            if t is not None:
-                need[t], last_use[t] = max(need.get(t, 0), s), n
-    out: list[Score | None] = [None] * len(examples)
-    trunk_kvs: dict[int, list] = {}
-    for n, batch in enumerate(track(progress, batches, "scoring batches")):
-        for t in batch.trunks:
-            if t is not None and t not in trunk_kvs:  # one trunk forward per group
-                trunk_kvs[t] = run_trunk(model, prompts[t], need[t])
-        scores = _score_batch(model, [prepared[i] for i in batch.rows], batch, trunk_kvs, generate, new_tokens,
-                              attention)
-        for i, s in zip(batch.rows, scores):
-            out[i] = s
-        for t in [t for t in trunk_kvs if last_use[t] == n]:
-            del trunk_kvs[t]
-    return out  # type: ignore[return-value]
+    plan = plan_scoring(model, examples, batch_size=batch_size, generate=generate, max_new_tokens=max_new_tokens,
+                        reuse_prefix=reuse_prefix)
+    scores = score_batches(model, plan, range(len(plan.batches)), generate=generate, attention=attention,
+                           progress=progress)
+    return [scores[i] for i in range(len(examples))]

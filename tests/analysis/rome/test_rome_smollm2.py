@@ -12,6 +12,7 @@ import torch
 from click.testing import CliRunner
 
 from interp.analysis.rome import Edit, EditRequest, rome_edit
+from interp.analysis.rome.edit import LayerDelta
 
 pytestmark = pytest.mark.slow
 
@@ -70,7 +71,8 @@ def test_cli_refuses_bad_requests(smollm2, tmp_path):
     assert r.exit_code != 0 and "target is empty" in str(r.exception)
     r = _run(["edit", "--prompt", "The {} is located in the city of", "--subject", "Eiffel Tower", "--target", "Paris"])
     assert r.exit_code != 0 and "already answers" in str(r.exception)
-    other = Edit("gemma3-270m", "rome", [], [EIFFEL]).save(tmp_path / "g.edit")
+    delta = LayerDelta(3, torch.ones(640, 1), torch.full((1, 2048), 1e-3), "0" * 64)  # Gemma-3's shapes
+    other = Edit("gemma3-270m", "rome", [delta], [EIFFEL]).save(tmp_path / "g.edit")
     r = _run(["edit", "--load", str(other)])
     assert r.exit_code != 0 and "made for gemma3-270m" in str(r.exception)
 
