@@ -21,6 +21,7 @@ cache (INTERP_CACHE in a temporary folder).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import statistics
@@ -161,10 +162,7 @@ def main() -> None:
         for f in rome_facts:
             r = EditRequest.from_fact(f)
             t = time.perf_counter()
-            if peer:
-                with peer_loop():
-                    e = rome_edit(model, r, params, stats=stats)
-            else:
+            with peer_loop() if peer else contextlib.nullcontext():
                 e = rome_edit(model, r, params, stats=stats)
             secs.append(time.perf_counter() - t)
             steps.append(e.info["steps"])
@@ -177,10 +175,7 @@ def main() -> None:
     def run_memit(params, peer=False):
         reqs = [EditRequest.from_fact(f) for f in memit_facts]
         t = time.perf_counter()
-        if peer:
-            with peer_loop():
-                e = memit_edit(model, reqs, params, stats=stats)
-        else:
+        with peer_loop() if peer else contextlib.nullcontext():
             e = memit_edit(model, reqs, params, stats=stats)
         sec = time.perf_counter() - t
         print(f"memit {params.update} peer={peer}: {sec:.1f} s", file=sys.stderr, flush=True)
