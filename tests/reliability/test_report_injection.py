@@ -92,26 +92,7 @@ def chromium_client():
 
 def test_payload_report_runs_no_script_in_chromium(payload_report, tmp_path):
     client = chromium_client()
-    binary = client.chromium_binary()
-    if binary is None:
-        pytest.skip("Chromium is not installed; run .ci/install-chromium.sh (Debian packages chromium, chromium-driver)")
-    try:
-        browser = client.Browser(binary, tmp_path / "profile")
-        target = browser.send("Target.createTarget", {"url": "about:blank"})["result"]["targetId"]
-    except (OSError, RuntimeError, TimeoutError) as exc:
-        pytest.skip(f"Chromium ({binary}) could not be started headless: {exc}")
-    try:
-        session = browser.send("Target.attachToTarget", {"targetId": target, "flatten": True})["result"]["sessionId"]
-        for domain in ("Page", "Runtime", "Log"):
-            browser.send(f"{domain}.enable", session=session)
-        browser.send("Page.navigate", {"url": (payload_report / "index.html").as_uri()}, session=session)
-        browser.wait_event("Page.loadEventFired")
-
-        def js(expression: str):
-            reply = browser.send("Runtime.evaluate", {"expression": expression, "returnByValue": True}, session=session)
-            assert "exceptionDetails" not in reply["result"], reply["result"]
-            return reply["result"]["result"].get("value")
-
+    with client.open_page(tmp_path, (payload_report / "index.html").as_uri()) as (browser, js, _):
         # give focus- and load-triggered handlers their chance, then hover and focus everything
         js("document.querySelectorAll('a, [tabindex], input, img, svg').forEach(e => { try { e.focus(); } catch (x) {} })")
         js("new Promise(r => setTimeout(r, 300))")
@@ -132,8 +113,6 @@ def test_payload_report_runs_no_script_in_chromium(payload_report, tmp_path):
         assert "fake analysis failed on purpose" in js("document.querySelector('#broken').textContent")
         errors = client.console_errors(browser)
         assert errors == [], errors
-    finally:
-        browser.close()
 
 
 # -- experiment specs name only interp's code, with safe names ------------------------------------------------

@@ -10,6 +10,7 @@ cannot start.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -111,8 +112,10 @@ def _high(fd: int) -> int:
     return new
 
 
-@pytest.fixture
-def page(tmp_path, built_report):
+@contextlib.contextmanager
+def open_page(tmp_path: Path, url: str, viewport: dict | None = None):
+    """Headless Chromium showing `url` (skips the test where Chromium is missing or cannot start): yields the
+    browser, a `js(expression)` that returns the value, and the page's session."""
     binary = chromium_binary()
     if binary is None:
         pytest.skip("Chromium is not installed; run .ci/install-chromium.sh (Debian packages chromium, chromium-driver)")
@@ -125,9 +128,9 @@ def page(tmp_path, built_report):
         session = browser.send("Target.attachToTarget", {"targetId": target, "flatten": True})["result"]["sessionId"]
         for domain in ("Page", "Runtime", "Log"):
             browser.send(f"{domain}.enable", session=session)
-        browser.send("Emulation.setDeviceMetricsOverride",
-                     {"width": 1200, "height": 900, "deviceScaleFactor": 1, "mobile": False}, session=session)
-        browser.send("Page.navigate", {"url": (built_report / "index.html").as_uri()}, session=session)
+        if viewport:
+            browser.send("Emulation.setDeviceMetricsOverride", viewport, session=session)
+        browser.send("Page.navigate", {"url": url}, session=session)
         browser.wait_event("Page.loadEventFired")
 
         def js(expression: str):
@@ -135,12 +138,20 @@ def page(tmp_path, built_report):
             assert "exceptionDetails" not in reply["result"], reply["result"]
             return reply["result"]["result"].get("value")
 
+        yield browser, js, session
+    finally:
+        browser.close()
+
+
+@pytest.fixture
+def page(tmp_path, built_report):
+    viewport = {"width": 1200, "height": 900, "deviceScaleFactor": 1, "mobile": False}
+    with open_page(tmp_path, (built_report / "index.html").as_uri(), viewport) as (browser, js, session):
+
         def mouse_move(x: float, y: float) -> None:
             browser.send("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x, "y": y}, session=session)
 
         yield browser, js, mouse_move
-    finally:
-        browser.close()
 
 
 def console_errors(browser: Browser) -> list[str]:
