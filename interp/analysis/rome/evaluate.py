@@ -110,6 +110,10 @@ def fact_scores(model, facts) -> list[dict]:
 
 @torch.no_grad()
 def fact_generations(model, facts, params: EditEvalParams) -> list[list[str]]:
+    """Per fact, its first `n_gen_prompts` generation prompts each continued by `gen_tokens` sampled tokens
+    (none when either is 0: fluency is then not measured)."""
+    if params.gen_tokens == 0 or params.n_gen_prompts == 0:
+        return [[] for _ in facts]
     prompts, owners = [], []
     for i, f in enumerate(facts):
         for p in (list(f.generation_prompts) or [f.text])[: params.n_gen_prompts]:

@@ -84,6 +84,9 @@ class EditEvalResult(ResultBase):
                  "", "| metric | before | after (95% CI) |", "|---|---|---|"]
         for k in (*METRICS, "fluency"):
             a = m[k]
+            if np.isnan(a["mean"]):  # --gen-prompts 0
+                lines.append(f"| {k} | not measured | not measured |")
+                continue
             lines.append(f"| {k} | {m[k + '_before']['mean']:.3f} | {a['mean']:.3f} [{a['ci95'][0]:.3f}, {a['ci95'][1]:.3f}] |")
         if "neighborhood_flipped" in m:
             f = m["neighborhood_flipped"]

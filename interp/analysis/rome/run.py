@@ -34,7 +34,7 @@ def run_edit_eval(model, params: EditEvalParams, progress: Progress | None = Non
     for group in track(progress, groups, f"{params.method} edits"):
         group_rows, sample, seconds = evaluate_group(model, group, params, stats)
         rows += group_rows
-        samples.append(sample)
+        samples += [sample] if sample else []
         edit_seconds += seconds
     return EditEvalResult(model.cfg.name, params, time.perf_counter() - start, pd.DataFrame(rows),
                           edit_seconds / len(records), samples, n_unknown)
@@ -95,6 +95,11 @@ def _edit_group(model, requests: list[EditRequest], params: EditEvalParams, stat
     return [memit_edit(model, requests, params.memit, stats=stats)]
 
 
+def mean_entropy(texts: list[str]) -> float:
+    """The mean n-gram entropy of the generations (NaN without any: fluency not measured)."""
+    return float(np.mean([ngram_entropy(t) for t in texts])) if texts else float("nan")
+
+
 def evaluate_group(model, group: list, params: EditEvalParams, stats: StatsCache) -> tuple[list[dict], dict, float]:
     """Score the facts, edit them together, score again, undo: (one row per fact, a sample, edit seconds)."""
     before = fact_scores(model, group)
@@ -113,12 +118,12 @@ def evaluate_group(model, group: list, params: EditEvalParams, stats: StatsCache
              "p_true_after": a["p_true"], "p_new_after": a["p_new"],
              **{m: a[m] for m in METRICS}, **{f"{m}_before": b[m] for m in METRICS},
              "neighborhood_flipped": neighborhood_flips(b, a),
-             "fluency": float(np.mean([ngram_entropy(t) for t in ga])),
-             "fluency_before": float(np.mean([ngram_entropy(t) for t in gb])),
+             "fluency": mean_entropy(ga), "fluency_before": mean_entropy(gb),
              "layers": ",".join(str(layer) for e in edits for layer in e.layers),
-             "generation_after": ga[0]}
+             "generation_after": ga[0] if ga else ""}
             for f, b, a, gb, ga in zip(group, before, after, gen_before, gen_after)]
-    sample = {"case_id": group[0].case_id, "before": gen_before[0][0], "after": gen_after[0][0]}
+    sample = ({"case_id": group[0].case_id, "before": gen_before[0][0], "after": gen_after[0][0]}
+              if gen_before[0] else None)
     return rows, sample, seconds
 
 

@@ -38,7 +38,7 @@ def edit_shard(model, payload, state) -> tuple[list, list, float]:
     for group in groups:
         group_rows, sample, s = evaluate_group(model, group, params, stats)
         rows += group_rows
-        samples.append(sample)
+        samples += [sample] if sample else []
         seconds += s
     return rows, samples, seconds
 
