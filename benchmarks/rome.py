@@ -157,9 +157,9 @@ def main() -> None:
         s = fact_scores(model, group)
         return [(a["efficacy"], a["paraphrase"], a["neighborhood"]) for a in s]
 
-    def run_rome(params, peer=False):
+    def run_rome(params, facts, peer=False):
         secs, out, steps = [], [], []
-        for f in rome_facts:
+        for f in facts:
             r = EditRequest.from_fact(f)
             t = time.perf_counter()
             with peer_loop() if peer else contextlib.nullcontext():
@@ -202,13 +202,17 @@ def main() -> None:
             for l in memit_layers:
                 second_moment(model, l, ours.stats, cache=stats)
             context_templates(model, MEMITParams.reference().rome.context_lengths, ours.context_seed, stats)
-            res = {"peer": run_rome(original, peer=True)}
-            if not args.no_ablation:
-                res["orig-nocache"] = run_rome(replace(original, reuse_prefix=False))
-            res["orig"] = run_rome(original)
-            if not args.no_ablation:
-                res["ours-nocache"] = run_rome(replace(ours, reuse_prefix=False))
-            res["ours"] = run_rome(ours)
+            variants = {"peer": (original, True), "orig-nocache": (replace(original, reuse_prefix=False), False),
+                        "orig": (original, False), "ours-nocache": (replace(ours, reuse_prefix=False), False),
+                        "ours": (ours, False)}
+            if args.no_ablation:
+                del variants["orig-nocache"], variants["ours-nocache"]
+            # fact by fact, every variant in turn: a change of load on a shared machine hits all rows alike
+            res = {key: ([], [], []) for key in variants}
+            for f in rome_facts:
+                for key, (params, peer) in variants.items():
+                    for into, part in zip(res[key], run_rome(params, [f], peer=peer)):
+                        into += part
             mref = MEMITParams.reference()
             mres = {
                 "peer": run_memit(mref, peer=True),
