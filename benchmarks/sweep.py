@@ -1,13 +1,15 @@
 """Sweeps on Ray: `edit-eval` and `trace --facts` over 20 facts, serial vs 2 local Ray workers, side by side
 in one run, with Ray's start-up (runtime, actors, one model load per worker) measured separately.
 
-    .venv/bin/python benchmarks/sweep.py                       # SmolLM2, 20 facts, 2 workers
-    .venv/bin/python benchmarks/sweep.py --facts 20 --workers 2 --samples 3
+    .venv/bin/python benchmarks/sweep.py                       # SmolLM2, 20 facts, 2 workers of 1 thread
+    .venv/bin/python benchmarks/sweep.py --facts 20 --workers 2 --samples 3 --threads 1
 
-Serial: the command's own entry point on a model loaded in this process (load not counted). Workers: the
-same analysis through `interp.sweep` with the shard cache off (every shard computed), the start-up apart.
-The script checks that the two outputs are identical (JSON apart from seconds, every CSV byte for byte)
-and writes benchmarks/sweep.md, with the projection of a full CounterFact edit-eval onto K machines.
+Serial: the command's own entry point on a model loaded in this process (load not counted), once with all
+the machine's cores (what a user runs without Ray) and once with `--threads` torch threads, the count every
+worker gets. Workers: the same analysis through `interp.sweep` with the shard cache off (every shard
+computed), the start-up apart. The script checks that the workers' output is identical to the serial run
+with the same thread count (JSON apart from seconds, every CSV byte for byte) and writes
+benchmarks/sweep.md, with the projection of a full CounterFact edit-eval onto K machines.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ def main() -> None:
     ap.add_argument("--facts", type=int, default=20, help="facts per sweep")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--samples", type=int, default=10, help="trace noise samples per fact")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads of each worker and of the serial run "
+                    "compared with them (on one machine: its cores / --workers)")
     ap.add_argument("--out", type=Path, default=Path(__file__).with_suffix(".md"))
     args = ap.parse_args()
 
@@ -67,15 +71,17 @@ def main() -> None:
     records = load_facts(facts_file)
     edit_params = EditEvalParams(facts=str(facts_file), limit=args.facts)
     trace_params = TraceParams(facts=tuple(records[: args.facts]), samples=args.samples)
-    threads = torch.get_num_threads()
+    threads, all_threads = args.threads, torch.get_num_threads()
 
     model = load_model(args.model)
-    serial = {}
+    serial, serial_all = {}, {}
     for name, run in (("edit-eval", lambda: run_edit_eval(model, edit_params, records=records)),
                       ("trace --facts", lambda: run_trace(model, trace_params))):
-        t0 = time.perf_counter()
-        serial[name] = (run(), time.perf_counter() - t0)
-        print(f"serial {name}: {serial[name][1]:.1f} s", flush=True)
+        for n_threads, into in ((all_threads, serial_all), (threads, serial)):
+            torch.set_num_threads(n_threads)
+            t0 = time.perf_counter()
+            into[name] = (run(), time.perf_counter() - t0)
+            print(f"serial {name}, {n_threads} threads: {into[name][1]:.1f} s", flush=True)
     del model
 
     t0 = time.perf_counter()
@@ -85,7 +91,8 @@ def main() -> None:
     for name, driver, params, kwargs in (("edit-eval", sharded_edit_eval, edit_params, {"records": records}),
                                          ("trace --facts", sharded_trace, trace_params, {})):
         t0 = time.perf_counter()
-        with Sweep.start(ModelSpec(args.model, "cpu"), runtime=runtime, cache=False, progress=False) as sweep:
+        with Sweep.start(ModelSpec(args.model, "cpu"), runtime=runtime, cache=False, progress=False,
+                         threads=threads) as sweep:
             startup[name] = time.perf_counter() - t0
             t1 = time.perf_counter()
             result = driver(sweep, params, **kwargs)
@@ -97,34 +104,44 @@ def main() -> None:
     for name in serial:
         s_res, s_sec = serial[name]
         w_res, w_sec, n_shards = sharded[name]
-        rows.append({"sweep": name, "serial_s": s_sec, "workers_s": w_sec, "startup_s": startup[name],
-                     "shards": n_shards, "identical": same_output(s_res, w_res),
-                     "per_fact_serial": s_sec / args.facts})
-    write(args, rows, ray_init, threads)
+        rows.append({"sweep": name, "serial_all_s": serial_all[name][1], "serial_s": s_sec, "workers_s": w_sec,
+                     "startup_s": startup[name], "shards": n_shards, "identical": same_output(s_res, w_res),
+                     "same_as_all_threads": same_output(serial_all[name][0], w_res),
+                     "per_fact_serial": serial_all[name][1] / args.facts})
+    write(args, rows, ray_init, threads, all_threads)
 
 
-def write(args, rows, ray_init, threads) -> None:
+def write(args, rows, ray_init, threads, all_threads) -> None:
     lines = [f"# Sweeps on Ray: serial vs {args.workers} local workers", "",
-             f"Model {args.model}, fp32, CPU ({platform.machine()}, {os.cpu_count()} cores), torch {torch.__version__}, "
-             f"{threads} torch threads in the serial run and in each worker (the serial run's count: what makes "
-             f"the outputs identical); {args.facts} facts of experiments/data/facts.json; trace with --samples "
-             f"{args.samples}. One run, measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Reproduce: "
-             f"`.venv/bin/python benchmarks/sweep.py --model {args.model} --facts {args.facts} --workers {args.workers} "
-             f"--samples {args.samples}`.", "",
+             f"Model {args.model}, fp32, CPU ({platform.machine()}, {os.cpu_count()} cores), torch {torch.__version__}; "
+             f"{args.facts} facts of experiments/data/facts.json; trace with --samples {args.samples}. Each worker "
+             f"runs {threads} torch thread(s), and so does the serial run it is compared with (same kernels, so "
+             f"the outputs can be compared byte for byte); the serial run with all {all_threads} threads is what "
+             f"a user runs without Ray. One run, measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+             f"load average at the end {os.getloadavg()[0]:.1f}. Reproduce: `.venv/bin/python benchmarks/sweep.py "
+             f"--model {args.model} --facts {args.facts} --workers {args.workers} --samples {args.samples} "
+             f"--threads {threads}`.", "",
              f"Ray runtime start (`ray.init`, local, {args.workers} CPUs): {ray_init:.1f} s, once per command.", "",
-             "| sweep | serial s | workers s (without start-up) | ratio serial / workers | actors + model loads s "
-             "| ratio serial / (workers + start-up + ray.init) | shards | output identical |",
-             "|---|---:|---:|---:|---:|---:|---:|---|"]
+             f"| sweep | serial, {all_threads} threads s | serial, {threads} thread(s) s | {args.workers} workers s "
+             f"(without start-up) | actors + model loads s | speed-up vs serial {all_threads} threads (with all "
+             f"start-up) | vs serial {threads} thread(s) (without start-up) | shards | output identical to serial "
+             f"{threads} / {all_threads} threads |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+
+    def yes(flag):
+        return "yes" if flag else "NO"
+
     for r in rows:
         total = r["workers_s"] + r["startup_s"] + ray_init
-        lines.append(f"| {r['sweep']} | {r['serial_s']:.1f} | {r['workers_s']:.1f} | {r['serial_s'] / r['workers_s']:.2f}x "
-                     f"| {r['startup_s']:.1f} | {r['serial_s'] / total:.2f}x | {r['shards']} | {'yes' if r['identical'] else 'NO'} |")
+        lines.append(f"| {r['sweep']} | {r['serial_all_s']:.1f} | {r['serial_s']:.1f} | {r['workers_s']:.1f} "
+                     f"| {r['startup_s']:.1f} | {r['serial_all_s'] / total:.2f}x | {r['serial_s'] / r['workers_s']:.2f}x "
+                     f"| {r['shards']} | {yes(r['identical'])} / {yes(r['same_as_all_threads'])} |")
     ee = next(r for r in rows if r["sweep"] == "edit-eval")
     per_fact = ee["per_fact_serial"]
     lines += ["", "## Full CounterFact edit-eval on K machines (projection, not measured)", "",
               f"Measured serial cost per fact (known-facts filter, statistics cached, scoring before and after, "
-              f"the edit, fluency generations, undo): {per_fact:.1f} s on this machine with {threads} threads. "
-              f"A machine of this kind runs one worker per {threads} cores; every shard is independent, so the "
+              f"the edit, fluency generations, undo): {per_fact:.1f} s on this machine with {all_threads} threads. "
+              f"A machine of this kind is one worker with {all_threads} threads; every shard is independent, so the "
               f"sweep divides evenly over workers. CounterFact has {COUNTERFACT:,} facts (all are edited with "
               "--all-facts; with the default filter only those the model knows).", "",
               "| machines K (one worker each, this machine's speed) | hours | per machine: start-up s |",
