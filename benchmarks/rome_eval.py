@@ -1,0 +1,201 @@
+"""ROME / MEMIT evaluation tables on the same N known facts: the original algorithms beside ours, the
+objective ablation, the statistics budget and the layer sweep. Writes benchmarks/rome-eval.md.
+
+    .venv/bin/python benchmarks/rome_eval.py --model smollm2-135m --facts 50 \\
+        --tables main,stats,layers,ablation
+
+Every row is `run_edit_eval` on the facts drawn by `--sample N --seed 0` from those the model knows (its
+greedy next token on the rewrite prompt is the true answer's first token), one edit at a time, then undone.
+Each finished row is kept in benchmarks/results/rome-eval/<model>/<row>.json with its per-fact CSV, and a
+rerun skips the rows already there: a killed run resumes, and `--only-write` rebuilds the tables from them.
+Rows of the main table measure fluency as the paper does (100 new tokens, 2 prompts per fact); the other
+tables do not (`n_gen_prompts = 0`), because edit scores do not depend on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+METRICS = ("efficacy", "paraphrase", "neighborhood")
+
+
+def rows_of(table: str, model_name: str, n_layers: int) -> list[tuple[str, str, dict]]:
+    """(row id, label, EditEvalParams changes) of one table."""
+    from interp.analysis.rome import MEMITParams, ROMEParams
+    from interp.analysis.rome.hparams import StatsParams, default_layer
+
+    ref = ROMEParams.reference
+    quiet = {"n_gen_prompts": 0}
+    if table == "main":
+        return [("rome-original", "original ROME (the authors' code, `--reference`)", {"rome": ref()}),
+                ("rome-r-rome", "r-ROME (the paper's equation, `--reference --update r-rome`)",
+                 {"rome": ref(update="r-rome")}),
+                ("rome-ours", "ROME, ours (default)", {"rome": ROMEParams()}),
+                ("memit-original", "original MEMIT (the authors' code, `--method memit --reference`)",
+                 {"method": "memit", "memit": MEMITParams.reference()}),
+                ("memit-ours", "MEMIT, ours (`--method memit`)", {"method": "memit", "memit": MEMITParams()})]
+    if table == "ablation":
+        out = [("abl-reference", "original ROME: update and objective", {"rome": ref(), **quiet})]
+        for field, value, what in (("decay", "squared", "decay ||delta||^2 instead of ||delta||"),
+                                   ("kl_at", "last", "KL at the KL prompt's last token, not the subject's"),
+                                   ("kl_direction", "orig", "KL(p_orig || p_delta) instead of KL(p_delta || p_orig)"),
+                                   ("early_stop", "nll", "early stop on the NLL, not the total loss")):
+            out.append((f"abl-{field}", f"+ {what}", {"rome": ref(**{field: value}), **quiet}))
+        out.append(("abl-objective", "+ all four (the original update with our objective)",
+                    {"rome": ref(decay="squared", kl_at="last", kl_direction="orig", early_stop="nll"), **quiet}))
+        out.append(("abl-update", "our update with the original objective",
+                    {"rome": replace(ref(), update="ours"), **quiet}))
+        return out
+    if table == "stats":
+        return [(f"stats-{n // 1000}k-{name}", f"{label}, C from {n:,} tokens",
+                 {"rome": replace(params, stats=StatsParams(n_tokens=n)), **quiet})
+                for name, label, params in (("ours", "ours", ROMEParams()), ("original", "original ROME", ref()))
+                for n in (4_000, 16_000, 64_000)]
+    if table == "layers":
+        first, last = LAYER_RANGE.get(model_name, (1, n_layers // 2))
+        default = default_layer(model_name, n_layers)
+        return [(f"layer-{layer}", f"{layer}{' (default)' if layer == default else ''}",
+                 {"rome": ROMEParams(layer=layer), **quiet}) for layer in range(first, last + 1)]
+    raise SystemExit(f"unknown table {table!r}")
+
+
+LAYER_RANGE = {"smollm2-135m": (2, 12), "gemma3-270m": (1, 9)}  # the issue's sweep ranges
+
+
+def run_row(model, records, out_dir: Path, row: str, changes: dict, n_facts: int) -> dict:
+    from interp.analysis.rome import EditEvalParams, run_edit_eval
+
+    path = out_dir / f"{row}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    params = replace(EditEvalParams(sample=n_facts, seed=0, gen_tokens=100, n_gen_prompts=2), **changes)
+    t0 = time.perf_counter()
+    result = run_edit_eval(model, params, records=records)
+    seconds = time.perf_counter() - t0
+    per_fact = result.per_fact.drop(columns=[c for c in result.per_fact if c.startswith("generation")])
+    per_fact.to_csv(out_dir / f"{row}.csv", index=False)
+    data = {"row": row, "summary": result.to_json(), "wall_seconds": seconds,
+            "load_average": os.getloadavg()[0], "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    tmp.replace(path)
+    print(f"{row}: {seconds:.0f} s", flush=True)
+    return data
+
+
+def harmonic(values) -> float:
+    values = [v for v in values if not math.isnan(v)]
+    return len(values) / sum(1 / v for v in values) if values and min(values) > 0 else 0.0
+
+
+def fmt(summary: dict, metric: str) -> str:
+    mean, (lo, hi) = summary[metric], summary["ci95"][metric]
+    return f"{mean:.2f} [{lo:.2f}, {hi:.2f}]"
+
+
+def table_lines(table: str, rows, results: dict, with_fluency: bool) -> list[str]:
+    head = "| | ES | PS | NS | NS before | neighbours flipped | S |"
+    rule = "|---|---|---|---|---|---|---|"
+    if with_fluency:
+        head += " fluency before -> after (bits) |"
+        rule += "---|"
+    head += " s / edit |"
+    rule += "---|"
+    lines = [head, rule]
+    for row, label, _ in rows:
+        if row not in results:
+            lines.append(f"| {label} | not run |" + " |" * (head.count("|") - 3))
+            continue
+        s = results[row]["summary"]
+        flipped = s.get("neighborhood_flipped")
+        line = (f"| {label} | {fmt(s, 'efficacy')} | {fmt(s, 'paraphrase')} | {fmt(s, 'neighborhood')} "
+                f"| {s['before']['neighborhood']:.2f} | {flipped:.2f} "
+                f"| {harmonic([s[m] for m in METRICS]):.2f} |")
+        if with_fluency:
+            line += f" {s['before']['fluency']:.2f} -> {s['fluency']:.2f} |"
+        line += f" {s['seconds_per_edit']:.1f} |"
+        lines.append(line)
+    return lines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--facts", type=int, default=50, help="known facts drawn at random (seed 0)")
+    ap.add_argument("--tables", default="main,stats,layers,ablation")
+    ap.add_argument("--rows", default="", help="only these row ids (comma-separated), e.g. to run rows in "
+                    "two one-thread processes side by side")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "rome-eval",
+                    help="where each row is kept (per model)")
+    ap.add_argument("--only-write", action="store_true", help="only rebuild the tables from the kept rows")
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "rome-eval.md")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from interp.analysis.facts.records import load_facts
+    from interp.model.load import load_model
+
+    out_dir = args.results / args.model
+    out_dir.mkdir(parents=True, exist_ok=True)
+    records = load_facts(ROOT / "experiments" / "data" / "facts.json")
+    model = None if args.only_write else load_model(args.model)
+    n_layers = model.cfg.n_layers if model is not None else {"smollm2-135m": 30, "gemma3-270m": 18}[args.model]
+    tables = [t for t in args.tables.split(",") if t]
+    results = {}
+    for table in tables:
+        for row, _, changes in rows_of(table, args.model, n_layers):
+            path = out_dir / f"{row}.json"
+            if args.rows and row not in args.rows.split(","):
+                if path.exists():
+                    results[row] = json.loads(path.read_text())
+            elif model is not None:
+                results[row] = run_row(model, records, out_dir, row, changes, args.facts)
+            elif path.exists():
+                results[row] = json.loads(path.read_text())
+    write(args, tables, results, n_layers)
+
+
+def write(args, tables, results, n_layers) -> None:
+    first = next(iter(results.values()), None)
+    lines = [f"# ROME / MEMIT evaluation on {args.model}: {args.facts} known facts", ""]
+    if first is None:
+        return
+    n = first["summary"]["n"]
+    lines += [f"`.venv/bin/python benchmarks/rome_eval.py --model {args.model} --facts {args.facts} --tables "
+              f"{','.join(tables)}`; torch {torch.__version__}, {platform.machine()}, CPU, fp32. "
+              "The same facts in every row: drawn at random (seed 0) from those the model knows, "
+              f"{n} of them, one edit at a time, each undone before the next. 95% bootstrap intervals over facts "
+              "in brackets. ES / PS / NS: the fraction of rewrite / paraphrase / neighbourhood prompts where "
+              "p(new) > p(true) (NS: p(true) > p(new)), after the edit; NS before: the same on the unedited "
+              "model (neighbours are chosen by relation and object only, not by whether the model answers "
+              "them); neighbours flipped: right before, wrong after; S: the harmonic mean of ES, PS and NS, "
+              f"the paper's score. Seconds per edit: the edit alone, statistics cached, {args.threads} thread(s) per "
+              "process on a 2-core machine where other work ran too (rows may run in processes side by side): "
+              "a rough guide only; `benchmarks/rome.md` has the timing.", ""]
+    titles = {"main": "Original algorithms and ours (fluency over 100 new tokens, 2 prompts per fact)",
+              "ablation": "The v* objective: the original ROME with one of our departures at a time",
+              "stats": "The statistics budget: C from 4k / 16k / 64k tokens sampled from the model",
+              "layers": "ROME's layer (ours, statistics 4k)"}
+    for table in tables:
+        rows = rows_of(table, args.model, n_layers)
+        lines += [f"## {titles[table]}", ""] + table_lines(table, rows, results, table == "main") + [""]
+    text = "\n".join(lines)
+    args.out.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
