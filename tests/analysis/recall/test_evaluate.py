@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -205,7 +206,12 @@ def test_sweep_result_shapes_and_outputs(tokenizer, tmp_path):
     assert len(result.heads) == min(params.top_heads, 2 * 4)  # the tiny model has 8 heads
     names = {p.name for p in result.save_figures(tmp_path)}
     assert names == {"u_curve.png", "mitigations.png", "attention_heatmap.png"}
-    assert "| baseline | 4 |" in result.summary_markdown()
+    # one table row per point: its n, and each metric with its 95% interval
+    text = result.summary_markdown()
+    row = re.compile(r"^\| baseline \| 4 \| (\d+) \| 2 \|( -?\d+\.\d\d \[-?\d+\.\d\d, -?\d+\.\d\d\] \|){3}$", re.M)
+    assert sorted(int(m.group(1)) for m in row.finditer(text)) == [1, 4]
+    first = result.curves.iloc[0]
+    assert f"{first.accuracy:.2f} [{first.accuracy_lo:.2f}, {first.accuracy_hi:.2f}]" in text
 
 
 def test_loader_file_runs_through_the_sweep(tokenizer, tmp_path):
