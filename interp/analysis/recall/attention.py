@@ -1,7 +1,8 @@
 """The attention behind recall: which heads look at the gold item, and does that track accuracy by position.
 
-For every example the final prompt token's attention row is kept in every layer and head (it is the
-token that predicts the answer). Its mass on the gold item's tokens, against its mean mass on one
+For every example the attention row of the query that predicts the answer's first token is kept in
+every layer and head (`evaluate.answer_query_row`: for the KV tasks the teacher-forced opening quote
+after `value:`, for QA the prompt's last token). Its mass on the gold item's tokens, against its mean mass on one
 distractor item, says how strongly a head singles out the relevant item. Heads whose gold-minus-
 distractor mass is largest, averaged over all examples, are the retrieval heads (the heads Wu et al.
 2024, "Retrieval Head Mechanistically Explains Long-Context Factuality", arXiv:2404.15574, find

@@ -9,8 +9,11 @@ the key-value tasks, where every distractor's value is known, "choice accuracy" 
 value's first token beats the first token of every other value in the context (chance = 1/k).
 
 One batch = one forward of the prompts (left-padded, on top of a shared-prefix cache: see `prefix.py`),
-then two branches from that cache: the teacher-forced answer tokens, and greedy decoding. While the
-prompts run, a hook keeps the last token's attention row in every layer, from which we read the
+then two branches from that cache: the teacher-forced answer tokens, and greedy decoding. Attention is
+read at the position whose next-token prediction is the answer's first token: for the KV tasks that is
+the teacher-forced opening quote of the lead (the prompt ends with `value:`, the model writes ' "' and
+only then the value), for QA the prompt's last token (`Answer:`). A hook keeps that query row in every
+layer (from the teacher-forced branch for KV, from the prompt forward for QA), from which we read the
 attention mass on the gold item's tokens and on the average distractor item, per layer and head.
 """
 
@@ -57,7 +60,7 @@ class Score:
     choice_correct: float  # KV: gold value beats every other value in context (nan for QA)
     prediction: str | None  # greedy continuation (None with generate=False)
     correct: float  # is_correct(prediction) (nan with generate=False)
-    gold_attention: np.ndarray | None  # (n_layers, n_heads) last token's attention on the gold item
+    gold_attention: np.ndarray | None  # (n_layers, n_heads) answer position's attention on the gold item
     distractor_attention: np.ndarray | None  # (n_layers, n_heads) mean over the other items
 
 
@@ -111,14 +114,24 @@ def _right_pad(rows: Sequence[Sequence[int]], pad: int, dev: torch.device) -> tu
     return tokens, mask
 
 
-def _last_row_hooks(model: Transformer, store: dict[int, torch.Tensor]) -> list:
+def _row_hooks(model: Transformer, store: dict[int, torch.Tensor], rows: torch.Tensor) -> list:
+    """Hooks keeping, per batch row i, query row `rows[i]` of every layer's pattern: store[layer] (b, h, keys)."""
+
     def keep(layer: int) -> Callable:
         def hook(pattern: torch.Tensor, hook) -> None:
-            store[layer] = pattern[:, :, -1, :].detach().float()  # (b, h, keys): the final token's row
+            b = torch.arange(pattern.shape[0], device=pattern.device)
+            store[layer] = pattern[b, :, rows.to(pattern.device), :].detach().float()
 
         return hook
 
     return [(hook_names.pattern(layer), keep(layer)) for layer in range(model.cfg.n_layers)]
+
+
+def answer_query_row(p: Prepared) -> int | None:
+    """Where the answer's first token is predicted: the index, in the teacher-forced branch (lead + answer
+    without its last token), of the query that predicts it, or None when the prompt's last token does
+    (no lead, as for QA)."""
+    return len(p.lead) - 1 if p.lead else None
 
 
 def _mass(rows: torch.Tensor, spans: Sequence[Span]) -> torch.Tensor:
@@ -156,8 +169,13 @@ def _score_batch(model: Transformer, items: list[Prepared], batch: Batch, trunk_
     width = cache.length
     suffixes = [p.prompt[s:] for p, s in zip(items, batch.shared)]
     tokens, mask = _left_pad(suffixes, pad, dev)  # (b, P)
-    rows: dict[int, torch.Tensor] = {}
-    with model.hooks(fwd_hooks=_last_row_hooks(model, rows) if attention else []):
+    # attention at the answer position (`answer_query_row`): the prompt's last row, or a teacher-forced row
+    query = [answer_query_row(p) for p in items]
+    at_prompt = attention and any(q is None for q in query)
+    at_forced = attention and any(q is not None for q in query)
+    prompt_rows: dict[int, torch.Tensor] = {}
+    last_row = torch.full((len(items),), -1, dtype=torch.long, device=dev)
+    with model.hooks(fwd_hooks=_row_hooks(model, prompt_rows, last_row) if at_prompt else []):
         resid = model(tokens, return_type="resid", attention_mask=mask, past_kv=cache)
     last = model.logits_from_resid(resid[:, -1:]).float()[:, 0]  # (b, vocab), predicts the first new token
 
@@ -165,9 +183,12 @@ def _score_batch(model: Transformer, items: list[Prepared], batch: Batch, trunk_
     # by position j-1 of this branch, token 0 by the prompt's last position
     forced = [p.lead + p.answer for p in items]
     logits = last[:, None]
+    forced_rows: dict[int, torch.Tensor] = {}
     if max(len(f) for f in forced) > 1:
         tf_tokens, tf_mask = _right_pad([f[:-1] for f in forced], pad, dev)
-        tf_resid = model(tf_tokens, return_type="resid", attention_mask=tf_mask, past_kv=fork(cache))
+        tf_query = torch.tensor([0 if q is None else q for q in query], dtype=torch.long, device=dev)
+        with model.hooks(fwd_hooks=_row_hooks(model, forced_rows, tf_query) if at_forced else []):
+            tf_resid = model(tf_tokens, return_type="resid", attention_mask=tf_mask, past_kv=fork(cache))
         logits = torch.cat([logits, model.logits_from_resid(tf_resid).float()], 1)  # (b, 1 + T, vocab)
     logp = logits.log_softmax(-1)
 
@@ -187,9 +208,11 @@ def _score_batch(model: Transformer, items: list[Prepared], batch: Batch, trunk_
         gold_att = distractor_att = None
         if attention:
             s, n = batch.shared[i], len(p.prompt)
-            stacked = torch.stack([rows[layer][i] for layer in range(model.cfg.n_layers)])  # (L, h, width + P)
-            # back to the example's own token order: its cached prefix, then its suffix
-            own = torch.cat([stacked[..., width - s: width], stacked[..., width + P - (n - s):]], -1)
+            rows = prompt_rows if query[i] is None else forced_rows
+            stacked = torch.stack([rows[layer][i] for layer in range(model.cfg.n_layers)])  # (L, h, keys)
+            # back to the example's own prompt tokens: its cached prefix, then its suffix (keys past
+            # width + P are the teacher-forced lead, which holds no item)
+            own = torch.cat([stacked[..., width - s: width], stacked[..., width + P - (n - s): width + P]], -1)
             gold_att = _mass(own, p.gold_spans).cpu().numpy()
             others = [sp for j, sp in enumerate(p.item_spans) if j != p.example.gold_position]
             distractor_att = (_mass(own, others).cpu().numpy() / len(others)) if others else 0 * gold_att

@@ -54,7 +54,8 @@ class RecallResult(ResultBase):
             curves.append({
                 "condition": r.condition, "n_items": int(r.n_items), "gold_position": int(r.gold_position),
                 "accuracy": _num(r.accuracy), "accuracy_ci": [_num(r.accuracy_lo), _num(r.accuracy_hi)],
-                "choice_accuracy": _num(r.choice_accuracy), "logprob": _num(r.logprob),
+                "choice_accuracy": _num(r.choice_accuracy),
+                "choice_accuracy_ci": [_num(r.choice_accuracy_lo), _num(r.choice_accuracy_hi)], "logprob": _num(r.logprob),
                 "logprob_ci": [_num(r.logprob_lo), _num(r.logprob_hi)], "median_rank": _num(r.median_rank),
                 "n": int(r.n),
             })
@@ -83,11 +84,14 @@ class RecallResult(ResultBase):
     def _u_curve(self, condition: str):
         acc = self._accuracy_column()
         fig, axes = new_figure((11, 4), dpi=120, ncols=2)
-        for k, g in self.curves[self.curves["condition"] == condition].groupby("n_items"):
-            x = g["gold_position"] + 1
+        groups = list(self.curves[self.curves["condition"] == condition].groupby("n_items"))
+        for i, (k, g) in enumerate(groups):
+            x = g["gold_position"] + 1 + 0.12 * (i - (len(groups) - 1) / 2)  # dodged, so the intervals stay apart
+            n_lo, n_hi = int(g["n"].min()), int(g["n"].max())
+            label = f"{k} items, n = {n_lo}" + (f"-{n_hi}" if n_hi != n_lo else "") + " per point"
             for ax, col in zip(axes, (acc, "logprob")):
-                line, = ax.plot(x, g[col], marker="o", label=f"{k} items")
-                ax.fill_between(x, g[f"{col}_lo"], g[f"{col}_hi"], color=line.get_color(), alpha=0.2)
+                y, lo, hi = g[col].to_numpy(float), g[f"{col}_lo"].to_numpy(float), g[f"{col}_hi"].to_numpy(float)
+                ax.errorbar(x, y, yerr=np.stack([y - lo, hi - y]), marker="o", capsize=3, label=label)
         if acc == "choice_accuracy":
             for k in sorted(self.curves["n_items"].unique()):
                 axes[0].axhline(1 / k, ls=":", color="grey", lw=0.8)
@@ -125,33 +129,36 @@ class RecallResult(ResultBase):
         axes[1].set_xticks(range(len(h["positions"])), [str(p + 1) for p in h["positions"]])
         axes[1].set(xlabel="gold position", ylabel="layer", title="attention mass on gold (sum over heads)")
         fig.colorbar(im, ax=axes[1])
-        fig.suptitle(f"{self.model}: final token's attention, {h['n_items']} items (baseline)")
+        fig.suptitle(f"{self.model}: attention where the answer is predicted, {h['n_items']} items (baseline)")
         return fig
 
     # -- text ----------------------------------------------------------------------------------------
     def curve_table(self) -> str:
-        """The curves as a Markdown table: one row per (condition, size), each cell "position: value"."""
+        """The curves as a Markdown table: one row per (condition, size, gold position), each metric with its
+        95% interval (Wilson for accuracies, percentile bootstrap for log p) and the point's n."""
         cols = [c for c in ("accuracy", "choice_accuracy", "logprob") if self.curves[c].notna().any()]
-        lines = ["| condition | items | " + " | ".join(c.replace("_", " ") + " by gold position" for c in cols) + " |",
-                 "|---|---|" + "---|" * len(cols)]
-        for (cond, k), g in self.curves.groupby(["condition", "n_items"]):
-            cells = [" / ".join(f"{p + 1}: {v:.2f}" for p, v in zip(g["gold_position"], g[c])) for c in cols]
-            lines.append(f"| {cond} | {k} | " + " | ".join(cells) + " |")
+        lines = ["| condition | items | gold position | n | " + " | ".join(c.replace("_", " ") + " [95% CI]" for c in cols)
+                 + " |", "|---|---|---|---|" + "---|" * len(cols)]
+        for r in self.curves.sort_values(["condition", "n_items", "gold_position"]).to_dict("records"):
+            cells = [f"{r[c]:.2f} [{r[c + '_lo']:.2f}, {r[c + '_hi']:.2f}]" for c in cols]
+            lines.append(f"| {r['condition']} | {r['n_items']} | {r['gold_position'] + 1} | {r['n']} | "
+                         + " | ".join(cells) + " |")
         return "\n".join(lines)
 
     def summary_markdown(self) -> str:
         p = self.params
         n = self.curves["n"].min()
         parts = [f"## Lost in the middle: {self.model}, task {p.task}", "",
-                 f"{len(self.examples)} prompts ({n}+ per point, seed {p.seed}); accuracy = greedy answer "
+                 f"{len(self.examples)} prompts ({n}+ per point, seed {p.seed}); intervals are 95%: Wilson for "
+                 f"accuracies, percentile bootstrap over examples for log p; accuracy = greedy answer "
                  f"contains the gold answer (first line); choice accuracy (KV) = gold value's first token beats "
                  f"every other value in the context (chance 1/k); log p = teacher-forced answer log-probability.",
                  "", self.curve_table(), ""]
         if not self.heads.empty:
             top = ", ".join(f"L{r.layer}H{r.head} ({r.gold_mass:.3f} vs {r.distractor_mass:.3f})"
                             for r in self.heads.head(5).itertuples())
-            parts += [f"Top retrieval heads (final token's attention mass on the gold item vs a distractor "
-                      f"item): {top}.", ""]
+            parts += [f"Top retrieval heads (attention mass at the position predicting the answer, on the gold "
+                      f"item vs a distractor item): {top}.", ""]
         for r in self.correlations.itertuples():
             if math.isnan(r.r):
                 parts.append(f"- {r.condition}, {r.n_items} items: {r.metric} is constant across positions "
@@ -180,7 +187,7 @@ class RecallResult(ResultBase):
         if not self.heads.empty:
             top = ", ".join(f"L{r.layer}H{r.head} ({r.gold_mass:.3f} vs {r.distractor_mass:.3f})"
                             for r in self.heads.head(5).itertuples())
-            out.append(self.finding("top_retrieval_head", "Top retrieval heads (final token's attention mass on the "
+            out.append(self.finding("top_retrieval_head", "Top retrieval heads (attention mass at the answer position on the "
                                     f"gold item vs a distractor item): {top}.", float(self.heads.iloc[0].gold_mass),
                                     "attention"))
         for r in self.correlations.itertuples():

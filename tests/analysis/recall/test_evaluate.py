@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -95,6 +96,33 @@ def test_padding_and_prefix_reuse_change_no_score(tokenizer, window):
     _assert_same(single, reused)
 
 
+@pytest.mark.parametrize("reuse", [False, True])
+def test_attention_is_read_where_the_answer_is_predicted(tokenizer, reuse):
+    """The gold and distractor masses are those of the query predicting the answer's first token in a plain
+    forward of prompt + lead: after the teacher-forced ' "' for KV, at the prompt's last token for QA."""
+    model = tiny(tokenizer, bos=True)
+    examples = make_word_kv_examples(1, 6, 0, [0, 3, 5]) + make_qa_examples(1, 3, 0, [1])
+    scores = score_examples(model, examples, batch_size=4, reuse_prefix=reuse, generate=False)
+    for ex, score in zip(examples, scores):
+        p = prepare(model, ex)
+        assert len(p.lead) == (1 if ex.is_kv else 0)
+        _, cache = model.run_with_cache(torch.tensor([p.prompt + p.lead]), names_filter=lambda n: "pattern" in n)
+        pattern = torch.stack([cache["pattern", layer][0] for layer in range(model.cfg.n_layers)])  # (L, h, q, k)
+
+        def masses(row: int) -> tuple[np.ndarray, np.ndarray]:
+            att = pattern[:, :, row].float()
+            gold = sum(att[..., a:b].sum(-1) for a, b in p.gold_spans)
+            others = [sp for j, sp in enumerate(p.item_spans) if j != ex.gold_position]
+            return gold.numpy(), (sum(att[..., a:b].sum(-1) for a, b in others) / len(others)).numpy()
+
+        gold, distractor = masses(len(p.prompt) + len(p.lead) - 1)
+        np.testing.assert_allclose(score.gold_attention, gold, atol=1e-5)
+        np.testing.assert_allclose(score.distractor_attention, distractor, atol=1e-5)
+        if ex.is_kv:  # one position earlier (the prompt's last token, `value:`) reads something else
+            early, _ = masses(len(p.prompt) - 1)
+            assert np.abs(score.gold_attention - early).max() > 1e-3
+
+
 def test_reuse_across_groups_changes_no_score(tokenizer):
     model = tiny(tokenizer, bos=True)
     # two base examples, three late gold positions each: reuse pays, and batches of 4 mix the two trunks
@@ -178,7 +206,12 @@ def test_sweep_result_shapes_and_outputs(tokenizer, tmp_path):
     assert len(result.heads) == min(params.top_heads, 2 * 4)  # the tiny model has 8 heads
     names = {p.name for p in result.save_figures(tmp_path)}
     assert names == {"u_curve.png", "mitigations.png", "attention_heatmap.png"}
-    assert "| baseline | 4 |" in result.summary_markdown()
+    # one table row per point: its n, and each metric with its 95% interval
+    text = result.summary_markdown()
+    row = re.compile(r"^\| baseline \| 4 \| (\d+) \| 2 \|( -?\d+\.\d\d \[-?\d+\.\d\d, -?\d+\.\d\d\] \|){3}$", re.M)
+    assert sorted(int(m.group(1)) for m in row.finditer(text)) == [1, 4]
+    first = result.curves.iloc[0]
+    assert f"{first.accuracy:.2f} [{first.accuracy_lo:.2f}, {first.accuracy_hi:.2f}]" in text
 
 
 def test_loader_file_runs_through_the_sweep(tokenizer, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import gzip
 import json
+import random
 import re
 from pathlib import Path
 
@@ -226,3 +227,35 @@ def test_unreadable_files_are_refused(tmp_path):
         load_kv_file(latin1)
     with pytest.raises(InvalidInputError, match="no such file"):
         load_qa_file(tmp_path / "missing.jsonl.gz")
+
+
+def _paper_kv_prompt(pairs: list[tuple[str, str]], key: str) -> str:
+    """The paper's KV prompt (kv_retrieval.prompt filled by get_kv_retrieval_prompt), written out here
+    independently of prompts.py: '{' before the first pair, ' ' before the others, ',\\n' between, '}' last."""
+    body = "".join(("{" if i == 0 else " ") + f'"{k}": "{v}"' + (",\n" if i < len(pairs) - 1 else "}")
+                   for i, (k, v) in enumerate(pairs))
+    return f'{KV_INSTRUCTION}\n\nJSON data:\n{body}\n\nKey: "{key}"\nCorresponding value:'
+
+
+@pytest.mark.parametrize("make", [make_word_kv_examples, make_kv_examples])
+def test_synthetic_kv_prompts_equal_the_paper_format_file_of_the_same_items(tmp_path, make):
+    """The synthetic builder and `--file` on a paper-format file holding the same pairs (gold at a random
+    index, as the paper's make_kv_retrieval_data.py writes it) give the same text at every gold position,
+    and that text is the paper's template."""
+    positions = [0, 4, 9]
+    synthetic = make(4, 10, seed=3, gold_positions=positions)
+    rng = random.Random(0)
+    records = []
+    for base in synthetic[:: len(positions)]:
+        pairs = [list(r) for r in base.records]
+        gold = pairs.pop(base.gold_position)
+        pairs.insert(rng.randrange(len(pairs) + 1), gold)
+        records.append({"ordered_kv_records": pairs, "key": gold[0], "value": gold[1]})
+    assert any(r["ordered_kv_records"][0][0] != r["key"] for r in records)  # the file's gold is not always first
+    from_file = [ex.with_gold_at(p) for ex in load_kv_file(write(tmp_path / "same.jsonl.gz", records))
+                 for p in positions]
+    assert len(from_file) == len(synthetic)
+    for a, b in zip(synthetic, from_file):
+        assert a.prompt() == b.prompt() == _paper_kv_prompt(list(a.records), a.question)
+        assert (a.gold_position, a.question, a.answers) == (b.gold_position, b.question, b.answers)
+        assert a.records[a.gold_position] == (a.question, a.answers[0])
