@@ -65,7 +65,12 @@ def start(workers: int | None = None, address: str | None = None) -> Runtime:
         try:
             ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
         except ConnectionError as exc:
-            raise InterpError(f"Could not join the Ray cluster at {address}: {str(exc).splitlines()[0]}") from None
+            hint = ""
+            if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":  # Ray only auto-enables it for local runtimes
+                hint = (" (if the cluster uses token authentication, which `ray start` turns on by default since "
+                        "Ray 2.59, set RAY_AUTH_MODE=token here too, with its token in RAY_AUTH_TOKEN or "
+                        "~/.ray/auth_token)")
+            raise InterpError(f"Could not join the Ray cluster at {address}: {str(exc).splitlines()[0]}{hint}.") from None
         return Runtime(ray, workers or _cluster_cpus(ray), True, address)
     for key, value in LOCAL_ENV.items():
         os.environ.setdefault(key, value)

@@ -122,3 +122,27 @@ def test_recorded_command_is_the_serial_one():
 
     assert serial_command("interp trace --facts f.json --workers 2 --prompt 'a b' --ray-address=h:1") == \
         "interp trace --facts f.json --prompt 'a b'"
+
+
+def test_a_cluster_that_cannot_be_joined_is_one_sentence_with_the_auth_hint(monkeypatch):
+    """Ray joins an explicit address without token auth unless RAY_AUTH_MODE says so: the refusal says how."""
+    import types
+
+    from interp.errors import InterpError
+    from interp.sweep import runtime
+
+    def init(**kwargs):
+        raise ConnectionError("Failed to connect to Ray cluster at 10.0.0.5:6379\nmore detail")
+
+    fake = types.SimpleNamespace(is_initialized=lambda: False, init=init)
+    monkeypatch.setattr(runtime, "import_ray", lambda: fake)
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    with pytest.raises(InterpError) as err:
+        runtime.start(address="10.0.0.5:6379")
+    message = str(err.value)
+    assert message.startswith("Could not join the Ray cluster at 10.0.0.5:6379: Failed to connect")
+    assert "RAY_AUTH_MODE=token" in message and "\n" not in message
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")  # already set: no hint
+    with pytest.raises(InterpError) as err:
+        runtime.start(address="10.0.0.5:6379")
+    assert "RAY_AUTH_MODE" not in str(err.value)
