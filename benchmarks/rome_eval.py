@@ -86,7 +86,7 @@ def run_row(model, records, out_dir: Path, row: str, changes: dict, n_facts: int
     seconds = time.perf_counter() - t0
     per_fact = result.per_fact.drop(columns=[c for c in result.per_fact if c.startswith("generation")])
     per_fact.to_csv(out_dir / f"{row}.csv", index=False)
-    data = {"row": row, "summary": result.to_json(), "wall_seconds": seconds,
+    data = {"row": row, "summary": result.to_json(), "wall_seconds": seconds, "threads": torch.get_num_threads(),
             "load_average": os.getloadavg()[0], "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=1))
@@ -174,6 +174,7 @@ def write(args, tables, results, n_layers) -> None:
     if first is None:
         return
     n = first["summary"]["n"]
+    threads = "/".join(sorted({str(r.get("threads", "?")) for r in results.values()}))
     lines += [f"`.venv/bin/python benchmarks/rome_eval.py --model {args.model} --facts {args.facts} --tables "
               f"{','.join(tables)}`; torch {torch.__version__}, {platform.machine()}, CPU, fp32. "
               "The same facts in every row: drawn at random (seed 0) from those the model knows, "
@@ -182,8 +183,8 @@ def write(args, tables, results, n_layers) -> None:
               "p(new) > p(true) (NS: p(true) > p(new)), after the edit; NS before: the same on the unedited "
               "model (neighbours are chosen by relation and object only, not by whether the model answers "
               "them); neighbours flipped: right before, wrong after; S: the harmonic mean of ES, PS and NS, "
-              f"the paper's score. Seconds per edit: the edit alone, statistics cached, {args.threads} thread(s) per "
-              "process on a 2-core machine where other work ran too (rows may run in processes side by side): "
+              f"the paper's score. Seconds per edit: the edit alone, statistics cached, {threads} torch thread(s) "
+              "per process on a 2-core machine where other work ran too (rows may run in processes side by side): "
               "a rough guide only; `benchmarks/rome.md` has the timing.", ""]
     titles = {"main": "Original algorithms and ours (fluency over 100 new tokens, 2 prompts per fact)",
               "ablation": "The v* objective: the original ROME with one of our departures at a time",

@@ -145,7 +145,8 @@ def edit_eval_params(facts, limit, sample, all_facts, method, edits, layer, laye
 @click.option("--layers", default=None, help="MEMIT layers, comma-separated (default per model).")
 @click.option("--gen-tokens", type=int, default=100, show_default=True,
               help="New tokens generated per generation prompt for fluency (the paper: 100).")
-@click.option("--gen-prompts", type=int, default=2, show_default=True, help="Generation prompts per fact for fluency (0: fluency not measured).")
+@click.option("--gen-prompts", type=int, default=2, show_default=True,
+              help="Generation prompts per fact for fluency (0: fluency not measured).")
 @_stats_options
 @seed_option
 @output_options
