@@ -23,8 +23,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -158,10 +156,7 @@ def main() -> None:
     for table in tables:
         for row, _, changes in rows_of(table, args.model, n_layers):
             path = out_dir / f"{row}.json"
-            if args.rows and row not in args.rows.split(","):
-                if path.exists():
-                    results[row] = json.loads(path.read_text())
-            elif model is not None:
+            if model is not None and (not args.rows or row in args.rows.split(",")):
                 results[row] = run_row(model, records, out_dir, row, changes, args.facts)
             elif path.exists():
                 results[row] = json.loads(path.read_text())
