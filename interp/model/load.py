@@ -163,6 +163,10 @@ def _build(cfg: ModelConfig, tensors: Iterable[tuple[str, torch.Tensor]], tokeni
     return model.eval()
 
 
+def _complete_entry(folder: Path) -> bool:
+    return (folder / "model.safetensors").is_file() and (folder / "interp_config.json").is_file()
+
+
 def _write_cache(target: Path, cfg: ModelConfig, state: dict[str, torch.Tensor], tokenizer, source: str,
                  sha: str) -> None:
     """Write atomically: a half-written cache entry must never be read back. Always fp32, whatever the
@@ -177,7 +181,12 @@ def _write_cache(target: Path, cfg: ModelConfig, state: dict[str, torch.Tensor],
         (tmp / "interp_config.json").write_text(json.dumps({**cfg.to_dict(), "source": source, "sha256": sha}))
         if tokenizer is not None:
             tokenizer.save_pretrained(str(tmp))
-        os.replace(tmp, target)
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            if not _complete_entry(target):  # else another process decoding the same file finished first
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
     except OSError as exc:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)  # a cache we cannot write is only slower, not wrong

@@ -120,6 +120,27 @@ def test_weights_cache_is_keyed_on_the_code_and_fails_soft(tiny_gguf, tmp_path, 
     assert len(warnings) == 1 and "weights cache" in warnings[0], warnings
 
 
+def test_a_weights_entry_another_process_finished_first_is_kept_without_a_warning(tiny_gguf, tmp_path, monkeypatch,
+                                                                                 capsys, fresh_warnings):
+    """Two processes decoding one GGUF file: the second's rename meets the first's finished entry."""
+    import torch
+
+    from interp.model import load as L
+    from interp.model.gguf import load_gguf
+
+    model = load_gguf(tiny_gguf, use_cache=False)
+    target = tmp_path / "weights" / "entry"
+    for _ in range(2):
+        L._write_cache(target, model.cfg, model.state_dict(), None, source="x", sha="y")
+    assert "Warning:" not in capsys.readouterr().err
+    assert sorted(p.name for p in target.iterdir()) == ["interp_config.json", "model.safetensors"]
+    assert [p.name for p in target.parent.iterdir()] == ["entry"]  # the loser's temporary is gone
+    from safetensors.torch import load_file
+
+    saved = load_file(str(target / "model.safetensors"))
+    assert all(torch.equal(saved[k], v) for k, v in model.state_dict().items())
+
+
 CONCURRENT = """
 import sys
 from pathlib import Path
