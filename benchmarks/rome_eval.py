@@ -134,12 +134,61 @@ def harmonic(values) -> float:
     return len(values) / sum(1 / v for v in values) if values and min(values) > 0 else 0.0
 
 
+def facts_table(out_dir: Path, results: dict, row: str):
+    """The per-fact scores of a kept row (a reused row's are its twin's), or None."""
+    import pandas as pd
+
+    path = out_dir / f"{results[row].get('same_as', row)}.csv"
+    return pd.read_csv(path) if path.exists() else None
+
+
+def score_draws(df, n: int = 1000, seed: int = 0):
+    """S (the harmonic mean of the mean ES, PS, NS) on n bootstrap resamples of the facts: (n,). The same
+    seed draws the same fact indices for every row of one fact set, so two rows' draws are paired."""
+    import numpy as np
+
+    idx = np.random.default_rng(seed).integers(0, len(df), size=(n, len(df)))
+    means = np.stack([df[m].to_numpy(float)[idx].mean(1) for m in METRICS])  # (3, n)
+    return np.where(means.min(0) > 0, 3 / (1 / np.maximum(means, 1e-12)).sum(0), 0.0)
+
+
+def score_cell(df, summary: dict) -> str:
+    import numpy as np
+
+    s = harmonic([summary[m] for m in METRICS])
+    if df is None:
+        return f"{s:.2f}"
+    lo, hi = np.percentile(score_draws(df), [2.5, 97.5])
+    return f"{s:.2f} [{lo:.2f}, {hi:.2f}]"
+
+
+def best_line(rows, results: dict, out_dir: Path, baseline: str, what: str) -> list[str]:
+    """Which measured row has the highest S, and the paired bootstrap interval of its S minus the baseline's."""
+    import numpy as np
+
+    kept = [(row, label) for row, label, _ in rows if row in results and facts_table(out_dir, results, row) is not None]
+    if len(kept) < 2 or baseline not in results:
+        return []
+    score = {row: harmonic([results[row]["summary"][m] for m in METRICS]) for row, _ in kept}
+    best, label = max(kept, key=lambda r: score[r[0]])
+    if best == baseline:
+        return [f"Highest S: {label} ({score[best]:.2f}), the {what}.", ""]
+    a, b = facts_table(out_dir, results, best), facts_table(out_dir, results, baseline)
+    if list(a["case_id"]) != list(b["case_id"]):
+        raise SystemExit(f"rows {best} and {baseline} hold different facts; rerun one of them")
+    diff = score_draws(a) - score_draws(b)
+    lo, hi = np.percentile(diff, [2.5, 97.5])
+    return [f"Highest S: {label} ({score[best]:.2f}); S minus the {what}'s ({score[baseline]:.2f}): "
+            f"{score[best] - score[baseline]:+.2f}, paired 95% bootstrap interval over the same facts "
+            f"[{lo:+.2f}, {hi:+.2f}].", ""]
+
+
 def fmt(summary: dict, metric: str) -> str:
     mean, (lo, hi) = summary[metric], summary["ci95"][metric]
     return f"{mean:.2f} [{lo:.2f}, {hi:.2f}]"
 
 
-def table_lines(table: str, rows, results: dict, with_fluency: bool) -> list[str]:
+def table_lines(table: str, rows, results: dict, with_fluency: bool, out_dir: Path) -> list[str]:
     head = "| | ES | PS | NS | NS before | neighbours flipped | S |"
     rule = "|---|---|---|---|---|---|---|"
     if with_fluency:
@@ -156,7 +205,7 @@ def table_lines(table: str, rows, results: dict, with_fluency: bool) -> list[str
         flipped = s.get("neighborhood_flipped")
         line = (f"| {label} | {fmt(s, 'efficacy')} | {fmt(s, 'paraphrase')} | {fmt(s, 'neighborhood')} "
                 f"| {s['before']['neighborhood']:.2f} | {flipped:.2f} "
-                f"| {harmonic([s[m] for m in METRICS]):.2f} |")
+                f"| {score_cell(facts_table(out_dir, results, row), s)} |")
         if with_fluency:
             line += f" {s['before']['fluency']:.2f} -> {s['fluency']:.2f} |"
         line += f" {s['seconds_per_edit']:.1f} |"
@@ -207,6 +256,9 @@ def main() -> None:
 
 
 def write(args, tables, results, n_layers) -> None:
+    from interp.analysis.rome.hparams import default_layer
+
+    out_dir = args.results / args.model
     first = next(iter(results.values()), None)
     lines = [f"# ROME / MEMIT evaluation on {args.model}: {args.facts} known facts", ""]
     if first is None:
@@ -221,7 +273,8 @@ def write(args, tables, results, n_layers) -> None:
               "p(new) > p(true) (NS: p(true) > p(new)), after the edit; NS before: the same on the unedited "
               "model (neighbours are chosen by relation and object only, not by whether the model answers "
               "them); neighbours flipped: right before, wrong after; S: the harmonic mean of ES, PS and NS, "
-              f"the paper's score. Seconds per edit: the edit alone, statistics cached, {threads} torch thread(s) "
+              "the paper's score, with a 95% bootstrap interval over facts (a row's fact sample redrawn, "
+              f"its S recomputed). Seconds per edit: the edit alone, statistics cached, {threads} torch thread(s) "
               "per process on a 2-core machine where other work ran too (rows may run in processes side by side): "
               "a rough guide only; `benchmarks/rome.md` has the timing.", ""]
     titles = {"main": "Original algorithms and ours (fluency over 100 new tokens, 2 prompts per fact)",
@@ -230,7 +283,13 @@ def write(args, tables, results, n_layers) -> None:
               "layers": "ROME's layer (ours, statistics 4k)"}
     for table in tables:
         rows = rows_of(table, args.model, n_layers)
-        lines += [f"## {titles[table]}", ""] + table_lines(table, rows, results, table == "main") + [""]
+        lines += [f"## {titles[table]}", ""] + table_lines(table, rows, results, table == "main", out_dir) + [""]
+        if table == "layers":
+            lines += best_line(rows, results, out_dir, f"layer-{default_layer(args.model, n_layers)}", "default layer")
+        if table == "stats":
+            for name in ("ours", "original"):
+                lines += best_line([r for r in rows if r[0].endswith(name)], results, out_dir, f"stats-4k-{name}",
+                                   "4k default")
     text = "\n".join(lines)
     args.out.write_text(text)
     print(text)
