@@ -46,9 +46,9 @@ def rows_of(table: str, model_name: str, n_layers: int) -> list[tuple[str, str, 
                 ("memit-ours", "MEMIT, ours (`--method memit`)", {"method": "memit", "memit": MEMITParams()})]
     if table == "ablation":
         out = [("abl-reference", "original ROME: update and objective", {"rome": ref(), **quiet})]
-        for field, value, what in (("decay", "squared", "decay ||delta||^2 instead of ||delta||"),
+        for field, value, what in (("decay", "squared", "decay ‖delta‖² instead of ‖delta‖"),
                                    ("kl_at", "last", "KL at the KL prompt's last token, not the subject's"),
-                                   ("kl_direction", "orig", "KL(p_orig || p_delta) instead of KL(p_delta || p_orig)"),
+                                   ("kl_direction", "orig", "KL(p_orig ‖ p_delta) instead of KL(p_delta ‖ p_orig)"),
                                    ("early_stop", "nll", "early stop on the NLL, not the total loss")):
             out.append((f"abl-{field}", f"+ {what}", {"rome": ref(**{field: value}), **quiet}))
         out.append(("abl-objective", "+ all four (the original update with our objective)",
@@ -245,13 +245,12 @@ def main() -> None:
             path = out_dir / f"{row}.json"
             twin = next((r for r, k in keys.items() if k == keys[row] and r != row
                          and (out_dir / f"{r}.json").exists()), None)
-            if model is not None and (not args.rows or row in args.rows.split(",")):
-                if not path.exists() and twin is not None and row_params(changes, args.facts).n_gen_prompts == 0:
-                    results[row] = reuse_row(out_dir, row, twin)
-                else:
-                    results[row] = run_row(model, records, out_dir, row, changes, args.facts)
-            elif path.exists():
+            if path.exists():
                 results[row] = json.loads(path.read_text())
+            elif twin is not None and row_params(changes, args.facts).n_gen_prompts == 0:
+                results[row] = reuse_row(out_dir, row, twin)
+            elif model is not None and (not args.rows or row in args.rows.split(",")):
+                results[row] = run_row(model, records, out_dir, row, changes, args.facts)
     write(args, tables, results, n_layers)
 
 
