@@ -34,7 +34,7 @@ def rows_of(table: str, model_name: str, n_layers: int) -> list[tuple[str, str, 
     from interp.analysis.rome import MEMITParams, ROMEParams
     from interp.analysis.rome.hparams import StatsParams, default_layer
 
-    at = TABLE_LAYER.get(model_name, default_layer(model_name, n_layers))
+    at = table_layer(model_name, n_layers)
 
     def ref(**changes):
         return ROMEParams.reference(**{"layer": at, **changes})
@@ -80,6 +80,12 @@ ALL_TABLES = ("main", "ablation", "stats", "layers")
 # the ROME layer of the main, ablation and statistics tables, as measured (the default before the layer sweep
 # moved it); MEMIT keeps its default layers
 TABLE_LAYER = {"smollm2-135m": 6}
+
+
+def table_layer(model_name: str, n_layers: int) -> int:
+    from interp.analysis.rome.hparams import default_layer
+
+    return TABLE_LAYER.get(model_name, default_layer(model_name, n_layers))
 
 
 def row_params(changes: dict, n_facts: int):
@@ -264,8 +270,6 @@ def main() -> None:
 
 
 def write(args, tables, results, n_layers) -> None:
-    from interp.analysis.rome.hparams import default_layer
-
     out_dir = args.results / args.model
     first = next(iter(results.values()), None)
     lines = [f"# ROME / MEMIT evaluation on {args.model}: {args.facts} known facts", ""]
@@ -289,13 +293,12 @@ def write(args, tables, results, n_layers) -> None:
               "ablation": "The v* objective: the original ROME with one of our departures at a time",
               "stats": "The statistics budget: C from 4k / 16k / 64k tokens sampled from the model",
               "layers": "ROME's layer (ours, statistics 4k)"}
-    at = TABLE_LAYER.get(args.model, default_layer(args.model, n_layers))
+    at = table_layer(args.model, n_layers)
     lines += [f"ROME edits layer {at} in the main, ablation and statistics tables; MEMIT its default layers.", ""]
     for table in tables:
         rows = rows_of(table, args.model, n_layers)
         lines += [f"## {titles[table]}", ""] + table_lines(table, rows, results, table == "main", out_dir) + [""]
         if table == "layers":
-            at = TABLE_LAYER.get(args.model, default_layer(args.model, n_layers))
             lines += best_line(rows, results, out_dir, f"layer-{at}", f"layer {at}")
         if table == "stats":
             for name in ("ours", "original"):
