@@ -1,5 +1,5 @@
 """ROME / MEMIT evaluation tables on the same N known facts: the original algorithms beside ours, the
-objective ablation, the statistics budget and the layer sweep. Writes benchmarks/rome-eval.md.
+objective ablation, the statistics budget and the layer sweep. Writes benchmarks/rome-eval-<model>.md.
 
     .venv/bin/python benchmarks/rome_eval.py --model smollm2-135m --facts 50 \\
         --tables main,stats,layers,ablation
@@ -239,8 +239,9 @@ def main() -> None:
     ap.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "rome-eval",
                     help="where each row is kept (per model)")
     ap.add_argument("--only-write", action="store_true", help="only rebuild the tables from the kept rows")
-    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "rome-eval.md")
+    ap.add_argument("--out", type=Path, default=None, help="default: benchmarks/rome-eval-<model>.md")
     args = ap.parse_args()
+    args.out = args.out or Path(__file__).parent / f"rome-eval-{args.model}.md"
     torch.set_num_threads(args.threads)
 
     from interp.analysis.facts.records import load_facts

@@ -58,18 +58,23 @@ def _resolve_fact(prompt: str | None, subject: str | None, target: str | None, f
     return DEFAULT_PROMPT, DEFAULT_SUBJECT, target, ()
 
 
-def trace_params(prompt, subject, target, facts_path, limit, samples, noise, window, kinds, batch_size, seed, **_):
+def trace_params(prompt, subject, target, facts_path, limit, sample, samples, noise, window, kinds, batch_size, seed,
+                 **_):
     """The TraceParams these options stand for (fact file read and checked before the model loads)."""
     from cli.checks import at_least, finite
     from interp.analysis.facts.params import TraceParams
+    from interp.errors import InvalidInputError
 
     finite("--noise", noise, 0.0, low_open=True)
     at_least("--samples", samples)
     at_least("--window", window)
     at_least("--batch-size", batch_size)
+    at_least("--sample", sample)
+    if sample is not None and facts_path is None:
+        raise InvalidInputError("--sample needs --facts.")
     facts = _load_facts(facts_path, limit)
     prompt, subject, target, _ = _resolve_fact(prompt, subject, target, facts)
-    return TraceParams(prompt=prompt, subject=subject, target=target, facts=tuple(facts), samples=samples,
+    return TraceParams(prompt=prompt, subject=subject, target=target, facts=tuple(facts), sample=sample, samples=samples,
                        noise=noise, window=window, seed=seed, kinds=tuple(k.strip() for k in kinds.split(",")),
                        batch_size=batch_size)
 
@@ -78,6 +83,8 @@ def trace_params(prompt, subject, target, facts_path, limit, samples, noise, win
 @model_options
 @_fact_options
 @_facts_option
+@click.option("--sample", type=int, default=None,
+              help="Trace N facts of --facts drawn at random (--seed); sigma still from all their subjects.")
 @click.option("--samples", type=int, default=10, show_default=True, help="Noise samples per fact.")
 @click.option("--noise", type=float, default=3.0, show_default=True, help="Noise std in units of the embedding std.")
 @click.option("--window", type=int, default=10, show_default=True, help="Layers restored together (MLP, attention).")

@@ -78,6 +78,7 @@ TABLE = [
     ("edit-eval --limit 0", ["edit-eval", "--facts", FACTS, "--limit", "0"], 1, "--limit must be at least 1", None, ()),
     ("edit-eval --limit -1", ["edit-eval", "--facts", FACTS, "--limit", "-1"], 1, "--limit must be at least 1", None, ()),
     ("trace --limit 0", ["trace", "--facts", FACTS, "--limit", "0"], 1, "--limit must be at least 1", None, ()),
+    ("trace --sample 0", ["trace", "--facts", FACTS, "--sample", "0"], 1, "--sample must be at least 1", None, ()),
     ("neurons --limit -1", ["neurons", "--facts", FACTS, "--limit", "-1"], 1, "--limit must be at least 1", None, ()),
     ("corrupt .json.gz facts", ["trace", "--facts", "{d}/corrupt.json.gz"], 1, "gzip", None, ()),
     ("corrupt .jsonl.gz recall file", ["lost-in-middle", "--file", "{d}/corrupt.jsonl.gz"], 1, "gzip", None, ()),

@@ -21,7 +21,8 @@ NOISE_SUBJECTS = (
 )
 
 # params field -> the `interp trace` / `interp neurons` option that sets it (the command a result reproduces)
-TRACE_FLAGS = {"prompt": "--prompt", "subject": "--subject", "target": "--target", "samples": "--samples",
+TRACE_FLAGS = {"prompt": "--prompt", "subject": "--subject", "target": "--target", "sample": "--sample",
+               "samples": "--samples",
                "noise": "--noise", "window": "--window", "seed": "--seed", "kinds": "--kinds",
                "batch_size": "--batch-size"}
 NEURON_FLAGS = {"prompt": "--prompt", "subject": "--subject", "target": "--target", "paraphrases": "--paraphrase*",
@@ -37,6 +38,7 @@ class TraceParams:
     subject: str = "Eiffel Tower"
     target: str | None = None  # None: the model's own greedy answer
     facts: tuple = ()  # FactRecord, ...
+    sample: int | None = None  # trace n of the facts drawn at random (seed), in file order; sigma from all of them
     samples: int = 10
     noise: float = 3.0  # noise std in units of sigma
     window: int = 10
@@ -47,6 +49,8 @@ class TraceParams:
     batch_size: int = 128  # rows per forward
 
     def __post_init__(self) -> None:
+        if self.sample is not None and self.sample < 1:
+            raise InvalidInputError(f"sample must be at least 1, got {self.sample}.")
         if self.samples < 1:
             raise InvalidInputError(f"samples must be at least 1, got {self.samples}.")
         if self.noise < 0:

@@ -218,3 +218,16 @@ def save_facts(records: Iterable[FactRecord], path: str | Path, *, overwrite: bo
     else:
         path.write_text(text, encoding="utf-8")
     return path
+
+
+def draw(records, n: int | None, seed: int) -> list:
+    """n of the records drawn at random (seeded, without replacement), kept in their order; all of them when
+    n is None or not below their count. The fact files are grouped by relation, so a draw mixes relations
+    where the first n would not."""
+    records = list(records)
+    if n is None or n >= len(records):
+        return records
+    import numpy as np
+
+    keep = np.random.default_rng(seed).choice(len(records), n, replace=False)
+    return [records[i] for i in sorted(keep)]

@@ -15,6 +15,7 @@ from interp.analysis.facts.causal_trace import FactTrace
 from interp.analysis.facts.neuron_controls import ACTIONS, GROUPS
 from interp.analysis.facts.neurons import FactNeurons
 from interp.analysis.facts.params import CATEGORIES, NEURON_FLAGS, TRACE_FLAGS, NeuronParams, TraceParams
+from interp.analysis.recall.stats import bootstrap_mean
 from interp.analysis.result import Finding, ResultBase
 from interp.figures import new_figure
 from interp.markdown import escape
@@ -87,16 +88,26 @@ class TraceResult(ResultBase):
                          "p": float(tr.scores[kind][i, layer]), "ie": float(tr.scores[kind][i, layer] - tr.p_corrupted)}
         return out
 
+    def effect_interval(self, kind: str, category: str, layer: int) -> list[float]:
+        """95% percentile-bootstrap interval over the facts of the AIE at one (kind, category, layer)."""
+        values = [f.category_effects(kind)[category][layer] for f in self.facts]
+        return list(bootstrap_mean(values, seed=self.params.seed))
+
     def averaged_peaks(self) -> dict:
-        """Per kind: the (category, layer) of the largest AIE, and the peak layer at each category."""
+        """Per kind: the (category, layer) of the largest AIE, and the peak layer at each category, each with
+        its interval over the facts and the number of facts it averages."""
         avg = self.averaged()
         out = {}
         for kind in self.params.kinds:
             sub = avg[(avg.kind == kind) & avg.aie.notna()]
             best = sub.loc[sub.aie.idxmax()]
-            by_cat = {c: {"layer": int(g.loc[g.aie.idxmax(), "layer"]), "aie": float(g.aie.max())}
-                      for c, g in sub.groupby("category", sort=False)}
+            by_cat = {}
+            for c, g in sub.groupby("category", sort=False):
+                top = g.loc[g.aie.idxmax()]
+                by_cat[c] = {"layer": int(top.layer), "aie": float(top.aie), "n_facts": int(top.n_facts),
+                             "ci": self.effect_interval(kind, c, int(top.layer))}
             out[kind] = {"category": best.category, "layer": int(best.layer), "aie": float(best.aie),
+                         "n_facts": int(best.n_facts), "ci": self.effect_interval(kind, best.category, int(best.layer)),
                          "by_category": by_cat}
         return out
 
@@ -111,6 +122,7 @@ class TraceResult(ResultBase):
             avg = self.averaged()
             out["averaged"] = {
                 "n_facts": len(self.facts), "n_skipped": len(self.skipped), "skipped": self.skipped,
+                "n_set": len(self.params.facts), "sample": self.params.sample,
                 "p_clean": float(np.mean([f.p_clean for f in self.facts])),
                 "p_corrupted": float(np.mean([f.p_corrupted for f in self.facts])),
                 "peak": self.averaged_peaks(),
@@ -161,7 +173,7 @@ class TraceResult(ResultBase):
             for kind, pk in self.averaged_peaks().items():
                 out.append(self.finding(f"averaged_peak_{kind}", f"Over {len(self.facts)} facts, the {KIND_LABEL[kind]}"
                                         f" matters most at the {CATEGORY_LABEL[pk['category']]}, layer {pk['layer']} "
-                                        f"(AIE {pk['aie']:+.3f}).", pk["aie"], "probability"))
+                                        f"({_peak_cell(pk, layer=False)}).", pk["aie"], "probability"))
         return out
 
     def summary_markdown(self) -> str:
@@ -177,21 +189,32 @@ class TraceResult(ResultBase):
             lines.append(f"| {kind} | {escape(repr(pk['token']))} (#{pk['position']}) | {pk['layer']} | {pk['p']:.3f} | {pk['ie']:+.3f} |")
         if self.facts:
             j = self.to_json()["averaged"]
+            drawn = (f"{j['sample']} facts drawn at random (seed {self.params.seed}) from the set's {j['n_set']}"
+                     if j["sample"] is not None and j["sample"] < j["n_set"] else f"the set's {j['n_set']} facts")
             lines += ["", f"## Average over {j['n_facts']} facts", "",
-                      f"{j['n_skipped']} fact(s) of the set were skipped because the model's greedy answer is not "
-                      f"the true one (as the reference does); sigma is measured over the fact set's subjects.", "",
+                      f"Of {drawn}, {j['n_skipped']} were skipped because the model's greedy answer is not the "
+                      f"true one (as the reference does); sigma is measured over the subjects of all "
+                      f"{j['n_set']} facts.", "",
                       f"Mean p_clean = {j['p_clean']:.3f}, mean p_corrupted = {j['p_corrupted']:.3f}.", "",
-                      "Peak layer (and AIE) of each kind at each token category:", "",
+                      "Peak layer (and AIE, with its 95% bootstrap interval over the facts) of each kind at each "
+                      "token category (further tokens: those between the first subsequent token and the last; "
+                      "a category a prompt lacks is averaged over the facts that have it):", "",
                       "| kind | " + " | ".join(CATEGORY_LABEL[c] for c in CATEGORIES) + " |",
                       "|---" * (len(CATEGORIES) + 1) + "|"]
             for kind, pk in j["peak"].items():
-                cells = [f"{pk['by_category'][c]['layer']} ({pk['by_category'][c]['aie']:+.3f})"
-                         if c in pk["by_category"] else "-" for c in CATEGORIES]
+                cells = [_peak_cell(pk["by_category"][c]) if c in pk["by_category"] else "-" for c in CATEGORIES]
                 lines.append(f"| {kind} | " + " | ".join(cells) + " |")
             lines += ["", "Strongest averaged effect: " + "; ".join(
-                f"{k} at the {CATEGORY_LABEL[pk['category']]}, layer {pk['layer']} (AIE {pk['aie']:+.3f})"
+                f"{k} at the {CATEGORY_LABEL[pk['category']]}, layer {pk['layer']} ({_peak_cell(pk, layer=False)})"
                 for k, pk in j["peak"].items()) + "."]
         return "\n".join(lines) + "\n"
+
+
+def _peak_cell(peak: dict, layer: bool = True) -> str:
+    """"layer (AIE +0.123 [+0.100, +0.150], n facts)" of one averaged peak."""
+    lo, hi = peak["ci"]
+    text = f"AIE {peak['aie']:+.3f} [{lo:+.3f}, {hi:+.3f}], {peak['n_facts']} facts"
+    return f"{peak['layer']} ({text})" if layer else text
 
 
 @dataclass(repr=False)

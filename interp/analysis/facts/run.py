@@ -12,12 +12,19 @@ from interp.analysis.facts.causal_trace import (NOISE_SUBJECTS, case_noise, embe
 from interp.analysis.facts.neuron_controls import COLUMNS, answer_token, control_rows
 from interp.analysis.facts.neurons import attribute, fact_prompts, neurons_of, refine_relation, relation_templates
 from interp.analysis.facts.params import NeuronParams, TraceParams
+from interp.analysis.facts.records import draw
 from interp.analysis.facts.result import NeuronResult, TraceResult
 from interp.progress import Progress, track
 
 
+def traced_facts(params: TraceParams) -> list:
+    """The facts to trace: all of params.facts, or params.sample of them drawn at random (params.seed)."""
+    return draw(params.facts, params.sample, params.seed)
+
+
 def trace_sigma(model, params: TraceParams) -> float:
-    """The noise scale's sigma: as given, else (as the reference) over every subject of the fact set."""
+    """The noise scale's sigma: as given, else (as the reference) over every subject of the fact set, a
+    sample's unsampled facts included."""
     if params.sigma is not None:
         return params.sigma
     return embedding_std(model, [f.subject for f in params.facts] if params.facts else NOISE_SUBJECTS)
@@ -43,9 +50,9 @@ def trace_fact(model, fact, single_case, params: TraceParams, sigma: float):
 
 
 def trace_result(model_name: str, params: TraceParams, seconds: float, sigma: float, single, outcomes: list):
-    """The TraceResult of the single trace and each fact's outcome (in the fact set's order)."""
+    """The TraceResult of the single trace and each traced fact's outcome (in the fact set's order)."""
     traces = [single if o is None else o for o in outcomes if not isinstance(o, str)]
-    skipped = [f.case_id for f, o in zip(params.facts, outcomes) if isinstance(o, str)]
+    skipped = [f.case_id for f, o in zip(traced_facts(params), outcomes) if isinstance(o, str)]
     return TraceResult(model_name, params, seconds, sigma, single, traces, skipped)
 
 
@@ -54,7 +61,7 @@ def run_trace(model, params: TraceParams = TraceParams(), progress: Progress | N
     start = time.perf_counter()
     sigma = trace_sigma(model, params)
     case, single = trace_single(model, params, sigma, progress)
-    outcomes = [trace_fact(model, fact, case, params, sigma) for fact in track(progress, params.facts, "facts")]
+    outcomes = [trace_fact(model, fact, case, params, sigma) for fact in track(progress, traced_facts(params), "facts")]
     return trace_result(model.cfg.name, params, time.perf_counter() - start, sigma, single, outcomes)
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from interp.analysis.facts.records import draw
 from interp.analysis.rome.covariance import StatsCache, second_moment
 from interp.analysis.rome.edit import Edit, check_target, export_model, resolve_layer, rome_edit, undo_all
 from interp.analysis.rome.evaluate import (fact_generations, fact_scores, first_word, known_facts, neighborhood_flips,
@@ -63,9 +64,7 @@ def choose_facts(records: list, known: list[bool] | None, params: EditEvalParams
             raise InvalidInputError(f"{model_name} knows none of the {n_all} facts (its greedy answer is never the "
                                     "true one); pass --all-facts to edit them anyway.")
     n_unknown = n_all - len(records)
-    if params.sample is not None and params.sample < len(records):
-        keep = np.random.default_rng(params.seed).choice(len(records), params.sample, replace=False)
-        records = [records[i] for i in sorted(keep)]
+    records = draw(records, params.sample, params.seed)
     return (records[: params.limit] if params.limit else records), n_unknown
 
 

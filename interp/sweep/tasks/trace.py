@@ -16,21 +16,22 @@ from interp.sweep.tasks import chunks, shard_size
 def trace_shard(model, payload, state):
     """("single", params) -> (sigma, the single trace); ("facts", indices, params) -> those facts' outcomes."""
     from interp.analysis.facts.causal_trace import prepare_case
-    from interp.analysis.facts.run import trace_fact, trace_sigma, trace_single
+    from interp.analysis.facts.run import trace_fact, trace_sigma, trace_single, traced_facts
 
     kind, params = payload[0], payload[-1]
     sigma = trace_sigma(model, params)
     if kind == "single":
         return sigma, trace_single(model, params, sigma)[1]
     case = prepare_case(model, params.prompt, params.subject, params.target)
-    return [trace_fact(model, params.facts[i], case, params, sigma) for i in payload[1]]
+    facts = traced_facts(params)
+    return [trace_fact(model, facts[i], case, params, sigma) for i in payload[1]]
 
 
 def sharded_trace(sweep, params):
-    from interp.analysis.facts.run import trace_result
+    from interp.analysis.facts.run import trace_result, traced_facts
 
     start = time.perf_counter()
-    n = len(params.facts)
+    n = len(traced_facts(params))
     parts = chunks(list(range(n)), shard_size(n, per_shard_max=4))
     shards = [(("single", params), ("single", params))] + [(("facts", p, params), ("facts", p, params)) for p in parts]
     outputs = sweep.map(f"{__name__}:trace_shard", shards, "trace")

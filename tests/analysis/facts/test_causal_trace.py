@@ -224,3 +224,43 @@ def test_unknown_facts_are_skipped_and_sigma_comes_from_the_fact_set(tmp_path):
     everything = run_trace(model, TraceParams(prompt=prompt, subject="eiffel tower", samples=1, window=1,
                                               facts=facts[:2], known_only=False))
     assert len(everything.facts) == 2 and everything.skipped == []
+
+
+def test_a_sample_traces_the_drawn_facts_with_sigma_from_all_and_peaks_carry_intervals(tmp_path):
+    """--sample N traces N facts drawn at random (seeded) in file order, known_only still applies, sigma stays
+    the std over every subject of the set, and each averaged peak carries the bootstrap interval of its
+    per-fact effects."""
+    from interp.analysis.facts.causal_trace import embedding_std
+    from interp.analysis.facts.records import FactRecord, draw
+    from interp.analysis.facts.run import run_trace
+    from interp.analysis.recall.stats import bootstrap_mean
+    from tests.model.families_twins import load_twin_with_words
+
+    model = load_twin_with_words("llama", tmp_path / "twin")
+    prompt = "the {} is located in the city of"
+    subjects = ["eiffel tower", "louvre museum", "michael jordan", "france", "italy", "berlin"]
+    facts = tuple(FactRecord(i, prompt, s, prepare_case(model, prompt, s).target, "x") for i, s in enumerate(subjects))
+    drawn = draw(facts, 3, seed=5)
+    assert [f.case_id for f in drawn] == sorted(f.case_id for f in drawn) and len(drawn) == 3
+    assert [f.case_id for f in draw(facts, 3, seed=6)] != [f.case_id for f in drawn]
+    assert draw(facts, None, seed=5) == draw(facts, 6, seed=5) == list(facts)
+    # the single prompt ("rome") is none of the facts; every fact asks for the model's own answer (none skipped)
+    params = TraceParams(prompt=prompt, subject="rome", samples=2, window=1, facts=facts, sample=3, seed=5)
+    result = run_trace(model, params)
+    assert [f.case.case_id for f in result.facts] == [d.case_id for d in drawn] and result.skipped == []
+    assert result.sigma == embedding_std(model, subjects) != embedding_std(model, [d.subject for d in drawn])
+    j = result.to_json()["averaged"]
+    assert (j["n_set"], j["sample"], j["n_facts"] + j["n_skipped"]) == (6, 3, 3)
+    mlp = j["peak"]["mlp"]
+    per_fact = [f.category_effects("mlp")[mlp["category"]][mlp["layer"]] for f in result.facts]
+    assert mlp["ci"] == list(bootstrap_mean(per_fact, seed=5)) and mlp["n_facts"] == len(result.facts)
+    assert "3 facts drawn at random (seed 5) from the set's 6" in result.summary_markdown()
+    with pytest.raises(InvalidInputError):
+        TraceParams(sample=0)
+
+
+def test_trace_cli_sample_needs_facts():
+    from cli.main import cli
+
+    r = CliRunner().invoke(cli, ["trace", "--sample", "3"])
+    assert r.exit_code != 0 and "--sample needs --facts" in str(r.exception)
