@@ -79,7 +79,7 @@ LAYER_RANGE = {"smollm2-135m": (2, 12), "gemma3-270m": (1, 9)}  # the issue's sw
 ALL_TABLES = ("main", "ablation", "stats", "layers")
 # the ROME layer of the main, ablation and statistics tables, as measured (the default before the layer sweep
 # moved it); MEMIT keeps its default layers
-TABLE_LAYER = {"smollm2-135m": 6}
+TABLE_LAYER = {"smollm2-135m": 6, "gemma3-270m": 4}
 
 
 def table_layer(model_name: str, n_layers: int) -> int:
@@ -177,25 +177,52 @@ def score_cell(df, summary: dict) -> str:
     return f"{s:.2f} [{lo:.2f}, {hi:.2f}]"
 
 
-def best_line(rows, results: dict, out_dir: Path, baseline: str, what: str) -> list[str]:
-    """Which measured row has the highest S, and the paired bootstrap interval of its S minus the baseline's."""
+def paired_difference(results: dict, out_dir: Path, a: str, b: str) -> tuple[float, float, float]:
+    """S of row a minus S of row b, and the paired 95% bootstrap interval over their (same) facts."""
     import numpy as np
 
-    kept = [(row, label) for row, label, _ in rows if row in results and facts_table(out_dir, results, row) is not None]
+    fa, fb = facts_table(out_dir, results, a), facts_table(out_dir, results, b)
+    if list(fa["case_id"]) != list(fb["case_id"]):
+        raise SystemExit(f"rows {a} and {b} hold different facts; rerun one of them")
+    lo, hi = np.percentile(score_draws(fa) - score_draws(fb), [2.5, 97.5])
+    return row_score(results, a) - row_score(results, b), float(lo), float(hi)
+
+
+def row_score(results: dict, row: str) -> float:
+    return harmonic([results[row]["summary"][m] for m in METRICS])
+
+
+def measured(results: dict, out_dir: Path, row: str) -> bool:
+    return row in results and facts_table(out_dir, results, row) is not None
+
+
+def best_line(rows, results: dict, out_dir: Path, baseline: str, what: str) -> list[str]:
+    """Which measured row has the highest S, and the paired bootstrap interval of its S minus the baseline's."""
+    kept = [(row, label) for row, label, _ in rows if measured(results, out_dir, row)]
     if len(kept) < 2 or baseline not in results:
         return []
-    score = {row: harmonic([results[row]["summary"][m] for m in METRICS]) for row, _ in kept}
-    best, label = max(kept, key=lambda r: score[r[0]])
+    best, label = max(kept, key=lambda r: row_score(results, r[0]))
     if best == baseline:
-        return [f"Highest S: {label} ({score[best]:.2f}), {what} itself.", ""]
-    a, b = facts_table(out_dir, results, best), facts_table(out_dir, results, baseline)
-    if list(a["case_id"]) != list(b["case_id"]):
-        raise SystemExit(f"rows {best} and {baseline} hold different facts; rerun one of them")
-    diff = score_draws(a) - score_draws(b)
-    lo, hi = np.percentile(diff, [2.5, 97.5])
-    return [f"Highest S: {label} ({score[best]:.2f}); S minus {what}'s ({score[baseline]:.2f}): "
-            f"{score[best] - score[baseline]:+.2f}, paired 95% bootstrap interval over the same facts "
+        return [f"Highest S: {label} ({row_score(results, best):.2f}), {what} itself.", ""]
+    d, lo, hi = paired_difference(results, out_dir, best, baseline)
+    return [f"Highest S: {label} ({row_score(results, best):.2f}); S minus {what}'s "
+            f"({row_score(results, baseline):.2f}): {d:+.2f}, paired 95% bootstrap interval over the same facts "
             f"[{lo:+.2f}, {hi:+.2f}].", ""]
+
+
+MAIN_PAIRS = (("rome-ours", "rome-original", "ROME, ours minus the original"),
+              ("rome-ours", "rome-r-rome", "ROME, ours minus r-ROME"),
+              ("memit-ours", "memit-original", "MEMIT, ours minus the original"))
+
+
+def pair_lines(results: dict, out_dir: Path) -> list[str]:
+    """The main table's differences of S, each with its paired bootstrap interval (rows measured only)."""
+    out = []
+    for a, b, what in MAIN_PAIRS:
+        if measured(results, out_dir, a) and measured(results, out_dir, b):
+            d, lo, hi = paired_difference(results, out_dir, a, b)
+            out.append(f"- {what}: S {d:+.2f}, paired 95% bootstrap interval over the same facts [{lo:+.2f}, {hi:+.2f}].")
+    return out + [""] if out else []
 
 
 def fmt(summary: dict, metric: str) -> str:
@@ -299,6 +326,8 @@ def write(args, tables, results, n_layers) -> None:
     for table in tables:
         rows = rows_of(table, args.model, n_layers)
         lines += [f"## {titles[table]}", ""] + table_lines(table, rows, results, table == "main", out_dir) + [""]
+        if table == "main":
+            lines += pair_lines(results, out_dir)
         if table == "layers":
             lines += best_line(rows, results, out_dir, f"layer-{at}", f"layer {at}")
         if table == "stats":
