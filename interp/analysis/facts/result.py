@@ -192,8 +192,9 @@ class TraceResult(ResultBase):
             drawn = (f"{j['sample']} facts drawn at random (seed {self.params.seed}) from the set's {j['n_set']}"
                      if j["sample"] is not None and j["sample"] < j["n_set"] else f"the set's {j['n_set']} facts")
             lines += ["", f"## Average over {j['n_facts']} facts", "",
-                      f"Of {drawn}, {j['n_skipped']} were skipped because the model's greedy answer is not the "
-                      f"true one (as the reference does); sigma is measured over the subjects of all "
+                      f"Of {drawn}, {j['n_skipped']} {'was' if j['n_skipped'] == 1 else 'were'} skipped because "
+                      "the model's greedy answer is not the true one (as the reference does); sigma is measured "
+                      "over the subjects of all "
                       f"{j['n_set']} facts.", "",
                       f"Mean p_clean = {j['p_clean']:.3f}, mean p_corrupted = {j['p_corrupted']:.3f}.", "",
                       "Peak layer (and AIE, with its 95% bootstrap interval over the facts) of each kind at each "
