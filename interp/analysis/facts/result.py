@@ -194,8 +194,7 @@ class TraceResult(ResultBase):
             lines += ["", f"## Average over {j['n_facts']} facts", "",
                       f"Of {drawn}, {j['n_skipped']} {'was' if j['n_skipped'] == 1 else 'were'} skipped because "
                       "the model's greedy answer is not the true one (as the reference does); sigma is measured "
-                      "over the subjects of all "
-                      f"{j['n_set']} facts.", "",
+                      f"over the subjects of all {j['n_set']} facts.", "",
                       f"Mean p_clean = {j['p_clean']:.3f}, mean p_corrupted = {j['p_corrupted']:.3f}.", "",
                       "Peak layer (and AIE, with its 95% bootstrap interval over the facts) of each kind at each "
                       "token category (further tokens: those between the first subsequent token and the last; "
