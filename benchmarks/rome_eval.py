@@ -215,10 +215,16 @@ MAIN_PAIRS = (("rome-ours", "rome-original", "ROME, ours minus the original"),
               ("memit-ours", "memit-original", "MEMIT, ours minus the original"))
 
 
-def pair_lines(results: dict, out_dir: Path) -> list[str]:
-    """The main table's differences of S, each with its paired bootstrap interval (rows measured only)."""
+def ablation_pairs(rows) -> list[tuple[str, str, str]]:
+    """Each ablation row against the original ROME (its first row)."""
+    (base, _, _), *rest = rows
+    return [(row, base, f"{label.removeprefix('+ ')}, minus the original") for row, label, _ in rest]
+
+
+def pair_lines(results: dict, out_dir: Path, pairs=MAIN_PAIRS) -> list[str]:
+    """Differences of S, each with its paired bootstrap interval (rows measured only)."""
     out = []
-    for a, b, what in MAIN_PAIRS:
+    for a, b, what in pairs:
         if measured(results, out_dir, a) and measured(results, out_dir, b):
             d, lo, hi = paired_difference(results, out_dir, a, b)
             out.append(f"- {what}: S {d:+.2f}, paired 95% bootstrap interval over the same facts [{lo:+.2f}, {hi:+.2f}].")
@@ -328,6 +334,8 @@ def write(args, tables, results, n_layers) -> None:
         lines += [f"## {titles[table]}", ""] + table_lines(table, rows, results, table == "main", out_dir) + [""]
         if table == "main":
             lines += pair_lines(results, out_dir)
+        if table == "ablation":
+            lines += pair_lines(results, out_dir, ablation_pairs(rows))
         if table == "layers":
             lines += best_line(rows, results, out_dir, f"layer-{at}", f"layer {at}")
         if table == "stats":
