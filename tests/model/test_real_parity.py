@@ -54,8 +54,9 @@ def test_logits_match_transformers(pair):
 
 
 def _float64_throughout(hf, monkeypatch):
-    """Lift the steps transformers keeps in fp32 even in a float64 model: its RMS norms' statistics, the
-    eager attention's softmax and Gemma-3's embedding scale (a buffer rounded to fp32 when it was made)."""
+    """Lift the steps transformers keeps in fp32 even in a float64 model (hf already moved to float64): its
+    RMS norms' statistics, the eager attention's softmax and Gemma-3's embedding scale (a buffer rounded to
+    fp32 when it was made)."""
     import torch.nn.functional as F
 
     softmax = F.softmax
@@ -68,8 +69,8 @@ def _float64_throughout(hf, monkeypatch):
         elif kind == "LlamaRMSNorm":
             monkeypatch.setattr(type(module), "forward", lambda self, x: self.weight * (
                 x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.variance_epsilon)))
-        elif hasattr(module, "scalar_embed_scale"):
-            monkeypatch.setattr(module, "embed_scale", torch.tensor(module.scalar_embed_scale, dtype=torch.float64))
+        elif hasattr(module, "scalar_embed_scale"):  # the fp64 buffer; back in fp32 it rounds to what it was
+            module.embed_scale.fill_(module.scalar_embed_scale)
 
 
 def test_logits_match_transformers_in_float64(pair, monkeypatch):
@@ -80,7 +81,7 @@ def test_logits_match_transformers_in_float64(pair, monkeypatch):
     ours, hf, *_ = pair
     tokens = [ours.to_tokens(prompt) for prompt in PROMPTS]
     with torch.no_grad():
-        before = ours(tokens[0])
+        before, reference = ours(tokens[0]), hf(tokens[0]).logits
     ours.to(torch.float64), hf.to(torch.float64)
     try:
         with monkeypatch.context() as patch:
@@ -96,6 +97,7 @@ def test_logits_match_transformers_in_float64(pair, monkeypatch):
         ours.to(torch.float32), hf.to(torch.float32)
     with torch.no_grad():
         assert torch.equal(ours(tokens[0]), before)
+        assert torch.equal(hf(tokens[0]).logits, reference)
 
 
 def test_greedy_generations_match_transformers(pair):
