@@ -69,9 +69,12 @@ def rows_of(table: str, model_name: str, n_layers: int) -> list[tuple[str, str, 
     if table == "layers":
         first, last = LAYER_RANGE.get(model_name, (1, n_layers // 2))
         default = default_layer(model_name, n_layers)
-        return [(f"layer-{layer}", f"{layer}{' (default)' if layer == default else ''}"
-                 f"{' (the other tables)' if layer == at else ''}",
-                 {"rome": ROMEParams(layer=layer), **quiet}) for layer in range(first, last + 1)]
+        sweep = [(f"layer-{layer}", f"{layer}{' (default)' if layer == default else ''}"
+                  f"{' (the other tables)' if layer == at else ''}",
+                  {"rome": ROMEParams(layer=layer), **quiet}) for layer in range(first, last + 1)]
+        # the original algorithm at the chosen layer too: does its gap to ours hold where ours is best?
+        return sweep + [(f"layer-{default}-original", f"original ROME at layer {default} (the default)",
+                         {"rome": ref(layer=default), **quiet})]
     raise SystemExit(f"unknown table {table!r}")
 
 
@@ -304,6 +307,8 @@ def main() -> None:
 
 
 def write(args, tables, results, n_layers) -> None:
+    from interp.analysis.rome.hparams import default_layer
+
     out_dir = args.results / args.model
     first = next(iter(results.values()), None)
     lines = [f"# ROME / MEMIT evaluation on {args.model}: {args.facts} known facts", ""]
@@ -326,7 +331,7 @@ def write(args, tables, results, n_layers) -> None:
     titles = {"main": "Original algorithms and ours (fluency over 100 new tokens, 2 prompts per fact)",
               "ablation": "The v* objective: the original ROME with one of our departures at a time",
               "stats": "The statistics budget: C from 4k / 16k / 64k tokens sampled from the model",
-              "layers": "ROME's layer (ours, statistics 4k)"}
+              "layers": "ROME's layer (ours, statistics 4k; the last row: the original ROME at the default layer)"}
     at = table_layer(args.model, n_layers)
     lines += [f"ROME edits layer {at} in the main, ablation and statistics tables; MEMIT its default layers.", ""]
     for table in tables:
@@ -337,7 +342,11 @@ def write(args, tables, results, n_layers) -> None:
         if table == "ablation":
             lines += pair_lines(results, out_dir, ablation_pairs(rows))
         if table == "layers":
-            lines += best_line(rows, results, out_dir, f"layer-{at}", f"layer {at}")
+            sweep = [r for r in rows if not r[0].endswith("-original")]
+            lines += best_line(sweep, results, out_dir, f"layer-{at}", f"layer {at}")
+            default = default_layer(args.model, n_layers)
+            lines += pair_lines(results, out_dir, ((f"layer-{default}", f"layer-{default}-original",
+                                                    f"At layer {default}, ours minus the original ROME"),))
         if table == "stats":
             for name in ("ours", "original"):
                 lines += best_line([r for r in rows if r[0].endswith(name)], results, out_dir, f"stats-4k-{name}",
