@@ -251,6 +251,18 @@ def pair_lines(results: dict, out_dir: Path, pairs=MAIN_PAIRS) -> list[str]:
     return out + [""] if out else []
 
 
+def fluency_change(df) -> str:
+    """ " (change [95% bootstrap interval])" of the fluency, after minus before, paired over the facts."""
+    import numpy as np
+
+    if df is None or "fluency" not in df or df["fluency"].isna().all():
+        return ""
+    change = (df["fluency"] - df["fluency_before"]).to_numpy(float)
+    idx = np.random.default_rng(0).integers(0, len(change), size=(1000, len(change)))
+    lo, hi = np.percentile(change[idx].mean(1), [2.5, 97.5])
+    return f" ({change.mean():+.2f} [{lo:+.2f}, {hi:+.2f}])"
+
+
 def fmt(summary: dict, metric: str) -> str:
     mean, (lo, hi) = summary[metric], summary["ci95"][metric]
     return f"{mean:.2f} [{lo:.2f}, {hi:.2f}]"
@@ -260,7 +272,7 @@ def table_lines(table: str, rows, results: dict, with_fluency: bool, out_dir: Pa
     head = "| | ES | PS | NS | NS before | neighbours flipped | S |"
     rule = "|---|---|---|---|---|---|---|"
     if with_fluency:
-        head += " fluency before -> after (bits) |"
+        head += " fluency before -> after (bits; the change, paired) |"
         rule += "---|"
     head += " s / edit |"
     rule += "---|"
@@ -275,7 +287,7 @@ def table_lines(table: str, rows, results: dict, with_fluency: bool, out_dir: Pa
                 f"| {s['before']['neighborhood']:.2f} | {flipped:.2f} "
                 f"| {score_cell(facts_table(out_dir, results, row), s)} |")
         if with_fluency:
-            line += f" {s['before']['fluency']:.2f} -> {s['fluency']:.2f} |"
+            line += f" {s['before']['fluency']:.2f} -> {s['fluency']:.2f}{fluency_change(facts_table(out_dir, results, row))} |"
         line += f" {s['seconds_per_edit']:.1f} |"
         lines.append(line)
     return lines
