@@ -48,7 +48,11 @@ def rows_of(table: str, model_name: str, n_layers: int) -> list[tuple[str, str, 
                 ("rome-ours", "ROME, ours (the default objective and update)", {"rome": ours}),
                 ("memit-original", "original MEMIT (the authors' code, `--method memit --reference`)",
                  {"method": "memit", "memit": MEMITParams.reference()}),
-                ("memit-ours", "MEMIT, ours (`--method memit`)", {"method": "memit", "memit": MEMITParams()})]
+                ("memit-ours", "MEMIT, ours (`--method memit`)", {"method": "memit", "memit": MEMITParams()})] + (
+                # where a norm follows the MLP: ours as it was before it solved for the target through that norm
+                [("memit-ours-linear", "MEMIT, ours with the residual added before the post-FFN norm "
+                  "(`post_norm='linear'`)", {"method": "memit", "memit": MEMITParams(post_norm="linear")})]
+                if model_name in POST_NORM_MODELS else [])
     if table == "ablation":
         out = [("abl-reference", "original ROME: update and objective", {"rome": ref(), **quiet})]
         for field, value, what in (("decay", "squared", "decay ‖delta‖² instead of ‖delta‖"),
@@ -97,6 +101,7 @@ ALL_TABLES = ("main", "ablation", "stats", "layers", "memit")
 # MEMIT windows tried beside the default: Gemma-3's around ROME's best layers (1-2), off layer 3, where a ROME
 # edit spreads most
 MEMIT_WINDOWS = {"gemma3-270m": ((0, 1, 2),)}
+POST_NORM_MODELS = {"gemma3-270m"}  # a norm after the MLP (Gemma's post-FFN norm)
 # the ROME layer of the main, ablation and statistics tables, as measured (the default before the layer sweep
 # moved it); MEMIT keeps its default layers
 TABLE_LAYER = {"smollm2-135m": 6, "gemma3-270m": 4}
@@ -232,7 +237,8 @@ def best_line(rows, results: dict, out_dir: Path, baseline: str, what: str) -> l
 
 MAIN_PAIRS = (("rome-ours", "rome-original", "ROME, ours minus the original"),
               ("rome-ours", "rome-r-rome", "ROME, ours minus r-ROME"),
-              ("memit-ours", "memit-original", "MEMIT, ours minus the original"))
+              ("memit-ours", "memit-original", "MEMIT, ours minus the original"),
+              ("memit-ours", "memit-ours-linear", "MEMIT, ours minus ours with the residual added before the norm"))
 
 
 def ablation_pairs(rows) -> list[tuple[str, str, str]]:

@@ -9,10 +9,10 @@ Default layers (evidence in benchmarks/rome-eval-<model>.md and rome.md): SmolLM
 harmonic mean of ES, PS, NS) in a sweep of layers 2-12 on 50 known facts of 9 relations: layer 2, S 0.93
 [0.89, 0.96], against 0.87 at layer 6 (the earlier default; paired difference +0.05 [+0.03, +0.09]), inside
 the early band where causal tracing puts the MLP effect at the subject's last token (windows centred on
-layers 0-5 restore most). Gemma-3's is layer 1, the highest S of the layers swept so far on 50 known facts of
-8 relations (1-4): S 0.95 [0.92, 0.98] (NS 0.91) against 0.92 at 2, 0.62 at 3 and 0.73 at 4 (the earlier
-default; paired difference +0.22 [+0.16, +0.30]); layers 5-9 are not run yet. MEMIT's layers were not swept
-and stay 3-6 on SmolLM2, 2-4 on Gemma-3.
+layers 0-5 restore most). Gemma-3's is layer 1, the highest S of layers 1-9 on 50 known facts of 8
+relations: S 0.95 [0.92, 0.98] (NS 0.91) against 0.92 at 2, 0.62 at 3, 0.73 at 4 (the earlier default; paired
+difference +0.22 [+0.16, +0.30]) and 0.67-0.81 at 5-9. MEMIT stays at 3-6 on SmolLM2, 2-4 on Gemma-3 (the
+MEMIT table of benchmarks/rome-eval-gemma3-270m.md tries 0-2).
 """
 
 from __future__ import annotations
@@ -38,6 +38,9 @@ class StatsParams:
 
 UPDATES = ("ours", "original", "r-rome")  # ROMEParams.update; see edit.py
 MEMIT_UPDATES = ("ours", "original")  # MEMITParams.update; see memit.py
+# MEMITParams.post_norm: how a layer's share of the residual becomes a target for W_out's output where a norm
+# follows the MLP (Gemma's post-FFN norm); see memit.py. Without such a norm both are the same.
+MEMIT_POST_NORMS = ("invert", "linear")
 
 
 @dataclass(frozen=True)
@@ -101,12 +104,18 @@ class MEMITParams:
     # "ours" or "original" (memit.py): keys per context type, the bare prompt weighing 1/2, z and the residual
     # measured at the bare prompt
     update: str = "ours"
+    # "invert" (ours): solve for the W_out output change whose post-MLP norm output moves by the layer's share;
+    # "linear" (the original, whose models have no such norm): add the share to W_out's output as it is
+    post_norm: str = "invert"
 
     def __post_init__(self) -> None:
         from interp.errors import InvalidInputError
 
         if self.update not in MEMIT_UPDATES:
             raise InvalidInputError(f"MEMIT update must be one of {', '.join(MEMIT_UPDATES)}, not {self.update!r}.")
+        if self.post_norm not in MEMIT_POST_NORMS:
+            raise InvalidInputError(f"MEMIT post_norm must be one of {', '.join(MEMIT_POST_NORMS)}, "
+                                    f"not {self.post_norm!r}.")
 
     @classmethod
     def reference(cls, **changes) -> MEMITParams:
@@ -114,7 +123,7 @@ class MEMITParams:
         contexts of 10 tokens beside the bare prompt, z clamped at 0.75 ||h||, 25 steps, ROME's loss otherwise."""
         rome = changes.pop("rome", None) or ROMEParams.reference(clamp_norm_factor=0.75, steps=25,
                                                                  context_lengths=((10, 5),))
-        return cls(**{"update": "original", "rome": rome, **changes})
+        return cls(**{"update": "original", "post_norm": "linear", "rome": rome, **changes})
 
 
 def default_layer(model_name: str, n_layers: int) -> int:

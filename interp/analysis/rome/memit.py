@@ -20,8 +20,15 @@ is edited too. The result is one :class:`Edit` of rank n (2n with the bare rows)
 computes: z_i = h_L(bare prompt) + delta_i (compute_z's target_init), with MEMIT's own contexts (the bare prompt
 and 5 of 10 tokens), clamp 0.75 ||h|| and 25 steps; each layer's key averaged per context *type* (the bare
 prompt's key weighs 1/2, the mean of the prefixed ones 1/2: compute_ks); the residual measured at the bare
-prompt (memit_main's cur_zs). With Gemma-3's post-norm (ln2_post) the layer's
-output is normalised before it joins the stream, so spreading R linearly is an approximation there.
+prompt (memit_main's cur_zs).
+
+Where a norm follows the MLP (Gemma's post-FFN norm, ``ln2_post``) W_out's output is normalised before it
+joins the stream, so adding a layer's share of R to that output does not add it to the stream: on Gemma-3-270M
+the norm's gain |g| / rms(m) is about 7 at layer 2 and 47 at layer 4, and it saturates. With ``post_norm =
+"invert"`` (ours, the default) each row's target for W_out's output is the change dm that makes
+norm(m + dm) = norm(m) + R_l, solved by damped Gauss-Newton on the norm itself (least squares where the
+norm cannot reach the target); ``"linear"`` (the original's, whose models have no such norm) uses dm = R_l.
+Without a post-MLP norm the two are the same.
 """
 
 from __future__ import annotations
@@ -59,6 +66,48 @@ def _states(model, requests: Sequence[EditRequest], contexts: Sequence[str], lay
     if rows == "mean":
         return keys.mean(1), h.mean(1)
     return torch.cat([keys.mean(1), keys[:, 0]]), torch.cat([h.mean(1), h[:, 0]])
+
+
+def through_norm(norm, m: torch.Tensor, resid: torch.Tensor) -> torch.Tensor:
+    """The change dm of each row of m (rows, d) with norm(m + dm) = norm(m) + resid as nearly as the norm
+    allows, in float64. An identity gives resid. An RMS norm g * x / sqrt(mean(x^2) + eps) only outputs g * u
+    with |u| fixed (rho^2 = d ms / (ms + eps) when x keeps m's mean square ms), so u is the point of that sphere
+    whose image is nearest the target y: u = g y / (g^2 + lam), lam found by bisection so |u| = rho (the
+    trust-region solution). Dimensions where g = 0 reach nothing; they take what is left of |u|, along m."""
+    from interp.model.components.norm import RMSNorm
+
+    if isinstance(norm, torch.nn.Identity):
+        return resid
+    if not isinstance(norm, RMSNorm):
+        raise EditError(f"MEMIT's post_norm='invert' handles RMS norms only, not {type(norm).__name__}; "
+                        "use post_norm='linear'.")
+    m, resid = m.double(), resid.double()
+    g = norm.w.detach().double().to(m.device)  # (d,)
+    with torch.no_grad():
+        y = norm(m).double() + resid  # (rows, d): the outputs wanted
+    ms = m.pow(2).mean(-1, keepdim=True)  # (rows, 1)
+    rho2 = m.shape[-1] * ms / (ms + norm.eps)
+    gy, g2 = g * y, g * g
+
+    def size2(lam):  # |u(lam)|^2, decreasing in lam above -min(g^2)
+        return (gy / (g2 + lam)).pow(2).sum(-1, keepdim=True)
+
+    lo = torch.full_like(ms, -float(g2.min()))
+    hi = gy.norm(dim=-1, keepdim=True) / rho2.sqrt() + 1.0
+    zero = g2 == 0
+    if zero.any():
+        lo = torch.zeros_like(ms) + 1e-300  # g^2 + lam must stay positive where g = 0 too
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        big = size2(mid) > rho2
+        lo, hi = torch.where(big, mid, lo), torch.where(big, hi, mid)
+    u = gy / (g2 + hi)
+    if zero.any():  # what |u| lacks goes to the dimensions the norm ignores, along m there
+        lack = (rho2 - u.pow(2).sum(-1, keepdim=True)).clamp_min(0)
+        fill = torch.where(zero, m, torch.zeros_like(m))
+        fill = torch.where(fill.norm(dim=-1, keepdim=True) > 0, fill, zero.to(m).expand_as(m))
+        u = u + fill / fill.norm(dim=-1, keepdim=True) * lack.sqrt()
+    return u * (ms + norm.eps).sqrt() - m  # x = u * sqrt(ms + eps) has mean square ms: norm(x) = g u
 
 
 def layer_update(keys: torch.Tensor, resid: torch.Tensor, c: torch.Tensor, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -110,8 +159,12 @@ def memit_edit(model, requests: Sequence[EditRequest], params: MEMITParams = MEM
         for j, layer in enumerate(layers):
             keys, h = _states(model, requests, contexts, layer, last, rows)  # (rows, d_mlp), (rows, d_model)
             resid = (z - h) / (len(layers) - j)  # (rows, d_model)
-            left, right = layer_update(keys, resid, covs[layer], params.lam)
             w = model.blocks[layer].mlp.w_out
+            if params.post_norm == "invert":  # W_out's output for these keys, then the change the norm needs
+                mlp = model.blocks[layer].mlp
+                m = keys.to(w) @ w.detach().T + (0 if mlp.b_out is None else mlp.b_out.detach())
+                resid = through_norm(model.blocks[layer].ln2_post, m, resid.to(m))
+            left, right = layer_update(keys, resid, covs[layer], params.lam)
             ld = LayerDelta(layer, left.float().to(w.device), right.float().to(w.device), weight_hash(w))
             with torch.no_grad():
                 w.add_(ld.matrix.to(w.dtype))

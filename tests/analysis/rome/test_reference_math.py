@@ -140,6 +140,51 @@ def test_memit_update_maps_keys_to_targets_as_lambda_vanishes():
     assert float((left @ right).abs().max()) < 1e-6
 
 
+def test_memit_target_through_a_post_norm_is_exact_where_reachable():
+    """Gemma's post-FFN norm: the W_out output change through_norm gives moves the norm's output by the wanted
+    residual when some input reaches it (dimensions with g = 0 included), and an identity passes it through."""
+    from interp.analysis.rome.memit import through_norm
+    from interp.model.components.norm import RMSNorm
+
+    g = torch.Generator().manual_seed(0)
+    d = 32
+    norm = RMSNorm(d, 1e-6)
+    with torch.no_grad():
+        norm.w.copy_(torch.rand(d, generator=g) * 5)
+        norm.w[:3] = 0
+    m = torch.randn(5, d, generator=g, dtype=torch.float64) * 0.1
+    other = torch.randn(5, d, generator=g, dtype=torch.float64) * 0.3
+    with torch.no_grad():
+        wanted = norm(other) - norm(m)  # reachable: other's output
+        moved = norm(m + through_norm(norm, m, wanted)) - norm(m)
+        linear = norm(m + wanted) - norm(m)  # adding the residual before the norm, as the original does
+    assert torch.allclose(moved, wanted, atol=1e-10)
+    assert float((linear - wanted).norm() / wanted.norm()) > 0.5
+    r = torch.randn(5, d, generator=g, dtype=torch.float64)
+    assert torch.equal(through_norm(torch.nn.Identity(), m, r), r)
+
+
+def test_memit_target_through_a_post_norm_is_the_nearest_reachable():
+    """An unreachable target (an RMS norm's output has a fixed size): no small move of the input comes closer."""
+    from interp.analysis.rome.memit import through_norm
+    from interp.model.components.norm import RMSNorm
+
+    g = torch.Generator().manual_seed(1)
+    d = 16
+    norm = RMSNorm(d, 1e-6)
+    with torch.no_grad():
+        norm.w.copy_(0.5 + torch.rand(d, generator=g) * 3)
+    m = torch.randn(3, d, generator=g, dtype=torch.float64) * 0.2
+    r = torch.randn(3, d, generator=g, dtype=torch.float64)
+    with torch.no_grad():
+        x = m + through_norm(norm, m, r)
+        target = norm(m) + r
+        best = (norm(x) - target).norm(dim=-1)
+        for _ in range(200):
+            nudged = x + 1e-3 * torch.randn(x.shape, generator=g, dtype=x.dtype)
+            assert bool(((norm(nudged) - target).norm(dim=-1) >= best - 1e-9).all())
+
+
 def test_scores_directions_on_synthetic_nlls(monkeypatch):
     from interp.analysis.facts.records import FactRecord
     from interp.analysis.rome import evaluate
