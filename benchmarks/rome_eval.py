@@ -390,6 +390,9 @@ def write(args, tables, results, n_layers) -> None:
                 lines += best_line([r for r in rows if r[0].endswith(name)], results, out_dir,
                                    f"memit-default-{name}", "the default window")
         if table == "stats":
+            lines += pair_lines(results, out_dir, [(f"stats-{k}-ours", f"stats-{k}-original",
+                                                    f"C from {k} tokens, ours minus the original ROME")
+                                                   for k in ("4k", "16k", "64k")])
             for name in ("ours", "original"):
                 lines += best_line([r for r in rows if r[0].endswith(name)], results, out_dir, f"stats-4k-{name}",
                                    "the 4k row")
