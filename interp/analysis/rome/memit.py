@@ -24,11 +24,11 @@ prompt (memit_main's cur_zs).
 
 Where a norm follows the MLP (Gemma's post-FFN norm, ``ln2_post``) W_out's output is normalised before it
 joins the stream, so adding a layer's share of R to that output does not add it to the stream: on Gemma-3-270M
-the norm's gain |g| / rms(m) is about 7 at layer 2 and 47 at layer 4, and it saturates. With ``post_norm =
-"invert"`` (ours, the default) each row's target for W_out's output is the change dm that makes
-norm(m + dm) = norm(m) + R_l, solved by damped Gauss-Newton on the norm itself (least squares where the
-norm cannot reach the target); ``"linear"`` (the original's, whose models have no such norm) uses dm = R_l.
-Without a post-MLP norm the two are the same.
+the norm's gain |g| / rms(m) (the Eiffel Tower prompt's subject token) is about 7 at layer 2 and 47 at layer 4,
+and it saturates. With ``post_norm = "invert"`` (ours, the default) each row's target for W_out's output is
+the change dm that makes norm(m + dm) = norm(m) + R_l, or the nearest output the norm can reach
+(:func:`through_norm`); ``"linear"`` (the original's, whose models have no such norm) uses dm = R_l. Without
+a post-MLP norm the two are the same.
 """
 
 from __future__ import annotations
