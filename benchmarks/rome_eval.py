@@ -182,12 +182,20 @@ def facts_table(out_dir: Path, results: dict, row: str):
     return pd.read_csv(path) if path.exists() else None
 
 
+def resample(k: int, n: int = 1000, seed: int = 0):
+    """n bootstrap draws of k item indices: (n, k). The same seed gives every row of one fact set the same
+    draws, so two rows' statistics are paired."""
+    import numpy as np
+
+    return np.random.default_rng(seed).integers(0, k, size=(n, k))
+
+
 def score_draws(df, n: int = 1000, seed: int = 0):
     """S (the harmonic mean of the mean ES, PS, NS) on n bootstrap resamples of the facts: (n,). The same
     seed draws the same fact indices for every row of one fact set, so two rows' draws are paired."""
     import numpy as np
 
-    idx = np.random.default_rng(seed).integers(0, len(df), size=(n, len(df)))
+    idx = resample(len(df), n, seed)
     means = np.stack([df[m].to_numpy(float)[idx].mean(1) for m in METRICS])  # (3, n)
     return np.where(means.min(0) > 0, 3 / (1 / np.maximum(means, 1e-12)).sum(0), 0.0)
 
@@ -264,8 +272,7 @@ def fluency_change(df) -> str:
     if df is None or "fluency" not in df or df["fluency"].isna().all():
         return ""
     change = (df["fluency"] - df["fluency_before"]).to_numpy(float)
-    idx = np.random.default_rng(0).integers(0, len(change), size=(1000, len(change)))
-    lo, hi = np.percentile(change[idx].mean(1), [2.5, 97.5])
+    lo, hi = np.percentile(change[resample(len(change))].mean(1), [2.5, 97.5])
     return f" ({change.mean():+.2f} [{lo:+.2f}, {hi:+.2f}])"
 
 

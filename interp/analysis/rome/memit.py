@@ -92,11 +92,10 @@ def through_norm(norm, m: torch.Tensor, resid: torch.Tensor) -> torch.Tensor:
     def size2(lam):  # |u(lam)|^2, decreasing in lam above -min(g^2)
         return (gy / (g2 + lam)).pow(2).sum(-1, keepdim=True)
 
-    lo = torch.full_like(ms, -float(g2.min()))
-    hi = gy.norm(dim=-1, keepdim=True) / rho2.sqrt() + 1.0
     zero = g2 == 0
-    if zero.any():
-        lo = torch.zeros_like(ms) + 1e-300  # g^2 + lam must stay positive where g = 0 too
+    # g^2 + lam must stay positive, where g = 0 too
+    lo = torch.full_like(ms, 1e-300 if zero.any() else -float(g2.min()))
+    hi = gy.norm(dim=-1, keepdim=True) / rho2.sqrt() + 1.0
     for _ in range(200):
         mid = (lo + hi) / 2
         big = size2(mid) > rho2
@@ -160,10 +159,11 @@ def memit_edit(model, requests: Sequence[EditRequest], params: MEMITParams = MEM
             keys, h = _states(model, requests, contexts, layer, last, rows)  # (rows, d_mlp), (rows, d_model)
             resid = (z - h) / (len(layers) - j)  # (rows, d_model)
             w = model.blocks[layer].mlp.w_out
-            if params.post_norm == "invert":  # W_out's output for these keys, then the change the norm needs
-                mlp = model.blocks[layer].mlp
+            norm = model.blocks[layer].ln2_post
+            if params.post_norm == "invert" and not isinstance(norm, torch.nn.Identity):
+                mlp = model.blocks[layer].mlp  # W_out's output for these keys, then the change the norm needs
                 m = keys.to(w) @ w.detach().T + (0 if mlp.b_out is None else mlp.b_out.detach())
-                resid = through_norm(model.blocks[layer].ln2_post, m, resid.to(m))
+                resid = through_norm(norm, m, resid.to(m))
             left, right = layer_update(keys, resid, covs[layer], params.lam)
             ld = LayerDelta(layer, left.float().to(w.device), right.float().to(w.device), weight_hash(w))
             with torch.no_grad():
