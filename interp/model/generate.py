@@ -71,17 +71,7 @@ def generate(
 
     check_sampling(max_new_tokens, temperature, top_k, top_p)
     text_in = not isinstance(input, torch.Tensor)
-    if text_in:
-        tokens, attention_mask = model.to_batch(input)
-    else:
-        tokens = input
-        if attention_mask is None:
-            attention_mask = torch.ones_like(tokens, dtype=torch.bool)
-    if tokens.shape[1] + max_new_tokens > model.cfg.n_ctx:
-        raise InvalidInputError(
-            f"The prompt ({tokens.shape[1]} tokens) plus {max_new_tokens} new tokens exceeds "
-            f"{model.cfg.name}'s context of {model.cfg.n_ctx}."
-        )
+    tokens, attention_mask = _prompt_batch(model, input, attention_mask, max_new_tokens)
     gen = torch.Generator(device=tokens.device)
     if seed is not None:
         gen.manual_seed(seed)
@@ -116,6 +106,24 @@ def generate(
         return out
     texts = [_decode_until_eos(model, row, eos if stop_at_eos else None) for row in out.tolist()]
     return texts[0] if isinstance(input, str) else texts
+
+
+def _prompt_batch(model: Transformer, input, attention_mask: torch.Tensor | None,
+                  max_new_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """generate's input as (tokens, mask) (b, p), refused in one sentence if it leaves no room in the context
+    for max_new_tokens."""
+    if not isinstance(input, torch.Tensor):
+        tokens, attention_mask = model.to_batch(input)
+    else:
+        tokens = input
+        if attention_mask is None:
+            attention_mask = torch.ones_like(tokens, dtype=torch.bool)
+    if tokens.shape[1] + max_new_tokens > model.cfg.n_ctx:
+        raise InvalidInputError(
+            f"The prompt ({tokens.shape[1]} tokens) plus {max_new_tokens} new tokens exceeds "
+            f"{model.cfg.name}'s context of {model.cfg.n_ctx}."
+        )
+    return tokens, attention_mask
 
 
 def _decode_until_eos(model: Transformer, ids: list[int], eos: int | None) -> str:

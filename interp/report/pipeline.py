@@ -107,43 +107,12 @@ def make_report(model, model_name: str, specs: list[ExperimentSpec], out_dir: Pa
     `force` recomputes cached experiments; `overwrite` writes even into a folder that is not an interp report.
     `run_one`: what runs one experiment (`run_experiment`'s signature; `interp.sweep` passes the workers')."""
     out_dir = Path(out_dir)
-    if not overwrite:
-        check_owned(out_dir)
-    elif out_dir.is_symlink():
-        raise InterpError(f"{out_dir} is a symbolic link; give the report folder itself as --out.")
-    for spec in list(specs) + list(not_selected or []):
-        check_name(spec.name)
-        target = out_dir / spec.name
-        if (target.exists() or target.is_symlink()) and not _ours(target):
-            raise InterpError(f"{target} exists and was not written by interp; move it away or choose another --out "
-                              "(interp never removes what it did not write).")
+    _check_out_dir(out_dir, list(specs) + list(not_selected or []), overwrite)
     claim(out_dir)
     start = time.perf_counter()
     model_hash = weights_hash(model)  # once: every experiment's cache key and the manifest use it
-    runs: list[ExperimentRun] = []
-    errors: list[str] = []
-    for i, spec in enumerate(specs, 1):
-        label = f"[{i}/{len(specs)}] {spec.name}"
-        if not spec.enabled:
-            echo(f"{label}: skipped ({spec.disabled_reason or 'disabled in its spec'})")
-        else:
-            echo(f"{label}: {spec.title}...")
-        try:
-            run = run_one(model, model_name, spec, force=force, progress=progress, root=cache_root,
-                          model_hash=model_hash)
-        except (KeyboardInterrupt, ModelChangedError):
-            raise  # a changed model: nothing after it can be trusted, the report stops here
-        except Exception as exc:  # noqa: BLE001 - one failed experiment must not lose the others
-            message = str(exc) if isinstance(exc, InterpError) else f"{type(exc).__name__}: {exc}"
-            errors.append(f"== {spec.name}\n{traceback.format_exc()}")
-            run = ExperimentRun(spec, "failed", error=message.splitlines()[0] if message else type(exc).__name__)
-            echo(f"{label}: FAILED: {run.error}")
-        else:
-            if run.status == "computed":
-                echo(f"{label}: done in {run.seconds:.1f} s")
-            elif run.status == "cached":
-                echo(f"{label}: reused from cache (computed in {run.seconds:.1f} s; --force recomputes)")
-        runs.append(run)
+    runs, errors = _run_specs(model, model_name, specs, run_one, echo, force=force, progress=progress,
+                              root=cache_root, model_hash=model_hash)
     skipped = [ExperimentRun(spec, "not selected", error="left out of this report by --only; run "
                              f"{spec.run_command(model_name)} to add it") for spec in not_selected or []]
     order = {spec.name: i for i, spec in enumerate(sorted(list(specs) + list(not_selected or []),
@@ -169,6 +138,51 @@ def make_report(model, model_name: str, specs: list[ExperimentSpec], out_dir: Pa
 
     render_report(out_dir)
     return ReportOutcome(out_dir, runs, total)
+
+
+def _check_out_dir(out_dir: Path, specs: list[ExperimentSpec], overwrite: bool) -> None:
+    """Refuse a report folder interp does not own (unless overwrite), a symbolic link as the folder, and any
+    experiment folder in it that interp did not write."""
+    if not overwrite:
+        check_owned(out_dir)
+    elif out_dir.is_symlink():
+        raise InterpError(f"{out_dir} is a symbolic link; give the report folder itself as --out.")
+    for spec in specs:
+        check_name(spec.name)
+        target = out_dir / spec.name
+        if (target.exists() or target.is_symlink()) and not _ours(target):
+            raise InterpError(f"{target} exists and was not written by interp; move it away or choose another --out "
+                              "(interp never removes what it did not write).")
+
+
+def _run_specs(model, model_name: str, specs: list[ExperimentSpec], run_one: Callable,
+               echo: Callable[[str], None], **kwargs) -> tuple[list[ExperimentRun], list[str]]:
+    """Run each spec in turn (run_one(model, model_name, spec, **kwargs)), echoing one line per step; a failed
+    experiment is recorded (its traceback in the returned errors) and the rest still run."""
+    runs: list[ExperimentRun] = []
+    errors: list[str] = []
+    for i, spec in enumerate(specs, 1):
+        label = f"[{i}/{len(specs)}] {spec.name}"
+        if not spec.enabled:
+            echo(f"{label}: skipped ({spec.disabled_reason or 'disabled in its spec'})")
+        else:
+            echo(f"{label}: {spec.title}...")
+        try:
+            run = run_one(model, model_name, spec, **kwargs)
+        except (KeyboardInterrupt, ModelChangedError):
+            raise  # a changed model: nothing after it can be trusted, the report stops here
+        except Exception as exc:  # noqa: BLE001 - one failed experiment must not lose the others
+            message = str(exc) if isinstance(exc, InterpError) else f"{type(exc).__name__}: {exc}"
+            errors.append(f"== {spec.name}\n{traceback.format_exc()}")
+            run = ExperimentRun(spec, "failed", error=message.splitlines()[0] if message else type(exc).__name__)
+            echo(f"{label}: FAILED: {run.error}")
+        else:
+            if run.status == "computed":
+                echo(f"{label}: done in {run.seconds:.1f} s")
+            elif run.status == "cached":
+                echo(f"{label}: reused from cache (computed in {run.seconds:.1f} s; --force recomputes)")
+        runs.append(run)
+    return runs, errors
 
 
 def check_name(name: str) -> None:

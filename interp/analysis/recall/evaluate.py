@@ -194,36 +194,46 @@ def _score_batch(model: Transformer, items: list[Prepared], batch: Batch, trunk_
 
     predictions = _greedy(model, cache, last.argmax(-1), max_new_tokens) if generate else [None] * len(items)
     scores = []
-    P = tokens.shape[1]
     for i, p in enumerate(items):
-        n_lead = len(p.lead)
-        steps = logp[i, n_lead: n_lead + len(p.answer)]  # (len(answer), vocab)
-        token_lp = steps.gather(-1, torch.tensor(p.answer, device=dev)[:, None])[:, 0]
-        first = steps[0]
-        choice = float("nan")
-        if p.candidates is not None:
-            gold_tok = p.candidates[p.example.gold_position]
-            rivals = [c for c in p.candidates if c != gold_tok]
-            choice = float(not rivals or bool(first[gold_tok] > first[rivals].max()))
-        gold_att = distractor_att = None
+        att = None
         if attention:
-            s, n = batch.shared[i], len(p.prompt)
             rows = prompt_rows if query[i] is None else forced_rows
             stacked = torch.stack([rows[layer][i] for layer in range(model.cfg.n_layers)])  # (L, h, keys)
-            # back to the example's own prompt tokens: its cached prefix, then its suffix (keys past
-            # width + P are the teacher-forced lead, which holds no item)
-            own = torch.cat([stacked[..., width - s: width], stacked[..., width + P - (n - s): width + P]], -1)
-            gold_att = _mass(own, p.gold_spans).cpu().numpy()
-            others = [sp for j, sp in enumerate(p.item_spans) if j != p.example.gold_position]
-            distractor_att = (_mass(own, others).cpu().numpy() / len(others)) if others else 0 * gold_att
-        pred = predictions[i]
-        scores.append(Score(
-            logprob=float(token_lp.sum()), first_logprob=float(token_lp[0]),
-            rank=int((first > first[p.answer[0]]).sum()) + 1, choice_correct=choice, prediction=pred,
-            correct=float(is_correct(pred, p.example.answers)) if pred is not None else float("nan"),
-            gold_attention=gold_att, distractor_attention=distractor_att,
-        ))
+            att = _item_attention(p, stacked, batch.shared[i], width, tokens.shape[1])
+        scores.append(_item_score(p, logp[i], predictions[i], att))
     return scores
+
+
+def _item_attention(p: Prepared, stacked: torch.Tensor, shared: int, width: int, suffix_len: int):
+    """(gold, mean distractor) attention mass per layer and head from the answer row's attention over the
+    batch's keys (L, h, keys): the cached prefix (width keys, of which this prompt's first `shared`), then
+    the batch's left-padded suffixes (suffix_len keys); keys past those are the teacher-forced lead."""
+    n = len(p.prompt)
+    own = torch.cat([stacked[..., width - shared: width],
+                     stacked[..., width + suffix_len - (n - shared): width + suffix_len]], -1)  # the prompt's keys
+    gold = _mass(own, p.gold_spans).cpu().numpy()
+    others = [sp for j, sp in enumerate(p.item_spans) if j != p.example.gold_position]
+    return gold, (_mass(own, others).cpu().numpy() / len(others)) if others else 0 * gold
+
+
+def _item_score(p: Prepared, logp: torch.Tensor, pred: str | None, attention) -> Score:
+    """One example's Score from its row of log-probabilities (1 + T, vocab): position j predicts token j
+    of lead + answer; attention is _item_attention's pair or None."""
+    steps = logp[len(p.lead): len(p.lead) + len(p.answer)]  # (len(answer), vocab)
+    token_lp = steps.gather(-1, torch.tensor(p.answer, device=logp.device)[:, None])[:, 0]
+    first = steps[0]
+    choice = float("nan")
+    if p.candidates is not None:
+        gold_tok = p.candidates[p.example.gold_position]
+        rivals = [c for c in p.candidates if c != gold_tok]
+        choice = float(not rivals or bool(first[gold_tok] > first[rivals].max()))
+    gold_att, distractor_att = attention if attention is not None else (None, None)
+    return Score(
+        logprob=float(token_lp.sum()), first_logprob=float(token_lp[0]),
+        rank=int((first > first[p.answer[0]]).sum()) + 1, choice_correct=choice, prediction=pred,
+        correct=float(is_correct(pred, p.example.answers)) if pred is not None else float("nan"),
+        gold_attention=gold_att, distractor_attention=distractor_att,
+    )
 
 
 @dataclass
