@@ -129,11 +129,17 @@ def _check_token(request: Request, token: str) -> bool:
 def create_app(lab: Lab, token: str | None = None, allowed_hosts: tuple[str, ...] | None = None) -> FastAPI:
     """The app over `lab`. token: required on every /api call when set. allowed_hosts: Host header names
     accepted (None: any; `interp serve` passes LOOPBACK_HOSTS when it binds to loopback without a token)."""
-    from interp.serve import page
-
     app = FastAPI(title="interp lab", version="0.1.0", docs_url=None, redoc_url=None,
                   description="Probe a loaded model and edit its facts live. The page at / calls this API. "
                               "Errors are {\"error\": \"<one sentence>\"} with a 4xx status.")
+    _add_guards(app, token, allowed_hosts)
+    _add_page(app)
+    _add_api(app, lab, token)
+    return app
+
+
+def _add_guards(app: FastAPI, token: str | None, allowed_hosts: tuple[str, ...] | None) -> None:
+    """The Host and token checks, the security headers, and every error as one sentence in JSON."""
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
@@ -165,7 +171,11 @@ def create_app(lab: Lab, token: str | None = None, allowed_hosts: tuple[str, ...
         log.exception("interp serve: %s %s failed", request.method, request.url.path)
         return _error(500, f"The server failed on this request ({type(exc).__name__}); the details are in its log.")
 
-    # -- the page -------------------------------------------------------------------------------------
+
+def _add_page(app: FastAPI) -> None:
+    """The lab page: its HTML, script and style (static; the data reaches it through the API only)."""
+    from interp.serve import page
+
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index() -> HTMLResponse:
         return HTMLResponse(page.HTML)
@@ -178,7 +188,10 @@ def create_app(lab: Lab, token: str | None = None, allowed_hosts: tuple[str, ...
     def style() -> Response:
         return Response(page.style(), media_type="text/css; charset=utf-8")
 
-    # -- the API: sync handlers run in worker threads, so /api/progress answers while a trace runs -----------
+
+def _add_api(app: FastAPI, lab: Lab, token: str | None) -> None:
+    """The API over `lab`. Sync handlers run in worker threads, so /api/progress answers while a trace runs."""
+
     @app.get("/api/model", summary="The model, its default edit layers and this server's limits")
     def model_info() -> dict:
         return lab.info() | {"token_required": token is not None}
@@ -225,8 +238,6 @@ def create_app(lab: Lab, token: str | None = None, allowed_hosts: tuple[str, ...
     async def load_edit_file(request: Request) -> dict:
         data = await _read_limited(request, lab.limits.max_upload_bytes)
         return await run_in_threadpool(lab.load_edit_file, data)
-
-    return app
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:
