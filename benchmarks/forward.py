@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import torch
+from _md import goals_block, write_keeping_notes
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -90,7 +91,7 @@ def main() -> None:
         f"Model {args.model}, fp32, CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads), "
         f"torch {torch.__version__}; median of {args.repeats} interleaved runs. Reproduce: "
         f"`{threads_env()}.venv/bin/python benchmarks/forward.py --model {args.model} --repeats {args.repeats}` "
-        f"(load average {os.getloadavg()[0]:.1f} at the end; a machine shared with other jobs).",
+        f"(load average {os.getloadavg()[0]:.1f} at the end, 2 cores).",
         "",
         "| input | contender | median ms | ratio to transformers eager | ratio to transformers sdpa |",
         "|---|---|---:|---:|---:|",
@@ -106,8 +107,20 @@ def main() -> None:
         "",
     ]
     lines += profile_lines(ours, hf_plain, args.model)
-    Path(args.out).write_text("\n".join(lines))
-    print("\n".join(lines))
+    ratio = {(shape, name): (r, r_sdpa) for shape, name, _, r, r_sdpa in rows}
+    goals = []
+    for shape in ("8x128", "1x32"):
+        cache = ratio[(shape, "interp run_with_cache (every hook)")][0]
+        bridge = ratio[(shape, "TransformerBridge run_with_cache")][0]
+        goals.append((f"full cache <= 1.2x transformers' eager forward, {shape}",
+                      f"TransformerBridge's cache {bridge:.2f}x", f"{cache:.2f}x", cache <= 1.2))
+    for shape in ("8x128", "1x32"):
+        plain = ratio[(shape, "interp forward (no hooks)")][1]
+        goals.append((f"hook-free forward <= 1.0x transformers' sdpa forward, {shape}",
+                      f"transformers eager {ratio[(shape, 'transformers eager forward')][1]:.2f}x sdpa", f"{plain:.2f}x",
+                      plain <= 1.0))
+    lines += goals_block(goals)
+    print(write_keeping_notes(Path(args.out), lines))
 
 
 # torch operators grouped by what they do (the profile's rows); anything else is "other operators"

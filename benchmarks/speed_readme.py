@@ -1,0 +1,60 @@
+"""Regenerate the README's speed section (between its speed markers) from the benchmarks' own files: every
+goal row of benchmarks/{forward,causal_trace,recall,rome}.md and forward.md's table of contenders. Nothing is
+measured here; run the benchmarks first (each file names its command, machine and load).
+
+    .venv/bin/python benchmarks/speed_readme.py
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from _md import read_goals
+
+HERE = Path(__file__).parent
+README = HERE.parent / "README.md"
+START, END = "<!-- speed -->", "<!-- /speed -->"
+SOURCES = ("forward", "causal_trace", "recall", "rome")
+
+
+def _table_after(text: str, header: str) -> list[str]:
+    """The lines of the Markdown table whose header line starts with `header`, or []."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith(header):
+            end = i
+            while end < len(lines) and lines[end].startswith("|"):
+                end += 1
+            return lines[i:end]
+    return []
+
+
+def section() -> str:
+    rows = []
+    for name in SOURCES:
+        rows += [line + f" [{name}.md](benchmarks/{name}.md) |" for line in read_goals(HERE / f"{name}.md")]
+    forward = (HERE / "forward.md").read_text() if (HERE / "forward.md").exists() else ""
+    described = next((line for line in forward.splitlines() if line.startswith("Model ")), "")
+    out = [START,
+           "<!-- written by benchmarks/speed_readme.py from benchmarks/*.md: edit those, then rerun it -->", "",
+           "Issue 14's goals, each measured side by side with its peer in one run of the benchmark named (the "
+           "file gives the command, the machine and its load):", "",
+           "| goal (issue 14) | peer / limit in this run | measured | | from |", "|---|---|---|---|---|", *rows, ""]
+    if described:
+        out += ["The forward, against `transformers` on the same weights (eager and its default sdpa). " + described, "",
+                *_table_after(forward, "| input | contender"), ""]
+    return "\n".join(out + [END])
+
+
+def main() -> None:
+    text = README.read_text()
+    if START not in text or END not in text:
+        raise SystemExit(f"{README} has no {START} ... {END} markers to write between.")
+    head, rest = text.split(START, 1)
+    tail = rest.split(END, 1)[1]
+    README.write_text(head + section() + tail)
+    print(section())
+
+
+if __name__ == "__main__":
+    main()
