@@ -88,7 +88,7 @@ def report(model: str, device: str, dtype: str, recompute: bool, only: str | Non
       interp report --model smollm2-135m --only induction,trace
       interp report --model smollm2-135m,gemma3-270m --workers 2
     """
-    from interp.errors import InterpError, InvalidInputError
+    from interp.errors import InvalidInputError
     from interp.report.pipeline import check_owned, report_name
     from interp.report.specs import select
 
@@ -121,6 +121,13 @@ def report(model: str, device: str, dtype: str, recompute: bool, only: str | Non
     finally:
         if runtime is not None:
             runtime.close()
+    _finish(root, models, folders, summaries, failed, as_json)
+
+
+def _finish(root: Path, models: list[str], folders: list[Path], summaries: list[dict], failed: list, as_json: bool) -> None:
+    """The comparison page (several models), the summary line(s) or JSON, and one sentence if any failed."""
+    from interp.errors import InterpError
+
     comparison = None
     if len(models) > 1:
         from interp.report.compare import write_comparison
