@@ -41,7 +41,11 @@ def load_model(
     Every tensor goes from the file straight to `dtype` and `device` (norm scales stay float32, as the
     references compute norms in fp32). `device_map` places parts of the model on several devices, as
     accelerate's maps do: {"embed": "cuda:0", "blocks.0": "cuda:0", ..., "ln_final": "cuda:1"}, or "auto"
-    to spread the blocks evenly over every visible GPU; the residual stream moves between them."""
+    to spread the blocks evenly over every visible GPU; the residual stream moves between them.
+    Freed CPU memory is kept for reuse from here on (`interp.allocator`; INTERP_KEEP_FREED_MEMORY=0: not)."""
+    from interp.allocator import keep_freed_memory
+
+    keep_freed_memory()
     kw = dict(dtype=_parse_dtype(dtype), device=resolve_device(device), device_map=device_map)
     if name_or_path in MODELS:
         return load_gguf(resolve(name_or_path), use_cache=use_cache, name=name_or_path, **kw)
