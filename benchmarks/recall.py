@@ -131,7 +131,8 @@ def main() -> None:
     lines += ["", f"Greedy accuracy: ours {our_acc:.2f}, transformers {hf_acc:.2f}; identical first lines "
                   f"{same}/{n}.", "",
               f"Command: `{threads_env()}.venv/bin/python benchmarks/recall.py --model {args.model} "
-              f"--examples {args.examples} --n-items {k} --batch-size {args.batch_size}`", ""]
+              f"--examples {args.examples} --n-items {k} --batch-size {args.batch_size}"
+              + (f" --repeats {args.repeats}" if args.repeats != 1 else "") + "`", ""]
     tf, reuse, greedy_s = (rows[k] for k in ("ours, teacher-forced (no reuse)", "ours, teacher-forced (prefix reuse)",
                                              "ours, greedy + teacher-forced"))
     lines += goals_block([

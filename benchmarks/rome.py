@@ -260,7 +260,7 @@ def write(args, raw, layer, memit_layers, n_memit, n_tokens) -> None:
              f"`.venv/bin/python benchmarks/rome.py --model {args.model} --n {args.n} --memit-n {args.memit_n} "
              f"--threads {args.threads}{' --warm' if args.warm else ''}{' --no-ablation' if args.no_ablation else ''}`; torch {torch.__version__}, {platform.machine()}, {torch.get_num_threads()} "
              f"threads, CPU, fp32; load average at the start {load_start:.1f}, at the end {os.getloadavg()[0]:.1f} "
-             "(other jobs shared the 2 cores: compare the ratios, not the seconds).", "",
+             "(2 cores; compare the ratios, not the seconds).", "",
              f"ROME layer {layer}, {args.n} known facts one at a time, statistics cached:", "",
              "| ROME | s / edit | peer / this | loop steps (mean) | ES / PS / NS after | max abs diff of the update vs the row compared |",
              "|---|---|---|---|---|---|"]
