@@ -7,7 +7,8 @@ kernel faults and zeroes each 4 KiB of them the first time it is written: about 
 call there, most of the full cache's cost over a plain forward. ``keep_freed_memory`` raises both
 thresholds (mallopt), so freed blocks stay in the heap and the next call reuses them: no faults after the
 first call. The price: the process keeps its peak of heap memory until it exits (the memory is reused,
-not returned to the OS).
+not returned to the OS), so `interp.memory`'s checks, which read the OS's available memory, no longer count
+what this process holds free for itself: they err on the side of refusing.
 
 It is process-wide. ``load_model`` applies it on Linux with glibc (``INTERP_KEEP_FREED_MEMORY=0`` turns it
 off); elsewhere it does nothing. It affects every library in the process alike, transformers included.
