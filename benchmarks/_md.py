@@ -4,17 +4,24 @@ and the hand-written notes, which are kept across runs (everything from the note
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 GOALS_START, GOALS_END = "<!-- goals -->", "<!-- /goals -->"
 NOTES = "<!-- notes -->"
+GOAL_HEADER = "| goal (issue 14) | peer / limit in this run | measured | |"
+
+
+def threads_env() -> str:
+    """The thread setting a run was made under, as a command prefix ("" when OMP_NUM_THREADS is unset)."""
+    return f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} " if "OMP_NUM_THREADS" in os.environ else ""
 
 
 def goals_block(rows: list[tuple[str, str, str, bool | None]]) -> list[str]:
     """Rows (goal, peer or limit, measured, met: True / False / None for not applicable) as a table between
     the markers."""
     mark = {True: "met", False: "**not met**", None: "-"}
-    lines = [GOALS_START, "", "| goal (issue 14) | peer / limit in this run | measured | |", "|---|---|---|---|"]
+    lines = [GOALS_START, "", GOAL_HEADER, "|---|---|---|---|"]
     lines += [f"| {goal} | {peer} | {measured} | {mark[met]} |" for goal, peer, measured, met in rows]
     return lines + ["", GOALS_END]
 
@@ -39,4 +46,4 @@ def read_goals(path: Path) -> list[str]:
     if GOALS_START not in text or GOALS_END not in text:
         return []
     block = text.split(GOALS_START, 1)[1].split(GOALS_END, 1)[0]
-    return [line for line in block.splitlines() if line.startswith("| ") and not line.startswith("| goal (issue")]
+    return [line for line in block.splitlines() if line.startswith("| ") and line != GOAL_HEADER]

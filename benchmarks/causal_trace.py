@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _md import goals_block, write_keeping_notes
+from _md import goals_block, threads_env, write_keeping_notes
 
 from interp.analysis.facts.causal_trace import (
     KINDS,
@@ -141,7 +141,7 @@ def main() -> None:
         f"**{up_all:.1f}x** | >= {GOAL:.0f}x |", "",
         "Loop time per kind: " + ", ".join(f"{k} {t_slow[k]:.2f} s" for k in KINDS) + ". "
         f"Largest score difference between ours and the loop: {diff:.1e}.", "",
-        "Command: `" + (f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} " if "OMP_NUM_THREADS" in os.environ else "")
+        "Command: `" + threads_env()
         + ".venv/bin/python benchmarks/causal_trace.py" + (f" --model {args.model}" if args.model else "")
         + f" --samples {args.samples}`", "",
         "Wall times depend on the machine and its load; the ratios, from one run, are what the table is for.", "",

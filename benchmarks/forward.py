@@ -17,14 +17,9 @@ import time
 from pathlib import Path
 
 import torch
-from _md import goals_block, write_keeping_notes
+from _md import goals_block, threads_env, write_keeping_notes
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-
-def threads_env() -> str:
-    """The thread setting the run was made under, as a command prefix."""
-    return f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} " if "OMP_NUM_THREADS" in os.environ else ""
 
 
 def timed(fn) -> float:

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 import torch
-from _md import goals_block, write_keeping_notes
+from _md import goals_block, threads_env, write_keeping_notes
 
 from interp.analysis.recall.evaluate import DEFAULT_NEW_TOKENS, score_examples
 from interp.analysis.recall.synthetic import make_word_kv_examples
@@ -42,11 +42,6 @@ def load_hf(name: str):
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return model, tok
-
-
-def threads_env() -> str:
-    """The thread setting the run was made under, as a command prefix."""
-    return f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} " if "OMP_NUM_THREADS" in os.environ else ""
 
 
 def timed(fn, repeats: int):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from _md import read_goals
+from _md import GOAL_HEADER, read_goals
 
 HERE = Path(__file__).parent
 README = HERE.parent / "README.md"
@@ -17,7 +17,7 @@ START, END = "<!-- speed -->", "<!-- /speed -->"
 SOURCES = ("forward", "causal_trace", "recall", "rome")
 
 
-def _table_after(text: str, header: str) -> list[str]:
+def _table(text: str, header: str) -> list[str]:
     """The lines of the Markdown table whose header line starts with `header`, or []."""
     lines = text.splitlines()
     for i, line in enumerate(lines):
@@ -39,10 +39,10 @@ def section() -> str:
            "<!-- written by benchmarks/speed_readme.py from benchmarks/*.md: edit those, then rerun it -->", "",
            "Issue 14's goals, each measured side by side with its peer in one run of the benchmark named (the "
            "file gives the command, the machine and its load):", "",
-           "| goal (issue 14) | peer / limit in this run | measured | | from |", "|---|---|---|---|---|", *rows, ""]
+           GOAL_HEADER + " from |", "|---|---|---|---|---|", *rows, ""]
     if described:
         out += ["The forward, against `transformers` on the same weights (eager and its default sdpa). " + described, "",
-                *_table_after(forward, "| input | contender"), ""]
+                *_table(forward, "| input | contender"), ""]
     return "\n".join(out + [END])
 
 
@@ -52,8 +52,9 @@ def main() -> None:
         raise SystemExit(f"{README} has no {START} ... {END} markers to write between.")
     head, rest = text.split(START, 1)
     tail = rest.split(END, 1)[1]
-    README.write_text(head + section() + tail)
-    print(section())
+    generated = section()
+    README.write_text(head + generated + tail)
+    print(generated)
 
 
 if __name__ == "__main__":

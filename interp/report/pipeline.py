@@ -107,7 +107,8 @@ def make_report(model, model_name: str, specs: list[ExperimentSpec], out_dir: Pa
     `force` recomputes cached experiments; `overwrite` writes even into a folder that is not an interp report.
     `run_one`: what runs one experiment (`run_experiment`'s signature; `interp.sweep` passes the workers')."""
     out_dir = Path(out_dir)
-    _check_out_dir(out_dir, list(specs) + list(not_selected or []), overwrite)
+    every = list(specs) + list(not_selected or [])
+    _check_out_dir(out_dir, every, overwrite)
     claim(out_dir)
     start = time.perf_counter()
     model_hash = weights_hash(model)  # once: every experiment's cache key and the manifest use it
@@ -115,8 +116,7 @@ def make_report(model, model_name: str, specs: list[ExperimentSpec], out_dir: Pa
                               root=cache_root, model_hash=model_hash)
     skipped = [ExperimentRun(spec, "not selected", error="left out of this report by --only; run "
                              f"{spec.run_command(model_name)} to add it") for spec in not_selected or []]
-    order = {spec.name: i for i, spec in enumerate(sorted(list(specs) + list(not_selected or []),
-                                                          key=lambda s: (s.order, s.name)))}
+    order = {spec.name: i for i, spec in enumerate(sorted(every, key=lambda s: (s.order, s.name)))}
     records = [_publish(run, out_dir, model_name) for run in sorted(runs + skipped, key=lambda r: order[r.spec.name])]
     total = time.perf_counter() - start
     log = out_dir / "errors.log"

@@ -28,7 +28,8 @@ Speed, exactly the same computation: only layers from the edited one onward are 
 it is computed once, since nothing before the edit depends on delta); logits are read only where the loss
 reads them; and, ``reuse_prefix``, only the columns from the subject's last token on (the earliest over
 the rows) are run at each step, attending to the earlier columns' keys and values computed once (a KV
-cache), since no position before it depends on delta in any layer. benchmarks/rome.md measures each against the authors' loop.
+cache), since no position before it depends on delta in any layer. benchmarks/rome.md measures each
+against the authors' loop.
 
 Where delta is added: ROME adds it to the output of ``blocks[l].mlp`` (a torch forward hook on the
 module). That is the down projection's output, which for Gemma-3 is *before* ln2_post, so the loss
