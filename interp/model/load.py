@@ -35,6 +35,7 @@ def load_model(
     device: str | torch.device = "cpu",
     use_cache: bool = True,
     device_map: DeviceMap | str | None = None,
+    process_weights: bool | dict = False,
 ) -> Transformer:
     """A registered name (`interp.model.registry.MODELS`), a .gguf file, or a Hugging Face directory.
 
@@ -42,11 +43,43 @@ def load_model(
     references compute norms in fp32). `device_map` places parts of the model on several devices, as
     accelerate's maps do: {"embed": "cuda:0", "blocks.0": "cuda:0", ..., "ln_final": "cuda:1"}, or "auto"
     to spread the blocks evenly over every visible GPU; the residual stream moves between them.
-    Freed CPU memory is kept for reuse from here on (`interp.allocator`; INTERP_KEEP_FREED_MEMORY=0: not)."""
+    Freed CPU memory is kept for reuse from here on (`interp.allocator`; INTERP_KEEP_FREED_MEMORY=0: not).
+
+    The weights are the checkpoint's, unprocessed. `process_weights=True` applies TransformerLens' weight
+    processing after loading (what `TransformerBridge.enable_compatibility_mode()` computes: norms folded,
+    writing weights and unembedding centred, value biases folded; `interp.model.processing`); a dict of TL's
+    option names (`{"center_unembed": False}`) changes single steps. `model.processing` says which weights
+    are loaded. The weight cache on disk always holds the checkpoint's weights."""
     from interp.allocator import keep_freed_memory
 
+    options = _processing_options(process_weights)  # refuse a bad option before the slow part
     keep_freed_memory()
     kw = dict(dtype=_parse_dtype(dtype), device=resolve_device(device), device_map=device_map)
+    model = _load(name_or_path, use_cache, kw)
+    if options is not None:
+        from interp.model.processing import process_weights as process
+
+        process(model, **options)
+    return model
+
+
+def _processing_options(process_weights: bool | dict) -> dict | None:
+    """None (no processing) or TransformerLens' keyword options for `processing.process_weights`."""
+    from interp.model.processing import OPTIONS
+
+    if process_weights is True:
+        return {}
+    if process_weights is False or process_weights is None:
+        return None
+    if not isinstance(process_weights, dict):
+        raise InvalidInputError(f"process_weights must be True, False or a dict of options, not {process_weights!r}.")
+    unknown = sorted(set(process_weights) - set(OPTIONS))
+    if unknown:
+        raise InvalidInputError(f"Unknown weight-processing option {unknown[0]!r}; the options are {', '.join(OPTIONS)}.")
+    return dict(process_weights)
+
+
+def _load(name_or_path: str, use_cache: bool, kw: dict) -> Transformer:
     if name_or_path in MODELS:
         return load_gguf(resolve(name_or_path), use_cache=use_cache, name=name_or_path, **kw)
     path = Path(name_or_path)
@@ -160,10 +193,17 @@ def file_sha256(path: Path) -> str:
 
 
 def _build(cfg: ModelConfig, tensors: Iterable[tuple[str, torch.Tensor]], tokenizer) -> Transformer:
-    """The model on "meta" (no memory), then each tensor assigned as it comes, already placed."""
+    """The model on "meta" (no memory), then each tensor assigned as it comes, already placed. A folder a
+    processed model was exported to carries its unembedding bias, which needs the processed unembedding."""
+    from interp.model.processing import ProcessedUnembed, processing_of
+
+    state = dict(tensors)
     with torch.device("meta"):
         model = Transformer(cfg, tokenizer)
-    model.load_state_dict(dict(tensors), strict=True, assign=True)
+        if "unembed.b_U" in state:
+            model.unembed = ProcessedUnembed(torch.empty(cfg.d_vocab, cfg.d_model), torch.empty(cfg.d_vocab))
+    model.load_state_dict(state, strict=True, assign=True)
+    model.processing = processing_of(model)
     return model.eval()
 
 
@@ -267,7 +307,8 @@ def load_hf_dir(path: Path, name: str | None = None, dtype: torch.dtype = torch.
         cfg = ModelConfig.from_dict(_json(ours))
         cfg = cfg.replace(name=name) if name else cfg
         place.bind(cfg)
-        return _build(cfg, ((n, place(n, reader(n))) for n in sorted(_expected_names(cfg))), tokenizer)
+        names = _expected_names(cfg) | ({"unembed.b_U"} if reader.has("unembed.b_U") else set())  # a processed export
+        return _build(cfg, ((n, place(n, reader(n))) for n in sorted(names)), tokenizer)
     if not (path / "config.json").exists():
         raise CorruptModelError(f"{path} has no config.json.")
     hf = read_hf_config(path)
