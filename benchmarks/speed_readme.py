@@ -1,6 +1,6 @@
-"""Regenerate the README's speed section (between its speed markers) from the benchmarks' own files: every
-goal row of benchmarks/{forward,causal_trace,recall,rome}.md and forward.md's table of contenders. Nothing is
-measured here; run the benchmarks first (each file names its command, machine and load).
+"""Regenerate the docs' speed page (docs/speed.md, between its speed markers) from the benchmarks' own files:
+every goal row of benchmarks/{forward,causal_trace,recall,rome}.md and forward.md's table of contenders.
+Nothing is measured here; run the benchmarks first (each file names its command, machine and load).
 
     .venv/bin/python benchmarks/speed_readme.py
 """
@@ -12,7 +12,8 @@ from pathlib import Path
 from _md import GOAL_HEADER, read_goals
 
 HERE = Path(__file__).parent
-README = HERE.parent / "README.md"
+PAGE = HERE.parent / "docs" / "speed.md"
+LINK = "../benchmarks/"  # from docs/ to this folder (the docs build rewrites it to the site's copy)
 START, END = "<!-- speed -->", "<!-- /speed -->"
 SOURCES = ("forward", "causal_trace", "recall", "rome")
 
@@ -32,14 +33,14 @@ def _table(text: str, header: str) -> list[str]:
 def section() -> str:
     rows = []
     for name in SOURCES:
-        rows += [line + f" [{name}.md](benchmarks/{name}.md) |" for line in read_goals(HERE / f"{name}.md")]
+        rows += [line + f" [{name}.md]({LINK}{name}.md) |" for line in read_goals(HERE / f"{name}.md")]
     forward = (HERE / "forward.md").read_text() if (HERE / "forward.md").exists() else ""
     described = next((line for line in forward.splitlines() if line.startswith("Model ")), "")
     out = [START,
            "<!-- written by benchmarks/speed_readme.py from benchmarks/*.md: edit those, then rerun it -->", "",
-           "Issue 14's goals, each measured side by side with its peer in one run of the benchmark named (the "
-           "file gives the command, the machine and its load):", "",
-           GOAL_HEADER + " from |", "|---|---|---|---|---|", *rows, ""]
+           "The project's speed goals, each measured side by side with its peer in one run of the benchmark "
+           "named (the file gives the command, the machine and its load):", "",
+           GOAL_HEADER.replace("goal (issue 14)", "goal") + " from |", "|---|---|---|---|---|", *rows, ""]
     if described:
         out += ["The forward, against `transformers` on the same weights (eager and its default sdpa). " + described, "",
                 *_table(forward, "| input | contender"), ""]
@@ -47,13 +48,13 @@ def section() -> str:
 
 
 def main() -> None:
-    text = README.read_text()
+    text = PAGE.read_text()
     if START not in text or END not in text:
-        raise SystemExit(f"{README} has no {START} ... {END} markers to write between.")
+        raise SystemExit(f"{PAGE} has no {START} ... {END} markers to write between.")
     head, rest = text.split(START, 1)
     tail = rest.split(END, 1)[1]
     generated = section()
-    README.write_text(head + generated + tail)
+    PAGE.write_text(head + generated + tail)
     print(generated)
 
 
