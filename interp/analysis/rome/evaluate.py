@@ -30,6 +30,7 @@ import torch
 
 from interp.analysis.rome.key import pad_left, target_ids
 from interp.analysis.rome.params import METRICS, EditEvalParams  # noqa: F401 (METRICS re-exported)
+from interp.model.generate import generate
 
 @torch.no_grad()
 def target_nll(model, prompts: Sequence[str], targets: Sequence[str], batch_size: int = 32) -> np.ndarray:
@@ -63,13 +64,41 @@ def ngram_entropy(text: str, ns: tuple[int, ...] = (2, 3), weights: tuple[float,
     return float(np.mean(np.array(ents) * np.array(weights)))
 
 
-def bootstrap_ci(values: np.ndarray, seed: int = 0, n: int = 1000) -> tuple[float, float]:
+def bootstrap_weights(k: int, n: int = 1000, seed: int = 0, groups: Sequence | None = None) -> np.ndarray:
+    """(n, k): how often each of k items is in each of n bootstrap resamples. Without ``groups`` items are
+    drawn with replacement; with a label per item (neighbourhood groups) whole groups are, so facts that
+    share prompts stay together (a cluster bootstrap). Singleton groups in item order draw exactly the
+    items the plain bootstrap does. The same (k, n, seed, groups) gives the same draws, so rows that
+    score the same facts are paired."""
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        labels = np.arange(k)
+    else:
+        if len(groups) != k:
+            raise ValueError(f"{len(groups)} group labels for {k} items")
+        first: dict = {}
+        labels = np.array([first.setdefault(g, len(first)) for g in groups])  # 0.. in order of appearance
+    n_groups = int(labels.max()) + 1 if k else 0
+    draws = rng.integers(0, n_groups, size=(n, n_groups))
+    counts = np.zeros((n, n_groups))
+    np.add.at(counts, (np.arange(n)[:, None], draws), 1)
+    return counts[:, labels]
+
+
+def bootstrap_ci(values: np.ndarray, seed: int = 0, n: int = 1000,
+                 groups: Sequence | None = None) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of the mean over items (NaNs dropped), resampling whole groups
+    when ``groups`` (a label per value) is given."""
     values = np.asarray(values, dtype=float)
-    values = values[~np.isnan(values)]
+    if groups is not None and len(groups) != len(values):
+        raise ValueError(f"{len(groups)} group labels for {len(values)} values")
+    keep = ~np.isnan(values)
+    values = values[keep]
     if len(values) == 0:
         return (float("nan"), float("nan"))
-    rng = np.random.default_rng(seed)
-    means = rng.choice(values, size=(n, len(values))).mean(1)
+    kept_groups = None if groups is None else [g for g, k in zip(groups, keep) if k]
+    w = bootstrap_weights(len(values), n, seed, kept_groups)  # (n, k)
+    means = (w @ values) / w.sum(1)
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
@@ -119,7 +148,7 @@ def fact_generations(model, facts, params: EditEvalParams) -> list[list[str]]:
         for p in (list(f.generation_prompts) or [f.text])[: params.n_gen_prompts]:
             prompts.append(p)
             owners.append(i)
-    texts = model.generate(prompts, max_new_tokens=params.gen_tokens, temperature=1.0, top_k=5, seed=params.seed)
+    texts = generate(model, prompts, max_new_tokens=params.gen_tokens, temperature=1.0, top_k=5, seed=params.seed)
     out: list[list[str]] = [[] for _ in facts]
     for i, p, t in zip(owners, prompts, texts):
         out[i].append(p + t)
@@ -147,7 +176,7 @@ def probe(model, text: str, target_new: str, true_answer: str | None, gen_tokens
     out = {"p_new": math.exp(-float(nll[0]))}
     if true_answer:
         out["p_true"] = math.exp(-float(nll[1]))
-    out["generation"] = model.generate(text, max_new_tokens=gen_tokens)
+    out["generation"] = generate(model, text, max_new_tokens=gen_tokens)
     return out
 
 
