@@ -151,3 +151,145 @@ class ModelConfig:
 
     def replace(self, **changes) -> ModelConfig:
         return dataclasses.replace(self, **changes)
+
+
+# -- TransformerLens' view ----------------------------------------------------------------------------------
+_TL_ACT = {"silu": "silu", "gelu": "gelu", "gelu_tanh": "gelu_new", "relu": "relu"}
+# TL's runtime switches: interp computes hook_result / the per-head inputs whenever they are hooked or named in
+# run_with_cache's names_filter, so these stay False, and setting one says so instead of silently doing nothing
+_TL_SWITCHES = ("use_attn_result", "use_split_qkv_input", "use_attn_in", "use_hook_mlp_in")
+
+
+def _tl_config_base():
+    from transformer_lens.config import TransformerLensConfig
+
+    return TransformerLensConfig
+
+
+class TLConfig(_tl_config_base()):
+    """`model.cfg`: a real `transformer_lens.config.TransformerLensConfig` derived from a `ModelConfig`.
+
+    TL's names carry TL's meanings (`n_key_value_heads`, `normalization_type` "RMS"/"LN",
+    `positional_embedding_type` "rotary"/"standard", `act_fn`, `eps`, `attn_scale` = the divisor of the
+    scores, `device`/`dtype` = where the model's weights are now), so TL's model-agnostic tools run on interp's
+    model. Every other name reads through to the `ModelConfig` (`cfg.n_kv_heads`, `cfg.norm`, `cfg.replace`,
+    ...), which `to_dict`, `==` and `hash` also use, so fingerprints and caches keyed on it do not move. Like
+    the `ModelConfig` it is read-only: build a new model from `cfg.replace(...)` to change one.
+    """
+
+    def __init__(self, config: ModelConfig, model=None):
+        import weakref
+
+        if isinstance(config, TLConfig):
+            config = config.config
+        d = self.__dict__
+        d["config"], d["_model"], d["_frozen"] = config, weakref.ref(model) if model is not None else None, False
+        local = "local" in config.layer_types
+        super().__init__(
+            d_model=config.d_model, d_head=config.d_head, n_layers=config.n_layers, n_ctx=config.n_ctx,
+            n_heads=config.n_heads, d_mlp=config.d_mlp, d_vocab=config.d_vocab,
+            default_prepend_bos=config.default_prepend_bos,
+            positional_embedding_type="rotary" if config.positional == "rope" else "standard",
+            n_key_value_heads=config.n_kv_heads if config.n_kv_heads != config.n_heads else None,
+            gated_mlp=config.gated_mlp, uses_rms_norm=config.norm == "rms", eps=config.norm_eps,
+            act_fn=_TL_ACT[config.act], normalization_type="RMS" if config.norm == "rms" else "LN",
+            final_rms=config.norm == "rms",
+        )
+        # HookedTransformerConfig's names that notebooks and TL's tools read (TransformerBridgeConfig has them too)
+        self.model_name = config.name
+        self.d_vocab_out = config.d_vocab
+        self.n_params = config.n_params
+        self.rotary_dim = config.rot_dim if config.positional == "rope" else None
+        self.rotary_base = config.rope_base
+        self.parallel_attn_mlp = config.parallel_residual
+        self.use_attn_scale, self.attn_scale = True, config.scale
+        self.use_qk_norm = config.qk_norm
+        self.use_local_attn, self.window_size = local, config.sliding_window if local else None
+        self.attn_types = list(config.layer_types) if local else None
+        self.use_normalization_before_and_after = config.sandwich_norm
+        self.attn_scores_soft_cap = config.attn_softcap or -1.0
+        self.output_logits_soft_cap = config.final_logit_softcap or -1.0
+        self.tie_word_embeddings = config.tie_embeddings
+        self.rmsnorm_uses_offset = False  # interp stores Gemma's effective scale 1 + w in the norm weight
+        self.use_hook_tokens, self.post_embedding_ln, self.attention_dir = False, False, "causal"
+        self.use_attn_in = self.use_hook_mlp_in = False
+        d["_frozen"] = True
+
+    # -- live values: where the model's weights are now --------------------------------------------------------
+    def _live(self, attr: str):
+        """The model's `attr` now, or None before its weights exist (or without a model)."""
+        ref = self.__dict__.get("_model")
+        model = ref() if ref is not None else None
+        try:
+            return getattr(model, attr) if model is not None else None
+        except AttributeError:  # nn.Module's error while the model is still being built
+            return None
+
+    @property
+    def device(self) -> str:
+        device = self._live("device")
+        return str(device) if device is not None else self.__dict__.get("_device", "cpu")
+
+    @device.setter
+    def device(self, value) -> None:
+        self.__dict__["_device"] = str(value) if value is not None else "cpu"
+
+    @property
+    def dtype(self):
+        dtype = self._live("dtype")
+        return dtype if dtype is not None else self.__dict__.get("_dtype")
+
+    @dtype.setter
+    def dtype(self, value) -> None:
+        self.__dict__["_dtype"] = value
+
+    @property
+    def tokenizer_prepends_bos(self) -> bool:
+        """Whether the model's tokenizer puts BOS in front by itself (TL's name; SmolLM2's does not)."""
+        tokenizer = self._live("tokenizer")
+        if tokenizer is None or self.config.bos_token_id is None:
+            return False
+        ids = tokenizer("a")["input_ids"]
+        return bool(ids) and ids[0] == self.config.bos_token_id
+
+    # -- read-only, the ModelConfig behind it ---------------------------------------------------------------
+    def __setattr__(self, name: str, value) -> None:
+        if not self.__dict__.get("_frozen") or (name in _TL_SWITCHES and value is False):
+            return object.__setattr__(self, name, value)
+        if name in _TL_SWITCHES:
+            raise dataclasses.FrozenInstanceError(
+                f"cfg.{name} stays False: interp computes that hook whenever it is hooked or named in "
+                f"run_with_cache's names_filter, and cache.stack_head_results builds head results from hook_z."
+            )
+        raise dataclasses.FrozenInstanceError(
+            f"cfg.{name} cannot be set: the config is read-only; build a model from cfg.replace({name}=...)."
+        )
+
+    def __getattr__(self, name: str):
+        config = self.__dict__.get("config")  # absent while copy/pickle rebuild the object
+        if config is None or name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(config, name)
+
+    def __eq__(self, other) -> bool:
+        other = other.config if isinstance(other, TLConfig) else other
+        return self.config == other
+
+    def __hash__(self) -> int:
+        return hash(self.config)
+
+    def __reduce__(self):
+        return TLConfig, (self.config,)
+
+    def to_dict(self) -> dict:
+        """interp's config as plain data (what fingerprints and saved models record), not TL's fields."""
+        return self.config.to_dict()
+
+    def tl_dict(self) -> dict:
+        """TL's fields and names, as `TransformerLensConfig.to_dict` would give them."""
+        names = [f.name for f in dataclasses.fields(_tl_config_base())] + [
+            k for k in self.__dict__ if not k.startswith("_") and k != "config"]
+        return {name: getattr(self, name) for name in dict.fromkeys(names)}
+
+    def __repr__(self) -> str:
+        return f"TLConfig({self.config!r})"
