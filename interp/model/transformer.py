@@ -19,6 +19,7 @@ from interp.errors import InvalidInputError
 from interp.model.components import Block, Embed, PosEmbed, Unembed, make_norm
 from interp.model.components.attention import AttentionInputs, LayerCache
 from interp.model.config import ModelConfig
+from interp.model.tl_api import TLModelAPI
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -44,7 +45,7 @@ class KVCache:
         return self.positions, self.mask
 
 
-class Transformer(HookedRootModule):
+class Transformer(TLModelAPI, HookedRootModule):
     def __init__(self, cfg: ModelConfig, tokenizer: PreTrainedTokenizerBase | None = None):
         super().__init__()
         self.cfg = cfg
