@@ -105,3 +105,35 @@ def oracle_and_closed_book(model, examples: Sequence[RecallExample], **kwargs) -
                     "closed_book": c["prediction"], "closed_book_correct": c["correct"]}
                    for e, o, c in zip(examples, oracle, closed)]
     return out
+
+
+def run_nq(model, n: int | None, seed: int = 0, **kwargs) -> dict:
+    """Oracle and closed-book accuracy on n NQ-open questions drawn at random (seeded; all when n is None)."""
+    from interp.analysis.facts.records import draw
+
+    examples = draw(load_nq_oracle(), n, seed)
+    return {"n_drawn": n, "seed": seed, **oracle_and_closed_book(model, examples, **kwargs)}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m interp.analysis.recall.paper_data --model M --n N --out FILE``: the NQ-open table row."""
+    import argparse
+    import json
+
+    from interp.model.load import load_model
+
+    parser = argparse.ArgumentParser(description="NQ-open oracle vs closed-book accuracy (Liu et al. 2024).")
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--n", type=int, default=None, help="questions drawn at random (default: all 2,655)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    out = run_nq(load_model(args.model), args.n, args.seed, batch_size=args.batch_size)
+    args.out.write_text(json.dumps({"model": args.model, **out}, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"{args.model}: oracle {out['oracle']['accuracy']:.3f} {out['oracle']['ci95']}, closed-book "
+          f"{out['closed_book']['accuracy']:.3f} {out['closed_book']['ci95']} on n = {out['n']}; wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import functools
 from pathlib import Path
 
 from interp.analysis.facts.known import load_known
@@ -12,18 +13,23 @@ from interp.analysis.facts.records import load_facts
 COMMITTED = Path(__file__).resolve().parents[3] / "experiments" / "data" / "known_edits.json"
 
 
+@functools.cache
+def _committed() -> tuple:
+    return tuple(load_facts(COMMITTED))
+
+
 def test_builder_is_deterministic_and_matches_the_committed_file():
     known = load_known()
     a, b = build_known_edits(known, seed=0), build_known_edits(known, seed=0)
     assert [r.to_counterfact() for r in a] == [r.to_counterfact() for r in b]
-    committed = load_facts(COMMITTED)
+    committed = _committed()
     assert [r.to_counterfact() for r in committed] == [r.to_counterfact() for r in a]
     other = build_known_edits(known, seed=1)
     assert [r.target_new for r in other] != [r.target_new for r in a]  # the seed matters
 
 
 def test_no_neighbourhood_prompt_mentions_the_edited_subject():
-    edits = load_facts(COMMITTED)
+    edits = _committed()
     for e in edits:
         for p in e.neighborhood_prompts:
             assert e.subject.casefold() not in p.casefold(), (e.case_id, p)
@@ -40,7 +46,7 @@ def test_no_neighbourhood_prompt_mentions_the_edited_subject():
 
 def test_each_record_is_formed_the_counterfact_way():
     known = {f.case_id: f for f in load_known()}
-    edits = load_facts(COMMITTED)
+    edits = _committed()
     objects = collections.defaultdict(set)
     by_object = collections.defaultdict(set)
     for f in known.values():
@@ -67,6 +73,23 @@ def test_each_record_is_formed_the_counterfact_way():
 
 
 def test_target_new_is_spread_over_the_relation_objects():
-    edits = load_facts(COMMITTED)
+    edits = _committed()
     p30 = collections.Counter(e.target_new for e in edits if e.relation_id == "P30")
     assert len(p30) >= 3  # four continents in P30: a seeded uniform draw uses more than one
+
+
+def test_traced_prompts_put_back_the_papers_prompt():
+    import importlib.util
+
+    path = COMMITTED.with_name("write_part.py")
+    spec = importlib.util.spec_from_file_location("write_part", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    known = {f.case_id: f for f in load_known()}
+    edits = _committed()
+    changed = 0
+    for e in edits:
+        t = module.traced(e)
+        assert t.text == known[e.case_id].text and t.target_new == e.target_new
+        changed += t.prompt != e.prompt
+    assert changed > 100  # GPT-2 XL's longer continuations were dropped from that many rewrite prompts

@@ -84,3 +84,17 @@ def test_bad_inputs_are_one_sentence_errors():
         closed_book(kv)
     assert ClosedBookExample("q", ("a",)).prompt() == "Question: q\nAnswer:"
     assert NQ_ORACLE.exists() and load_qa_file(NQ_ORACLE, limit=1)[0].n_items == 1
+
+
+def test_run_nq_draws_seeded_questions(monkeypatch):
+    from interp.analysis.recall import paper_data
+
+    seen = []
+    monkeypatch.setattr(paper_data, "oracle_and_closed_book", lambda model, ex, **kw: seen.append(ex) or {"n": len(ex)})
+    a = paper_data.run_nq(None, 7, seed=0)
+    paper_data.run_nq(None, 7, seed=0)
+    paper_data.run_nq(None, 7, seed=1)
+    assert a["n"] == 7 and a["seed"] == 0
+    ids = [[e.example_id for e in ex] for ex in seen]
+    assert ids[0] == ids[1] != ids[2]
+    assert len(set(ids[0])) == 7
