@@ -8,38 +8,24 @@ import sys
 
 import click
 
-# command name -> "module:attribute"; the module is imported on first use
-COMMANDS = {
-    "models": "cli.commands.models:models",
-    "generate": "cli.commands.generate:generate",
-    "inspect": "cli.commands.inspect:inspect_cmd",
-    "induction": "cli.commands.induction:induction",
-    "lost-in-middle": "cli.commands.recall:lost_in_middle",
-    "trace": "cli.commands.facts:trace",
-    "neurons": "cli.commands.facts:neurons",
-    "edit": "cli.commands.edit:edit",
-    "edit-eval": "cli.commands.edit:edit_eval",
-    "run": "cli.commands.report:run",
-    "report": "cli.commands.report:report",
-    "serve": "cli.commands.serve:serve",
-    "patch": "cli.commands.patch:patch",
+from interp.analysis.registry import ANALYSES
+
+# the commands that are not analyses: command name -> ("module:attribute", one line of help)
+TOOLS = {
+    "models": ("cli.commands.models:models", "List the registered models, installed or not."),
+    "generate": ("cli.commands.generate:generate", "Continue a prompt (greedy or sampled, with a KV cache)."),
+    "run": ("cli.commands.report:run", "Run one experiment from experiments/."),
+    "report": ("cli.commands.report:report", "Run every experiment and write reports/<model>/."),
+    "serve": ("cli.commands.serve:serve", "Open a local lab page: predict, attention, trace and edit facts live."),
 }
 
-HELP = {
-    "models": "List the registered models, installed or not.",
-    "generate": "Continue a prompt (greedy or sampled, with a KV cache).",
-    "inspect": "Config, top next tokens and a logit-lens table for a prompt.",
-    "induction": "Find induction heads, their circuit, and prove them by ablation.",
-    "lost-in-middle": "Recall by position of the relevant item, and the attention behind it.",
-    "trace": "Causal tracing: where in (token, layer) a fact is recalled.",
-    "neurons": "Knowledge neurons by integrated gradients, with controls.",
-    "edit": "Rewrite a fact with a rank-one (ROME) edit; save, load, undo.",
-    "edit-eval": "CounterFact-style evaluation of ROME / MEMIT over a fact file.",
-    "run": "Run one experiment from experiments/.",
-    "report": "Run every experiment and write reports/<model>/.",
-    "serve": "Open a local lab page: predict, attention, trace and edit facts live.",
-    "patch": "Activation / attribution patching of a clean vs corrupted prompt pair.",
-}
+# command name -> "module:attribute"; the module is imported on first use. Analyses come from their one
+# registration (interp.analysis.registry), which imports nothing.
+COMMANDS = {name: TOOLS[name][0] for name in ("models", "generate")}
+COMMANDS |= {name: a.command for name, a in ANALYSES.items()}
+COMMANDS |= {name: TOOLS[name][0] for name in ("run", "report", "serve")}
+
+HELP = {name: TOOLS[name][1] if name in TOOLS else ANALYSES[name].help for name in COMMANDS}
 
 
 class LazyGroup(click.Group):

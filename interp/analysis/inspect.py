@@ -2,26 +2,57 @@
 
 The logit lens (nostalgebraist 2020) reads the residual stream after each layer through the final norm
 and the unembedding, showing at which depth the eventual answer becomes the top prediction.
+An analysis in the common shape: `InspectParams` -> `run_inspect` -> `InspectResult` (`interp inspect`);
+`inspect_prompt` is the same call for library code that has a prompt in hand (the lab, the overview).
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import pandas as pd
 import torch
 
+from interp.analysis.result import Finding, ResultBase
+from interp.errors import InvalidInputError
+from interp.markdown import escape
 from interp.model import hook_names
+from interp.progress import Progress
+
+# params field -> CLI flag; "PROMPT" (no dashes) is the command's positional argument
+CLI_FLAGS = {"prompt": "PROMPT", "top_k": "--top-k"}
 
 
-@dataclass
-class InspectResult:
-    model: str
+@dataclass(frozen=True)
+class InspectParams:
     prompt: str
+    top_k: int = 5
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.prompt, str) or not self.prompt.strip():
+            raise InvalidInputError("The prompt is empty; give some text.")
+        if self.top_k <= 0:
+            raise InvalidInputError(f"--top-k must be at least 1, got {self.top_k}.")
+
+
+@dataclass(repr=False)
+class InspectResult(ResultBase):
+    model: str
+    params: InspectParams
+    seconds: float
     config: dict
     tokens: list[str]
     top_next: list[dict]  # [{"token", "id", "prob"}]
     logit_lens: pd.DataFrame  # layer, top_token, prob, answer_prob, answer_rank
+    command: str = ""
+
+    cli_name = "inspect"
+    cli_flags = CLI_FLAGS
+
+    @property
+    def prompt(self) -> str:
+        return self.params.prompt
 
     def to_json(self) -> dict:
         return {
@@ -33,7 +64,48 @@ class InspectResult:
             "logit_lens": self.logit_lens.to_dict(orient="records"),
         }
 
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {"top_next": pd.DataFrame(self.top_next, columns=["token", "id", "prob"]), "logit_lens": self.logit_lens}
+
+    def figures(self) -> dict:
+        from interp.figures import new_figure
+
+        fig, ax = new_figure((6.0, 3.2), dpi=110)
+        lens = self.logit_lens
+        ax.plot(lens.layer, lens.answer_prob, marker="o", ms=3, label=f"p({self.top_next[0]['token']!r}), the final answer")
+        ax.plot(lens.layer, lens.prob, ls="--", lw=1, label="p(top token after that layer)")
+        ax.set_xlabel("layer (residual stream after it)")
+        ax.set_ylabel("probability under the logit lens")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left")
+        return {"logit_lens": fig}
+
+    def _first_top_layer(self) -> int | None:
+        first = self.logit_lens[self.logit_lens.answer_rank == 0].layer
+        return int(first.iloc[0]) if len(first) else None
+
+    def findings(self) -> list[Finding]:
+        top = self.top_next[0]
+        out = [self.finding("top_next", f"{escape(repr(self.prompt))} → {escape(repr(top['token']))} with "
+                            f"p = {top['prob']:.3f}.", float(top["prob"]), "probability")]
+        layer = self._first_top_layer()
+        if layer is not None:
+            out.append(self.finding("first_top_layer", f"The answer {escape(repr(top['token']))} is first the top "
+                                    f"token under the logit lens after layer {layer}.", layer, "layer"))
+        return out
+
+    def summary_markdown(self) -> str:
+        top, layer, c = self.top_next[0], self._first_top_layer(), self.config
+        depth = f"first top-1 under the logit lens after layer {layer}" if layer is not None else \
+            "never top-1 before the last layer"
+        return (f"{escape(repr(self.prompt))} → {escape(repr(top['token']))} with p = {top['prob']:.3f}; {depth} of "
+                f"{c['n_layers']}.\n\n**{self.model}**: {c['n_layers']} layers, d_model {c['d_model']}, "
+                f"{c['n_heads']} query heads ({c['n_kv_heads']} key/value), d_mlp {c['d_mlp']}, vocabulary "
+                f"{c['d_vocab']}.")
+
     def render(self) -> str:
+        """The terminal view `interp inspect` prints."""
         c = self.config
         lines = [
             f"{self.model}: {c['n_layers']} layers, d_model {c['d_model']}, {c['n_heads']} heads "
@@ -45,21 +117,24 @@ class InspectResult:
             "top next tokens:",
         ]
         lines += [f"  {t['prob']:.3f}  {t['token']!r}" for t in self.top_next]
-        lines += ["", f"logit lens (top token after each layer; last column: p of the final answer {self.top_next[0]['token']!r}):"]
+        lines += ["", "logit lens (top token after each layer; last column: p of the final answer "
+                  f"{self.top_next[0]['token']!r}):"]
         for row in self.logit_lens.itertuples():
             lines.append(f"  layer {row.layer:>2}  {row.top_token!r:<16} {row.prob:.3f}   {row.answer_prob:.3f}")
         return "\n".join(lines)
 
 
 @torch.no_grad()
-def inspect_prompt(model, prompt: str, top_k: int = 5) -> InspectResult:
-    tokens = model.to_tokens(prompt)
+def run_inspect(model, params: InspectParams, progress: Progress | None = None) -> InspectResult:
+    start = time.perf_counter()
+    tokens = model.to_batch(params.prompt)[0]  # the model's BOS rule, no TransformerLens warning
     n = model.cfg.n_layers
     names = [hook_names.resid_post(layer) for layer in range(n)]
     logits, cache = model.run_with_cache(tokens, names_filter=names)
     probs = logits[0, -1].float().softmax(-1)
-    top = probs.topk(top_k)
-    top_next = [{"token": model.to_string([i]), "id": i, "prob": p} for p, i in zip(top.values.tolist(), top.indices.tolist())]
+    top = probs.topk(params.top_k)
+    top_next = [{"token": model.to_string([i]), "id": i, "prob": p}
+                for p, i in zip(top.values.tolist(), top.indices.tolist())]
     answer = top.indices[0]
     resid = torch.stack([cache[name][0, -1] for name in names])  # (layer, d_model)
     lens = model.logits_from_resid(resid).float().softmax(-1)  # (layer, vocab)
@@ -73,4 +148,10 @@ def inspect_prompt(model, prompt: str, top_k: int = 5) -> InspectResult:
         "answer_rank": rank.tolist(),
     })
     cfg = {k: v for k, v in model.cfg.to_dict().items() if k != "extra"}
-    return InspectResult(model.cfg.name, prompt, cfg, model.to_str_tokens(prompt), top_next, table)
+    return InspectResult(model.cfg.name, params, time.perf_counter() - start, cfg, model.to_str_tokens(tokens[0]),
+                         top_next, table)
+
+
+def inspect_prompt(model, prompt: str, top_k: int = 5) -> InspectResult:
+    """`run_inspect` on one prompt."""
+    return run_inspect(model, InspectParams(prompt, top_k))

@@ -63,37 +63,61 @@ class AnalysisResult(Protocol):
     def findings(self) -> list[Finding]: ...
 
 
-def command_line(name: str, model: str, params: Any, flags: dict[str, str]) -> str:
+def command_line(name: str, model: str, params: Any, flags: dict[str, str], always: tuple[str, ...] = ()) -> str:
     """``interp <name> --model <model>`` plus an option for every field of `params` that differs from its
-    default and has one in `flags` (field -> "--flag"): a bool field's flag alone (it is the one that turns
-    the default around: "--no-text", "--all-facts"); a tuple as "a,b", or, for a flag ending in "*" (a
-    repeatable option), one "--flag item" per item. Fields without a flag are left out."""
-    parts = ["interp", name, "--model", model]
-    for f in dataclasses.fields(params):
-        flag, value = flags.get(f.name), getattr(params, f.name)
-        default = f.default if f.default is not dataclasses.MISSING else None
-        if flag is None or value == default:
+    default and has one in `flags` (field -> "--flag"; a dotted field such as "rome.layer" reaches into a nested
+    params dataclass): a bool field's flag alone (it is the one that turns the default around: "--no-text",
+    "--all-facts"); a tuple as "a,b", or, for a flag ending in "*" (a repeatable option), one "--flag item" per
+    item. Fields in `always` are written even at their default (unless None): options the command wants
+    together, such as --prompt with --subject. A flag without a leading dash ("PROMPT") is the command's
+    positional argument: its value is always written, after the options. Fields without a flag are left out."""
+    parts, positional = ["interp", name, "--model", model], []
+    for path, flag in flags.items():
+        value, default = _field(params, path)
+        if not flag.startswith("-"):
+            positional.append(str(value))
+        elif value == default and (path not in always or value is None):
             continue
-        if isinstance(value, bool):
+        elif isinstance(value, bool):
             parts.append(flag)
         elif flag.endswith("*"):
             for item in value:
                 parts += [flag[:-1], str(item)]
         else:
             parts += [flag, ",".join(map(str, value)) if isinstance(value, tuple) else str(value)]
+    # "--" keeps a positional value that starts with a dash from being read as an option
+    parts += (["--"] if any(p.startswith("-") for p in positional) else []) + positional
     return " ".join(shlex.quote(p) for p in parts)
+
+
+def _field(params: Any, path: str) -> tuple[Any, Any]:
+    """(value, the default of that field in its own dataclass) of a dotted field path."""
+    *outer, leaf = path.split(".")
+    for name in outer:
+        params = getattr(params, name)
+    f = next(f for f in dataclasses.fields(params) if f.name == leaf)
+    default = (f.default if f.default is not dataclasses.MISSING
+               else f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+    return getattr(params, leaf), default
 
 
 class ResultBase:
     """Shared behaviour of every result; subclasses are dataclasses with model, params, seconds, command."""
 
-    cli_name: str = ""  # the interp command of this analysis
-    cli_flags: dict[str, str] = {}  # params field -> its CLI flag
+    cli_name: str = ""  # the interp command of this analysis (its name in interp.analysis.registry)
+    cli_flags: dict[str, str] = {}  # params field -> its CLI flag (see `command_line`)
+    cli_always: tuple[str, ...] = ()  # fields written even at their default (see `command_line`)
+
+    @classmethod
+    def command_for(cls, model: str, params: Any) -> str:
+        """The `interp` command that runs this analysis on `model` with `params` (see `command_line`)."""
+        if not cls.cli_name:
+            raise TypeError(f"{cls.__name__} names no CLI command (cli_name); register it in interp.analysis.registry.")
+        return command_line(cls.cli_name, model, params, cls.cli_flags, cls.cli_always)
 
     def reproduce(self) -> str:
         """The command that reproduces this result: the one that produced it, else one built from params."""
-        command = getattr(self, "command", "")
-        return command or command_line(self.cli_name, self.model, self.params, self.cli_flags)
+        return getattr(self, "command", "") or self.command_for(self.model, self.params)
 
     def finding(self, key: str, text: str, value: Any, units: str = "") -> Finding:
         return Finding(key, text, value, units, self.reproduce())

@@ -9,13 +9,10 @@ from typing import Any, Callable
 
 import click
 
-# the serial entry point -> the driver that runs the same analysis in shards
-DRIVERS = {
-    "run_edit_eval": "interp.sweep.tasks.edit_eval:sharded_edit_eval",
-    "run_trace": "interp.sweep.tasks.trace:sharded_trace",
-    "run_neurons": "interp.sweep.tasks.neurons:sharded_neurons",
-    "run_lost_in_middle": "interp.sweep.tasks.recall:sharded_lost_in_middle",
-}
+from interp.analysis.registry import ANALYSES
+
+# the serial entry point's name -> the driver that runs the same analysis in shards (from the registry)
+DRIVERS = {a.entry_name: a.sharded for a in ANALYSES.values() if a.sharded}
 
 
 def wanted(opts: dict) -> bool:

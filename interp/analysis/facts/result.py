@@ -40,6 +40,7 @@ class TraceResult(ResultBase):
 
     cli_name = "trace"
     cli_flags = TRACE_FLAGS
+    cli_always = ("prompt", "subject")  # the command takes them together or not at all
 
     # --- tables -------------------------------------------------------------------------------------
     def heatmap_table(self, kind: str) -> pd.DataFrame:
@@ -229,6 +230,7 @@ class NeuronResult(ResultBase):
 
     cli_name = "neurons"
     cli_flags = NEURON_FLAGS
+    cli_always = ("prompt", "subject")  # the command takes them together or not at all
 
     def neuron_table(self) -> pd.DataFrame:
         return pd.DataFrame([{"case_id": f.case_id, "target": f.target, "layer": l, "neuron": u, "score": s}

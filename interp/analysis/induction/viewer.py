@@ -3,7 +3,8 @@
 Heads are ranked by this package's induction score (`scores.pattern_scores` on ``[BOS] + r + r`` from
 `sequences.repeated_random_tokens`; Olsson et al. 2022), then their attention patterns are recorded on a
 sentence shown twice, where an induction head in the second copy looks at the token after the earlier one.
-A small analysis in the common shape: `ViewerParams` -> `run_attention_viewer` -> `ViewerResult`.
+A small analysis in the common shape: `ViewerParams` -> `run_attention_viewer` -> `ViewerResult`
+(`interp attention-viewer`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 from interp.analysis.induction.scores import pattern_scores
 from interp.analysis.induction.sequences import repeated_random_tokens
 from interp.analysis.result import Finding, ResultBase
+from interp.errors import InvalidInputError
 from interp.figures import new_figure
 from interp.model import hook_names
 from interp.model.tokenize import bos_prefix
@@ -26,6 +28,9 @@ VIEWER_TEXT = ("Mr and Mrs Dursley, of number four, Privet Drive, were proud to 
                "normal, thank you very much.")
 
 
+CLI_FLAGS = {"text": "--text", "n_heads": "--n-heads", "seq_len": "--seq-len", "batch": "--batch", "seed": "--seed"}
+
+
 @dataclass(frozen=True)
 class ViewerParams:
     text: str = VIEWER_TEXT  # shown twice: the second copy is where induction heads look back
@@ -33,6 +38,13 @@ class ViewerParams:
     seq_len: int = 40  # random-token sequence length for ranking heads
     batch: int = 8
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.text, str) or not self.text.strip():
+            raise InvalidInputError("The viewer's text is empty; give some text.")
+        for name in ("n_heads", "seq_len", "batch"):
+            if getattr(self, name) < 1:
+                raise InvalidInputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}.")
 
 
 @dataclass(repr=False)
@@ -45,6 +57,9 @@ class ViewerResult(ResultBase):
     heads: list[dict] = field(default_factory=list)  # [{"layer","head","score","pattern": [[w_qk, k<=q]]}]
     random_patterns: list[list[list[float]]] = field(default_factory=list)  # top heads on random r + r
     command: str = ""
+
+    cli_name = "attention-viewer"
+    cli_flags = CLI_FLAGS
 
     def attention_viewer(self) -> dict:
         return {"tokens": self.tokens, "heads": self.heads}

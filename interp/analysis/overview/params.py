@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from interp.errors import InvalidInputError
 
-CLI_FLAGS: dict[str, str] = {"top_k": "--top-k"}
+CLI_FLAGS: dict[str, str] = {"prompts": "--prompt*", "top_k": "--top-k"}
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ class OverviewResult(ResultBase):
     logit_lens: pd.DataFrame  # prompt, layer, top_token, prob, answer_prob, answer_rank
     command: str = ""
 
-    cli_name = "inspect"
+    cli_name = "overview"
     cli_flags = CLI_FLAGS
 
     def to_json(self) -> dict:

@@ -10,11 +10,15 @@ from interp.errors import EditError, InvalidInputError
 
 METRICS = ("efficacy", "paraphrase", "neighborhood")
 # params field -> the `interp edit-eval` / `interp edit` option that sets it (the command a result reproduces)
+# (dotted: a field of the nested ROME / MEMIT params; --reference, which sets several, is not derived)
+_STATS_FLAGS = {"rome.layer": "--layer", "rome.update": "--update", "rome.stats.n_tokens": "--stats-tokens",
+                "rome.stats.corpus": "--corpus"}
 EVAL_FLAGS = {"facts": "--facts", "limit": "--limit", "sample": "--sample", "known_only": "--all-facts",
               "method": "--method", "edits": "--edits", "gen_tokens": "--gen-tokens",
-              "n_gen_prompts": "--gen-prompts", "seed": "--seed"}
+              "n_gen_prompts": "--gen-prompts", "seed": "--seed", "memit.layers": "--layers", **_STATS_FLAGS}
 EDIT_FLAGS = {"prompt": "--prompt", "subject": "--subject", "target": "--target", "load": "--load",
-              "save": "--save", "export": "--export", "undo": "--undo", "gen_tokens": "--gen-tokens"}
+              "save": "--save", "export": "--export", "undo": "--undo", "gen_tokens": "--gen-tokens",
+              "rome.context_seed": "--seed", **_STATS_FLAGS}
 
 
 @dataclass(frozen=True)
