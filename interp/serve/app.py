@@ -15,70 +15,70 @@
 | POST | /api/edits/file | load and apply an edit file (raw bytes, application/octet-stream) |
 
 Every error is JSON ``{"error": "<one sentence>"}`` with a 4xx status (a bug: 500 and the same shape,
-the traceback only in the server's log). With a token, every /api call must send
-``Authorization: Bearer <token>`` (compared in constant time). Bound to loopback without a token, requests
-must name a loopback Host, so a web page elsewhere cannot reach the lab by DNS rebinding; cross-site
-form posts are refused because JSON endpoints require ``application/json`` and uploads
-``application/octet-stream``, neither of which a form can send.
+the traceback only in the server's log). Before the framework sees a request, `interp.serve.guard` checks
+its Host (loopback only, bound to loopback without a token), its token (``Authorization: Bearer <token>``,
+constant time, on every path but the page's static files), its Origin (this server's own or none), its
+Content-Type (``application/json`` on every state-changing request, ``application/octet-stream`` for
+uploads) and the size of a JSON body. Every text field has a length bound here and a token bound in `Lab`.
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
 from typing import Literal
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from interp.errors import InterpError, InvalidInputError
+from interp.errors import InterpError
+from interp.serve.guard import SECURITY_HEADERS, Guard, error_body  # noqa: F401 - SECURITY_HEADERS re-exported
 from interp.serve.lab import BusyError, Lab, NotFoundError, TooLargeError
 
 log = logging.getLogger("interp.serve")
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
-SECURITY_HEADERS = {
-    # the page loads nothing from elsewhere: its script and style come from this server, images are data: URLs
-    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-                               "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
+# Schema-level bounds (the OpenAPI schema says them; Lab checks the tighter, configurable ones in tokens).
+TEXT_CHARS = 2**16  # 64 Ki characters: above any prompt `interp serve --max-tokens` allows (8192 tokens)
 
 
 # -- request bodies -----------------------------------------------------------------------------------------
 class PredictBody(BaseModel):
-    prompt: str = Field(description="The text to continue.")
+    prompt: str = Field(description="The text to continue.", max_length=TEXT_CHARS)
     top_k: int = Field(10, description="Next tokens to list.")
     new_tokens: int = Field(0, description="Greedy continuation length (0: none).")
 
 
 class AttentionBody(BaseModel):
-    prompt: str
+    prompt: str = Field(max_length=TEXT_CHARS)
     layer: int = Field(description="0-based layer; every head of it is returned.")
 
 
 class TraceBody(BaseModel):
-    prompt: str = Field(description="The prompt, with {} where the subject goes or the subject itself.")
-    subject: str = Field(description="The words whose embeddings are corrupted.")
-    target: str | None = Field(None, description="The answer to trace (default: the model's own top answer).")
+    prompt: str = Field(description="The prompt, with {} where the subject goes or the subject itself.",
+                        max_length=TEXT_CHARS)
+    subject: str = Field(description="The words whose embeddings are corrupted.", max_length=TEXT_CHARS)
+    target: str | None = Field(None, description="The answer to trace (default: the model's own top answer).",
+                               max_length=TEXT_CHARS)
     samples: int = Field(10, description="Noise samples.")
-    kinds: list[Literal["resid", "mlp", "attn"]] = Field(["resid", "mlp", "attn"], description="States to restore.")
+    kinds: list[Literal["resid", "mlp", "attn"]] = Field(["resid", "mlp", "attn"], description="States to restore.",
+                                                         max_length=3)
 
 
 class EditBody(BaseModel):
-    prompt: str = Field(description='The prompt with "{}" where the subject goes.')
-    subject: str
-    target: str = Field(description="The new answer, without a leading space.")
+    prompt: str = Field(description='The prompt with "{}" where the subject goes.', max_length=TEXT_CHARS)
+    subject: str = Field(max_length=TEXT_CHARS)
+    target: str = Field(description="The new answer, without a leading space.", max_length=TEXT_CHARS)
     method: Literal["rome", "memit"] = "rome"
-    layers: list[int] | None = Field(None, description="ROME: one layer; MEMIT: its layers (default: per model).")
-    paraphrase: str = Field("", description="Another wording of the fact, probed before and after.")
-    neighbour: str = Field("", description="A prompt about another subject that should keep its answer.")
+    layers: list[int] | None = Field(None, description="ROME: one layer; MEMIT: its layers (default: per model).",
+                                     max_length=256)
+    paraphrase: str = Field("", description="Another wording of the fact, probed before and after.",
+                            max_length=TEXT_CHARS)
+    neighbour: str = Field("", description="A prompt about another subject that should keep its answer.",
+                           max_length=TEXT_CHARS)
     new_tokens: int = Field(12, description="Greedy continuation length of each probe.")
 
 
@@ -91,8 +91,8 @@ def _status(exc: InterpError) -> int:
     return 400
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": " ".join(str(message).split())}, status_code=status)
+def _error(status: int, message: str) -> Response:
+    return Response(error_body(message), status_code=status, media_type="application/json")
 
 
 def _validation_sentence(exc: RequestValidationError) -> str:
@@ -113,45 +113,22 @@ def _validation_sentence(exc: RequestValidationError) -> str:
     return f"The field '{where}': {msg[0].lower() + msg[1:]}."
 
 
-def _host_name(header: str) -> str:
-    """The host of a Host header without its port ("[::1]:8765" -> "[::1]")."""
-    return header.split("]")[0] + "]" if header.startswith("[") else header.rsplit(":", 1)[0]
-
-
-def _check_token(request: Request, token: str) -> bool:
-    given = request.headers.get("authorization", "")
-    scheme, _, value = given.partition(" ")
-    if scheme.lower() != "bearer":
-        value = request.headers.get("x-interp-token", "")
-    return hmac.compare_digest(value.strip().encode(), token.encode())
-
-
 def create_app(lab: Lab, token: str | None = None, allowed_hosts: tuple[str, ...] | None = None) -> FastAPI:
     """The app over `lab`. token: required on every /api call when set. allowed_hosts: Host header names
     accepted (None: any; `interp serve` passes LOOPBACK_HOSTS when it binds to loopback without a token)."""
     app = FastAPI(title="interp lab", version="0.1.0", docs_url=None, redoc_url=None,
                   description="Probe a loaded model and edit its facts live. The page at / calls this API. "
                               "Errors are {\"error\": \"<one sentence>\"} with a 4xx status.")
-    _add_guards(app, token, allowed_hosts)
+    _add_errors(app)
+    app.add_middleware(Guard, routes_of=lambda: app.router.routes, token=token, allowed_hosts=allowed_hosts,
+                       max_json_bytes=lab.limits.max_json_bytes)
     _add_page(app)
     _add_api(app, lab, token)
     return app
 
 
-def _add_guards(app: FastAPI, token: str | None, allowed_hosts: tuple[str, ...] | None) -> None:
-    """The Host and token checks, the security headers, and every error as one sentence in JSON."""
-
-    @app.middleware("http")
-    async def guard(request: Request, call_next):
-        if allowed_hosts is not None and _host_name(request.headers.get("host", "")) not in allowed_hosts:
-            return _error(400, "This lab answers only requests addressed to localhost or 127.0.0.1.")
-        path = request.url.path
-        if token is not None and (path.startswith("/api/") or path == "/openapi.json") and not _check_token(request, token):
-            return _error(401, "This server needs its token: open the address interp serve printed (it ends in #token=...).")
-        response = await call_next(request)
-        for k, v in SECURITY_HEADERS.items():
-            response.headers.setdefault(k, v)
-        return response
+def _add_errors(app: FastAPI) -> None:
+    """Every error as one sentence in JSON (the guard's refusals come from `interp.serve.guard`)."""
 
     @app.exception_handler(InterpError)
     async def interp_error(request: Request, exc: InterpError):
@@ -163,12 +140,13 @@ def _add_guards(app: FastAPI, token: str | None, allowed_hosts: tuple[str, ...] 
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
-        messages = {404: f"There is nothing at {request.url.path}.", 405: f"{request.method} is not allowed on {request.url.path}."}
+        path = request.scope["path"][:200]
+        messages = {404: f"There is nothing at {path}.", 405: f"{request.method} is not allowed on {path}."}
         return _error(exc.status_code, messages.get(exc.status_code, str(exc.detail)))
 
     @app.exception_handler(Exception)
     async def bug(request: Request, exc: Exception):
-        log.exception("interp serve: %s %s failed", request.method, request.url.path)
+        log.exception("interp serve: %s %s failed", request.method, request.scope["path"][:200])
         return _error(500, f"The server failed on this request ({type(exc).__name__}); the details are in its log.")
 
 
@@ -242,9 +220,6 @@ def _add_api(app: FastAPI, lab: Lab, token: str | None) -> None:
 
 async def _read_limited(request: Request, limit: int) -> bytes:
     """The request body, refused in one sentence once it passes `limit` bytes (never read whole first)."""
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind != "application/octet-stream":
-        raise InvalidInputError("Send the edit file's bytes as the body, with Content-Type: application/octet-stream.")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise TooLargeError(f"The file is {int(declared):,} bytes; this server takes edit files of at most {limit:,} bytes.")

@@ -74,7 +74,7 @@ class Lab:
             self._lock.acquire()  # behind a quick call: wait for it
         try:
             if task is not None:
-                self.progress.start(task)
+                self.progress.start(task, self.limits.max_task_seconds)
             yield self.model
         finally:
             if task is not None:
@@ -95,16 +95,47 @@ class Lab:
                 "limits": asdict(self.limits)}
 
     # -- checking input ---------------------------------------------------------------------------------
+    def _text(self, value, what: str, tokens: int, empty: str | None = "give some text") -> str:
+        """A text field checked before any work on it: text, valid Unicode, at most `tokens` tokens' worth of
+        characters, and (unless `empty` is None) not blank; `empty` ends the refusal of a blank one."""
+        if not isinstance(value, str):
+            raise InvalidInputError(f"The {what} must be text.")
+        if len(value) > self.limits.max_chars(tokens):  # refuse megabytes before tokenizing them
+            raise TooLargeError(f"The {what} has {len(value):,} characters; this server takes at most {tokens} tokens.")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInputError(f"The {what} holds a character that is not valid Unicode (a lone surrogate such "
+                                    "as \\ud800); send UTF-8 text.") from None
+        if empty is not None and not value.strip():
+            raise InvalidInputError(f"The {what} is empty; {empty}.")
+        return value
+
     def _prompt_ids(self, prompt: str, limit: int | None = None, what: str = "prompt") -> list[int]:
         limit = min(limit or self.limits.max_prompt_tokens, self.model.cfg.n_ctx)
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise InvalidInputError(f"The {what} is empty; give some text.")
-        if len(prompt) > 64 * limit:  # refuse megabytes before tokenizing them
-            raise TooLargeError(f"The {what} has {len(prompt):,} characters; this server takes at most {limit} tokens.")
+        self._text(prompt, what, limit)
         ids = self.model.encode(prompt)
         if len(ids) > limit:
             raise TooLargeError(f"The {what} is {len(ids)} tokens long; this server takes at most {limit} here.")
         return ids
+
+    def _target(self, target: str | None, what: str = "target") -> str:
+        """An answer (stripped; "" when none): at most max_target_tokens tokens."""
+        limit = self.limits.max_target_tokens
+        target = self._text("" if target is None else target, what, limit, empty=None).strip()
+        if target and len(self.model.encode(" " + target)) > limit:
+            raise TooLargeError(f"The {what} is longer than {limit} tokens, this server's limit for an answer.")
+        return target
+
+    def _with_subject(self, prompt: str, subject: str, tokens: int) -> str:
+        """prompt with {} replaced by subject, refused by its size before the replacement is made."""
+        prompt = self._text(prompt, "prompt", tokens)
+        subject = self._text(subject, "subject", tokens, "give the words of the prompt to corrupt")
+        size = len(prompt) + prompt.count("{}") * (len(subject) - 2)
+        if size > self.limits.max_chars(tokens):
+            raise TooLargeError(f"With the subject in place of {{}} the prompt would have {size:,} characters; this "
+                                f"server takes at most {tokens} tokens.")
+        return prompt.replace("{}", subject)
 
     def _count(self, value: int, name: str, low: int, high: int) -> int:
         if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
@@ -121,7 +152,7 @@ class Lab:
     def predict(self, prompt: str, top_k: int = 10, new_tokens: int = 0) -> dict:
         """Top-k next tokens, the logit lens of the top answer, and optionally a greedy continuation."""
         from interp.analysis.inspect import inspect_prompt
-        from interp.report.jsonutil import to_jsonable
+        from interp.jsonio import to_jsonable
 
         self._prompt_ids(prompt)
         top_k = self._count(top_k, "top_k", 1, self.limits.max_top_k)
@@ -136,8 +167,10 @@ class Lab:
         return to_jsonable(out)
 
     def _generate(self, text: str, new_tokens: int) -> str:
+        from interp.model.generate import generate  # the continuation only, greedy
+
         room = self.model.cfg.n_ctx - len(self.model.encode(text))
-        return self.model.generate(text, max_new_tokens=max(0, min(new_tokens, room))) if room > 0 else ""
+        return generate(self.model, text, max_new_tokens=max(0, min(new_tokens, room))) if room > 0 else ""
 
     def attention(self, prompt: str, layer: int) -> dict:
         """Every head's attention pattern at `layer` over the prompt, in the report viewer's shape:
@@ -161,16 +194,18 @@ class Lab:
               kinds: Sequence[str] = ("resid", "mlp", "attn")) -> dict:
         """Causal trace of (prompt, subject) at every token: the report's heatmaps (PNG) and the scores."""
         from interp.analysis.facts.causal_trace import TraceParams
-        from interp.analysis.facts.trace_result import run_trace
-        from interp.report.jsonutil import to_jsonable
+        from interp.analysis.facts.run import run_trace
+        from interp.jsonio import to_jsonable
 
         samples = self._count(samples, "samples", 1, self.limits.max_trace_samples)
-        params = TraceParams(prompt=prompt, subject=subject, target=(target or "").strip() or None, samples=samples,
+        if isinstance(kinds, str) or len(kinds) > 3:
+            raise InvalidInputError("kinds must be some of resid, mlp and attn, each once.")
+        tokens = min(self.limits.max_trace_tokens, self.model.cfg.n_ctx)
+        text = self._with_subject(prompt, subject, tokens)  # sizes checked before the {} is expanded
+        target = self._target(target)
+        params = TraceParams(prompt=prompt, subject=subject, target=target or None, samples=samples,
                              kinds=tuple(kinds))  # checks samples and kinds
-        if not isinstance(subject, str) or not subject.strip():
-            raise InvalidInputError("The subject is empty; give the words of the prompt to corrupt.")
-        text = prompt.replace("{}", subject) if isinstance(prompt, str) else prompt
-        ids = self._prompt_ids(text, self.limits.max_trace_tokens)
+        ids = self._prompt_ids(text, tokens)
         rows = len(params.kinds) * self.model.cfg.n_layers * len(ids) * samples
         if rows > self.limits.max_trace_rows:
             raise TooLargeError(f"This trace would run up to {rows:,} restored forward rows, over this server's limit of "
@@ -199,14 +234,17 @@ class Lab:
 
         if method not in ("rome", "memit"):
             raise InvalidInputError(f"Unknown edit method {method!r}; use rome or memit.")
-        request = EditRequest(prompt, subject, (target or "").strip())  # one-sentence EditErrors
+        self._with_subject(prompt, subject, self.limits.max_prompt_tokens)  # sizes first: EditRequest expands {}
+        request = EditRequest(prompt, subject, self._target(target))  # one-sentence EditErrors
         probes = [("prompt", request.text)]
         self._prompt_ids(request.text)
-        for kind, text in (("paraphrase", paraphrase), ("neighbour", neighbour)):
-            if text and text.strip():
+        for kind, text in (("paraphrase", paraphrase or ""), ("neighbour", neighbour or "")):
+            if self._text(text, kind, self.limits.max_prompt_tokens, empty=None).strip():
                 self._prompt_ids(text, what=kind)
                 probes.append((kind, text))
         new_tokens = self._count(new_tokens, "new_tokens", 0, self.limits.max_new_tokens)
+        if len(layers or []) > self.model.cfg.n_layers:
+            raise InvalidInputError(f"{len(layers)} layers given; {self.model.cfg.name} has {self.model.cfg.n_layers}.")
         layers = [self._layer(l) for l in (layers or [])]
         if method == "rome" and len(layers) > 1:
             raise InvalidInputError("ROME edits one layer; give one layer (or choose MEMIT for several).")
@@ -250,7 +288,7 @@ class Lab:
         p_new = [math.exp(-float(x)) for x in target_nll(self.model, texts, [target] * len(texts))]
         out = []
         for i, text in enumerate(texts):
-            probs = self.model(self.model.to_tokens(text))[0, -1].float().softmax(-1)  # (vocab,)
+            probs = self.model(self.model.to_batch(text)[0])[0, -1].float().softmax(-1)  # (vocab,)
             top = int(probs.argmax())
             watched = top if watch is None else watch[i]
             out.append({"top_id": top, "top": self.model.to_string([top]), "p_top": float(probs[top]),
@@ -310,26 +348,28 @@ class Lab:
                 raise EditError("The uploaded file " + _one_line(exc).replace(str(path), "").strip()) from None
             except Exception:  # noqa: BLE001 - a malformed file is one sentence, not a traceback
                 raise EditError("The uploaded file is not a valid interp edit file.") from None
-        self._check_factors(edit)
+        if not edit.deltas or not edit.requests:
+            raise EditError("The uploaded file holds no edit.")
+        self._check_file_texts(edit)
         with self.using_model():
             edit.check(self.model)
             edit.apply(self.model, check=False)
             active = self._add(edit, "file")
         return active.to_json()
 
-    def _check_factors(self, edit) -> None:
-        """What Edit.check leaves to trust: layers that exist, factor shapes that multiply, finite numbers."""
-        cfg = self.model.cfg
-        if not edit.deltas or not edit.requests:
-            raise EditError("The uploaded file holds no edit.")
-        for d in edit.deltas:
-            if not isinstance(d.layer, int) or not 0 <= d.layer < cfg.n_layers:
-                raise EditError(f"The uploaded edit changes layer {d.layer!r}, which {cfg.name} does not have.")
-            if (d.left.ndim != 2 or d.right.ndim != 2 or d.left.shape[1] != d.right.shape[0]
-                    or not d.left.is_floating_point() or not d.right.is_floating_point()):
-                raise EditError(f"The uploaded edit's factors for layer {d.layer} are malformed.")
-            if not (torch.isfinite(d.left).all() and torch.isfinite(d.right).all()):
-                raise EditError(f"The uploaded edit's factors for layer {d.layer} hold non-finite numbers.")
+    def _check_file_texts(self, edit) -> None:
+        """The uploaded edit's texts reach the page: each within the limits a request's would be, valid Unicode."""
+        import json
+
+        prompt, answer = self.limits.max_prompt_tokens, self.limits.max_target_tokens
+        for r in edit.requests:
+            for what, text, tokens in (("prompt", r.prompt, prompt), ("subject", r.subject, prompt),
+                                       ("target", r.target_new, answer), ("true target", r.target_true or "", answer)):
+                self._text(text, f"uploaded edit's {what}", tokens, empty=None)
+        try:
+            json.dumps(ActiveEdit(0, edit, "file").to_json(), ensure_ascii=False).encode("utf-8")
+        except (TypeError, ValueError):  # UnicodeEncodeError is a ValueError
+            raise EditError("The uploaded file holds text that is not valid Unicode or data that is not text.") from None
 
 
 def _figures(result) -> dict[str, str]:

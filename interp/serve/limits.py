@@ -31,3 +31,11 @@ class Limits:
     max_trace_rows: int = 200_000  # kinds x layers x tokens x samples: restored forward rows of one trace
     max_edits: int = 16  # active edits; each keeps exact copies of the matrices it changed, for undo
     max_upload_bytes: int = 16 * 2**20  # an edit file holds low-rank factors: kilobytes to a few MiB
+    max_json_bytes: int = 2**20  # a JSON request body: five texts of a 256-token prompt fit many times over
+    max_target_tokens: int = 16  # an answer (trace target, edit target): figure titles and the optimised tokens
+    max_task_seconds: float = 600.0  # a long task (trace, edit) stops at its next step past this: the model is free again
+    chars_per_token: int = 64  # texts longer than this many characters per allowed token are refused untokenized
+
+    def max_chars(self, tokens: int) -> int:
+        """The most characters a text of at most `tokens` tokens may have before it is tokenized."""
+        return self.chars_per_token * max(1, tokens)

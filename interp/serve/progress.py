@@ -6,6 +6,8 @@ import threading
 import time
 from typing import Iterable, Iterator
 
+from interp.serve.limits import TooLargeError
+
 
 class Progress:
     """What the model is doing now: task, stage, done / total. Written by the worker, read by
@@ -18,16 +20,25 @@ class Progress:
         self.done = 0
         self.total: int | None = None
         self.started = 0.0
+        self.seconds: float | None = None  # the running task's time limit
 
-    def start(self, task: str) -> None:
+    def start(self, task: str, seconds: float | None = None) -> None:
         with self._guard:
             self.task, self.stage, self.done, self.total, self.started = task, "starting", 0, None, time.monotonic()
+            self.seconds = seconds
+
+    def check_deadline(self) -> None:
+        """Refuse to go on once the task has run past its limit (checked between steps, never inside one)."""
+        if self.task is not None and self.seconds is not None and time.monotonic() - self.started > self.seconds:
+            raise TooLargeError(f"The {self.task} ran past this server's limit of {self.seconds:g} s per task and was "
+                                "stopped; ask for less (fewer samples, kinds or tokens).")
 
     def finish(self) -> None:
         with self._guard:
-            self.task, self.stage, self.done, self.total = None, "", 0, None
+            self.task, self.stage, self.done, self.total, self.seconds = None, "", 0, None, None
 
     def set_stage(self, stage: str, total: int | None = None) -> None:
+        self.check_deadline()
         with self._guard:
             self.stage, self.done, self.total = stage, 0, total
 
@@ -35,6 +46,7 @@ class Progress:
         items = list(iterable) if iterable is not None else []
         self.set_stage(desc or self.stage, total or len(items))
         for item in items:
+            self.check_deadline()
             yield item
             with self._guard:
                 self.done += 1

@@ -9,6 +9,8 @@ import torch
 
 from interp.serve.lab import Limits
 
+JSON = {"content-type": "application/json"}  # the lab requires it on every state-changing call, DELETE too
+
 PROMPT = "The Eiffel Tower is located in the city of"
 # On the tiny model the subject must sit next to the answer for an edit to move it: only 2 layers follow
 # the edited one, so a subject early in the prompt reaches the last position too weakly.
@@ -53,7 +55,9 @@ def test_predict_top_k_logit_lens_and_continuation(client, lab):
     assert [row["layer"] for row in data["logit_lens"]] == [0, 1, 2, 3]
     assert data["logit_lens"][-1]["answer_prob"] == pytest.approx(probs[0], rel=1e-4)  # last layer = the output
     assert data["answer"] == data["top_next"][0]["token"]
-    assert data["continuation"] == lab.model.generate(PROMPT, max_new_tokens=4)
+    from interp.model.generate import generate
+
+    assert data["continuation"] == generate(lab.model, PROMPT, max_new_tokens=4)
 
 
 def test_attention_pattern_of_every_head_in_the_viewers_shape(client, lab):
@@ -103,12 +107,12 @@ def test_edit_apply_probe_undo_restores_weights_bit_for_bit(client, lab):
     listed = client.get("/api/edits").json()
     assert [e["id"] for e in listed] == [data["edit"]["id"]] and listed[0]["requests"][0]["target_new"] == "Rome"
 
-    assert client.delete(f"/api/edits/{data['edit']['id']}").status_code == 200
+    assert client.delete(f"/api/edits/{data['edit']['id']}", headers=JSON).status_code == 200
     for k, v in lab.model.state_dict().items():
         assert torch.equal(v, original[k]), k
     assert client.get("/api/edits").json() == []
     assert client.post("/api/predict", json={"prompt": "The famous tower in Paris"}).json()["answer"] == before
-    one_sentence(client.delete(f"/api/edits/{data['edit']['id']}"), 404, "no active edit")
+    one_sentence(client.delete(f"/api/edits/{data['edit']['id']}", headers=JSON), 404, "no active edit")
 
 
 def test_memit_edit_and_stacked_undo_order(client, lab):
@@ -119,9 +123,9 @@ def test_memit_edit_and_stacked_undo_order(client, lab):
     second = memit.json()["edit"]
     assert second["method"] == "memit" and second["layers"] == [1, 2]
     # the first edit's layer changed again since: undo refuses, in one sentence, until the later one is undone
-    one_sentence(client.delete(f"/api/edits/{first}"), 400, "undo later edits first")
-    assert client.delete(f"/api/edits/{second['id']}").status_code == 200
-    assert client.delete(f"/api/edits/{first}").status_code == 200
+    one_sentence(client.delete(f"/api/edits/{first}", headers=JSON), 400, "undo later edits first")
+    assert client.delete(f"/api/edits/{second['id']}", headers=JSON).status_code == 200
+    assert client.delete(f"/api/edits/{first}", headers=JSON).status_code == 200
     assert all(torch.equal(v, original[k]) for k, v in lab.model.state_dict().items())
 
 
@@ -133,7 +137,7 @@ def test_save_and_load_an_edit_file(client, lab):
     assert r.status_code == 200 and r.headers["content-type"] == "application/octet-stream"
     assert r.headers["content-disposition"] == f'attachment; filename="tinylab-Paris-Rome-{edit_id}.edit"'
     data = r.content
-    client.delete(f"/api/edits/{edit_id}")
+    client.delete(f"/api/edits/{edit_id}", headers=JSON)
     loaded = client.post("/api/edits/file", content=data, headers={"content-type": "application/octet-stream"})
     assert loaded.status_code == 200, loaded.text
     assert loaded.json()["source"] == "file" and loaded.json()["layers"] == [2]
@@ -141,7 +145,7 @@ def test_save_and_load_an_edit_file(client, lab):
     # the same file again: made for the unedited weights, so refused while they are edited
     one_sentence(client.post("/api/edits/file", content=data, headers={"content-type": "application/octet-stream"}),
                  400, "differs from the weights")
-    client.delete(f"/api/edits/{loaded.json()['id']}")
+    client.delete(f"/api/edits/{loaded.json()['id']}", headers=JSON)
     assert all(torch.equal(v, original[k]) for k, v in lab.model.state_dict().items())
 
 
@@ -153,7 +157,7 @@ def test_edit_files_are_checked_like_edit_load(client, lab, tmp_path):
     one_sentence(client.post("/api/edits/file", content=b"not a safetensors file", headers=octet), 400,
                  "not an interp edit file")
     one_sentence(client.post("/api/edits/file", content=b"", headers=octet), 400, "empty")
-    one_sentence(client.post("/api/edits/file", content=b"x", headers={"content-type": "text/plain"}), 400,
+    one_sentence(client.post("/api/edits/file", content=b"x", headers={"content-type": "text/plain"}), 415,
                  "application/octet-stream")
     # another model's edit: made on a model named otherwise
     other = tiny_lab_model()
@@ -216,7 +220,7 @@ def test_malformed_requests_are_one_sentence(client):
                  422, "not valid JSON")
     # a form post from another site cannot reach the JSON API: it is not application/json
     one_sentence(client.post("/api/predict", content=b'{"prompt": "x"}', headers={"content-type": "text/plain"}),
-                 422, "Content-Type: application/json")
+                 415, "Content-Type: application/json")
     one_sentence(client.get("/api/nothing"), 404, "nothing at /api/nothing")
     one_sentence(client.put("/api/edits"), 405, "not allowed")
     one_sentence(client.get("/api/edits/abc/file"), 422, "edit_id")
@@ -334,5 +338,5 @@ def test_half_precision_model_predicts_edits_and_undoes_exactly(tiny_cache, dtyp
         r = c.post("/api/edits", json=EDIT)
         assert r.status_code == 200, r.text
         assert r.json()["probes"][0]["after"]["top"] == "Rome"
-        assert c.delete(f"/api/edits/{r.json()['edit']['id']}").status_code == 200
+        assert c.delete(f"/api/edits/{r.json()['edit']['id']}", headers=JSON).status_code == 200
     assert all(torch.equal(v, original[k]) for k, v in model.state_dict().items())

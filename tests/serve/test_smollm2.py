@@ -11,6 +11,8 @@ pytestmark = pytest.mark.slow
 EIFFEL = "The Eiffel Tower is located in the city of"
 LOUVRE = "The Louvre is located in the city of"
 
+JSON = {"content-type": "application/json"}
+
 
 def test_eiffel_tower_to_rome_keeps_the_louvre_in_paris(smollm2):
     from fastapi.testclient import TestClient
@@ -37,13 +39,13 @@ def test_eiffel_tower_to_rome_keeps_the_louvre_in_paris(smollm2):
             assert answer(EIFFEL) == " Rome" and answer(LOUVRE) == " Paris"
             data = c.get(f"/api/edits/{edit['edit']['id']}/file").content
 
-            assert c.delete(f"/api/edits/{edit['edit']['id']}").status_code == 200
+            assert c.delete(f"/api/edits/{edit['edit']['id']}", headers=JSON).status_code == 200
             assert all(torch.equal(v, original[k]) for k, v in smollm2.state_dict().items())
             assert answer(EIFFEL) == " Paris"
             loaded = c.post("/api/edits/file", content=data, headers={"content-type": "application/octet-stream"})
             assert loaded.status_code == 200, loaded.text
             assert answer(EIFFEL) == " Rome"
-            assert c.delete(f"/api/edits/{loaded.json()['id']}").status_code == 200
+            assert c.delete(f"/api/edits/{loaded.json()['id']}", headers=JSON).status_code == 200
     finally:
         for active in reversed(lab.edits):  # leave the session's model as it was, whatever failed
             active.edit.undo(smollm2)

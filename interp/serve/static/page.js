@@ -35,7 +35,10 @@
     var headers = {}, init = {method: method, headers: headers};
     if (TOKEN) headers["Authorization"] = "Bearer " + TOKEN;
     if (body instanceof Blob) { headers["Content-Type"] = "application/octet-stream"; init.body = body; }
-    else if (body !== undefined) { headers["Content-Type"] = "application/json"; init.body = JSON.stringify(body); }
+    else if (method !== "GET") {  // every state-changing call says JSON, a DELETE too: the server requires it
+      headers["Content-Type"] = "application/json";
+      if (body !== undefined) init.body = JSON.stringify(body);
+    }
     var r;
     try { r = await fetch(path, init); }
     catch (e) { throw new Error("The lab server cannot be reached; is interp serve still running?"); }
