@@ -12,17 +12,15 @@ first figure of each model next to each other. Models come in the order given.
 
 from __future__ import annotations
 
-import html
 import json
 from pathlib import Path
 
-from interp.report import markdown
+from interp import markdown
 from interp.report.assets import CSS
 from interp.report.render import _img, key_findings, load_entries
 
 
-def _esc(text: object) -> str:
-    return html.escape(str(text))
+_esc = markdown.esc  # the one HTML escaper (quotes too: titles sit in single-quoted attributes)
 
 
 def _value(f: dict | None) -> str:

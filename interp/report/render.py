@@ -8,22 +8,19 @@ is embedded JSON, and all CSS/JS is inline. Every claim sits beside the command 
 from __future__ import annotations
 
 import base64
-import html
 import json
 from pathlib import Path
 
 import pandas as pd
 
 from interp.jsonio import write_text_atomic
-from interp.report import markdown
+from interp import markdown
 from interp.report.assets import CSS, JS
 
 MAX_ROWS = 300  # rows of a table shown inline (the CSV holds them all)
 
 
-def _esc(text: object) -> str:
-    """Escaped for element text and quoted attributes alike (quotes included)."""
-    return html.escape(str(text), quote=True)
+_esc = markdown.esc  # the one HTML escaper: element text and quoted attributes alike
 
 
 def script_json(data: object) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from interp.report.builtin import OverviewParams, ViewerParams, run_attention_viewer, run_overview
+from interp.analysis.induction.viewer import ViewerParams, run_attention_viewer
+from interp.analysis.overview import OverviewParams, run_overview
 
 
 @pytest.mark.slow

@@ -6,7 +6,7 @@ import base64
 import json
 import re
 
-from interp.report import markdown
+from interp import markdown
 from interp.report.render import key_findings, render_report
 
 

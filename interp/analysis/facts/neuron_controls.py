@@ -10,8 +10,6 @@ for the random units), with the mean absolute change beside it.
 
 from __future__ import annotations
 
-from interp.lazy import lazy_attributes
-
 import random
 
 import numpy as np
@@ -87,7 +85,3 @@ def control_rows(model, fn: FactNeurons, groups: dict[str, list[tuple[str, int]]
                              "group": group, "prompt": text, "p_before": b, "p_after": a, "delta": a - b,
                              "relative": (a - b) / max(b, 1e-12)})
     return rows
-
-
-# moved to run.py / result.py: old imports keep working
-__getattr__ = lazy_attributes("interp.analysis.facts", {"NeuronResult": "result", "run_neurons": "run"})

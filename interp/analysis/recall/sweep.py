@@ -12,8 +12,6 @@ contextualisation) and with the gold item repeated at the end, and the change in
 
 from __future__ import annotations
 
-from interp.lazy import lazy_attributes
-
 import dataclasses
 
 import numpy as np
@@ -83,7 +81,3 @@ def mitigation_effect(curves: pd.DataFrame) -> pd.DataFrame:
                          "delta_logprob": (m["logprob"] - b["logprob"]).mean(),
                          "worst_position": worst, "delta_logprob_at_worst": m["logprob"][worst] - b["logprob"][worst]})
     return pd.DataFrame(rows)
-
-
-# moved to run.py / result.py: old imports keep working
-__getattr__ = lazy_attributes("interp.analysis.recall", {"run_lost_in_middle": "run", "RecallResult": "result"})

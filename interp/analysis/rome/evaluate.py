@@ -18,8 +18,6 @@ This module holds the measurements; `run.py` runs the evaluation, `result.py` ho
 
 from __future__ import annotations
 
-from interp.lazy import lazy_attributes
-
 import math
 import re
 from collections import Counter
@@ -184,7 +182,3 @@ def first_word(text: str) -> str | None:
     """The answer a continuation starts with: its first word, plus following capitalised words (New York)."""
     match = re.match(r"\s*([\w][\w'\-]*(?: [A-Z][\w'\-]*)*)", text)
     return match.group(1) if match else None
-
-
-# moved to run.py / result.py: old imports keep working
-__getattr__ = lazy_attributes("interp.analysis.rome", {"EditEvalResult": "result", "run_edit_eval": "run"})

@@ -176,7 +176,7 @@ def test_trace_cli_json(smollm2, tmp_path):
 
 
 def test_result_tables_json_figures_and_summary(tmp_path):
-    from interp.analysis.facts.trace_result import TraceResult
+    from interp.analysis.facts.result import TraceResult
 
     model, case = tiny("llama"), tiny_case()
     params = TraceParams(samples=2, window=2)

@@ -11,7 +11,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from interp.analysis.facts.neuron_controls import random_like, run_neurons, scale_neurons
+from interp.analysis.facts.neuron_controls import random_like, scale_neurons
+from interp.analysis.facts.run import run_neurons
 from interp.analysis.facts.neurons import (Attribution, NeuronParams, consistent_units, fact_prompts,
                                            integrated_gradients, refine_relation, relation_templates,
                                            threshold_units)
