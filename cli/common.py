@@ -85,14 +85,42 @@ def load_model_for_cli(name: str, device: str = "auto", dtype: str = "float32"):
     return load_model(name, dtype=dtype, device=device)
 
 
+def check_out(out: Path) -> None:
+    """Refuse an --out that is a symbolic link or not a folder: what is written there would land elsewhere."""
+    from interp.errors import InterpError
+
+    if out.is_symlink():
+        raise InterpError(f"{out} is a symbolic link; give the folder itself as --out (interp never writes through links).")
+    if out.exists() and not out.is_dir():
+        raise InterpError(f"{out} exists and is not a folder; choose another --out.")
+
+
+def first_link(folder: Path) -> Path | None:
+    """A symbolic link anywhere inside `folder` (links are not followed), or None."""
+    import os
+
+    for top, dirs, files in os.walk(folder, followlinks=False):
+        for name in dirs + files:
+            if os.path.islink(os.path.join(top, name)):
+                return Path(top, name)
+    return None
+
+
 def prepare_out(out: Path | None, force: bool = False) -> Path | None:
-    """Create --out; refuse to write into a folder that already holds files unless --force."""
+    """Create --out; refuse a link, or a folder that already holds files unless --force (and even then one
+    holding a symbolic link, which a write would follow out of the folder)."""
     from interp.errors import InterpError
 
     if out is None:
         return None
-    if out.exists() and any(out.iterdir()) and not force:
-        raise InterpError(f"{out} already holds files; choose another --out or pass --force to overwrite them.")
+    check_out(out)
+    if out.exists() and any(out.iterdir()):
+        if not force:
+            raise InterpError(f"{out} already holds files; choose another --out or pass --force to overwrite them.")
+        link = first_link(out)
+        if link is not None:
+            raise InterpError(f"{out} holds a symbolic link ({link.relative_to(out)}); interp never writes through "
+                              "links, even with --force: remove it or choose another --out.")
     out.mkdir(parents=True, exist_ok=True)
     return out
 

@@ -100,9 +100,10 @@ def report(model: str, device: str, dtype: str, recompute: bool, only: str | Non
     if not models or len(set(models)) != len(models):
         raise InvalidInputError(f"--model {model!r} must name one model or several different ones, comma-separated.")
     folders = [root / report_name(m) for m in models]
+    _check_root(root, len(models) > 1, force)  # before any model loads: fail fast
     if not force:
         for folder in folders:
-            check_owned(folder)  # before any model loads: fail fast
+            check_owned(folder)
     opts = {"workers": workers, "ray_address": ray_address, "device": device, "dtype": dtype, "no_progress": no_progress}
     runtime = None
     if workers is not None or ray_address:
@@ -121,10 +122,23 @@ def report(model: str, device: str, dtype: str, recompute: bool, only: str | Non
     finally:
         if runtime is not None:
             runtime.close()
-    _finish(root, models, folders, summaries, failed, as_json)
+    _finish(root, models, folders, summaries, failed, as_json, force)
 
 
-def _finish(root: Path, models: list[str], folders: list[Path], summaries: list[dict], failed: list, as_json: bool) -> None:
+def _check_root(root: Path, comparison: bool, force: bool) -> None:
+    """OUT itself is a folder, never a link; with several models, comparison.html and .md there may be
+    replaced (interp's own, or anything with --force) and are never links."""
+    from cli.common import check_out
+
+    check_out(root)
+    if comparison:
+        from interp.report.compare import check_targets
+
+        check_targets(root, overwrite=force)
+
+
+def _finish(root: Path, models: list[str], folders: list[Path], summaries: list[dict], failed: list, as_json: bool,
+            force: bool = False) -> None:
     """The comparison page (several models), the summary line(s) or JSON, and one sentence if any failed."""
     from interp.errors import InterpError
 
@@ -132,7 +146,7 @@ def _finish(root: Path, models: list[str], folders: list[Path], summaries: list[
     if len(models) > 1:
         from interp.report.compare import write_comparison
 
-        comparison = write_comparison(root, folders)[1]
+        comparison = write_comparison(root, folders, overwrite=force)[1]
     if len(models) == 1:
         data, human = summaries[0], f"Report: {folders[0] / 'index.html'} (and report.md) in {summaries[0]['seconds']:.0f} s"
     else:

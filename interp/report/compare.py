@@ -8,6 +8,10 @@ It reads only the report folders (their manifest.json and each experiment's find
 rewritten without any model. Per experiment: every key finding (the spec's chosen findings) as one row,
 the value of each model side by side with its units, then each model's sentence, and the experiment's
 first figure of each model next to each other. Models come in the order given.
+
+Both files carry a mark (`MARK`) saying interp wrote them: a rerun replaces such a file, but never a file
+without the mark (the user's own; only ``overwrite``, ``--force``, allows it) and never a symbolic link, which
+is refused rather than followed. Files are written atomically (a temporary file renamed into place).
 """
 
 from __future__ import annotations
@@ -15,9 +19,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from interp.errors import InterpError
+from interp.jsonio import write_text_atomic
 from interp import markdown
 from interp.report.assets import CSS
 from interp.report.render import _img, key_findings, load_entries
+
+
+MARK = "interp report: comparison page"  # in both files; what makes them interp's own to replace
+NAMES = ("comparison.md", "comparison.html")
 
 
 _esc = markdown.esc  # the one HTML escaper (quotes too: titles sit in single-quoted attributes)
@@ -61,7 +71,7 @@ CONFIG_ROWS = (("layers", "n_layers"), ("d_model", "d_model"), ("heads", "n_head
 
 def render_markdown(root: Path, models: list[dict], experiments: list[dict]) -> str:
     names = [m["name"] for m in models]
-    out = ["# interp: " + " vs ".join(names), "",
+    out = [f"<!-- {MARK} -->", "# interp: " + " vs ".join(names), "",
            "Key figures of each model's report side by side (each report: " +
            ", ".join(f"[{m['name']}]({m['folder'].relative_to(root)}/index.html)" for m in models) + ").", "",
            "| | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
@@ -99,7 +109,7 @@ def render_html(root: Path, models: list[dict], experiments: list[dict]) -> str:
     toc = "".join(f'<li><a href="#{_esc(e["name"])}">{_esc(e["title"])}</a></li>' for e in experiments)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>interp: {_esc(' vs '.join(names))}</title><style>{CSS}
+<meta name="generator" content="{MARK}"><title>interp: {_esc(' vs '.join(names))}</title><style>{CSS}
 .pair {{ display: grid; grid-template-columns: repeat({len(names)}, 1fr); gap: 0.8rem; }}</style></head>
 <body><main>
 <header class="top"><h1>interp: {_esc(' vs '.join(names))}</h1>
@@ -129,11 +139,32 @@ def _section(exp: dict, names: list[str]) -> str:
             f"<ul>{sentences}</ul>" + (f'<div class="pair">{figs}</div>' if exp["figures"] else "") + "</section>")
 
 
-def write_comparison(root: Path, folders: list[Path]) -> tuple[Path, Path]:
+def _ours(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return MARK.encode() in f.read(4096)
+
+
+def check_targets(root: Path, overwrite: bool = False) -> None:
+    """Refuse (one sentence) to write the comparison where it would follow a link or replace a file interp
+    did not write (unless `overwrite`)."""
+    for name in NAMES:
+        path = Path(root) / name
+        if path.is_symlink():
+            raise InterpError(f"{path} is a symbolic link; interp writes the comparison only as its own file "
+                              "(remove the link or choose another --out).")
+        if path.exists() and not path.is_file():
+            raise InterpError(f"{path} exists and is not a file; move it or choose another --out.")
+        if path.exists() and not overwrite and not _ours(path):
+            raise InterpError(f"{path} is not a comparison interp wrote, and interp never replaces files it did not "
+                              "write; move it, choose another --out or pass --force.")
+
+
+def write_comparison(root: Path, folders: list[Path], overwrite: bool = False) -> tuple[Path, Path]:
     """Write root/comparison.md and root/comparison.html from the report folders (in the order given)."""
     root = Path(root)
+    check_targets(root, overwrite)
     models, experiments = gather([Path(f) for f in folders])
     md, page = root / "comparison.md", root / "comparison.html"
-    md.write_text(render_markdown(root, models, experiments))
-    page.write_text(render_html(root, models, experiments))
+    write_text_atomic(md, render_markdown(root, models, experiments))
+    write_text_atomic(page, render_html(root, models, experiments))
     return md, page
