@@ -185,6 +185,8 @@ class TLConfig(_tl_config_base()):
         d = self.__dict__
         d["config"], d["_model"], d["_frozen"] = config, weakref.ref(model) if model is not None else None, False
         local = "local" in config.layer_types
+        # interp.model.processing records TL's weight processing here (fold_ln: the norms are weightless)
+        folded = bool((config.extra or {}).get("weight_processing", {}).get("fold_ln", False))
         super().__init__(
             d_model=config.d_model, d_head=config.d_head, n_layers=config.n_layers, n_ctx=config.n_ctx,
             n_heads=config.n_heads, d_mlp=config.d_mlp, d_vocab=config.d_vocab,
@@ -192,8 +194,9 @@ class TLConfig(_tl_config_base()):
             positional_embedding_type="rotary" if config.positional == "rope" else "standard",
             n_key_value_heads=config.n_kv_heads if config.n_kv_heads != config.n_heads else None,
             gated_mlp=config.gated_mlp, uses_rms_norm=config.norm == "rms", eps=config.norm_eps,
-            act_fn=_TL_ACT[config.act], normalization_type="RMS" if config.norm == "rms" else "LN",
-            final_rms=config.norm == "rms",
+            act_fn=_TL_ACT[config.act], final_rms=config.norm == "rms", layer_norm_folding=folded,
+            # HookedTransformer's names for norms whose weights were folded into their readers
+            normalization_type=("RMS" if config.norm == "rms" else "LN") + ("Pre" if folded else ""),
         )
         # HookedTransformerConfig's names that notebooks and TL's tools read (TransformerBridgeConfig has them too)
         self.model_name = config.name

@@ -82,8 +82,9 @@ class TLModelAPI:
                             else self._zeros(self.cfg.d_model, like=b.mlp.w_out))
 
     @property
-    def b_U(self) -> torch.Tensor:  # (d_vocab,): no family interp loads has an unembedding bias
-        return self._zeros(self.cfg.d_vocab, like=self.unembed.weight)
+    def b_U(self) -> torch.Tensor:  # (d_vocab,): zeros unless weight processing folded a LayerNorm's bias in
+        bias = getattr(self.unembed, "b_U", None)
+        return bias if bias is not None else self._zeros(self.cfg.d_vocab, like=self.unembed.weight)
 
     # -- factored circuits ------------------------------------------------------------------------------------
     @property

@@ -1,5 +1,9 @@
 """Normalisation: RMSNorm (LLaMA, Gemma, ...) and LayerNorm (GPT-2, GPT-NeoX), with TransformerLens' hooks.
 
+The hooks carry what TransformerLens 4's bridge carries: `hook_scale` the divisor (..., 1), `hook_normalized`
+the normalised stream before the weight (and a LayerNorm's bias) multiplies it, so a hook or cache entry reads
+the same number on interp and on TL; the weight applies after the hook.
+
 Gemma's RMSNorm multiplies by (1 + w). We store the effective scale (1 + w) in `w`, so one RMSNorm
 serves both families; converters add the 1 when a checkpoint stores w alone (GGUF already stores 1 + w).
 
@@ -48,7 +52,7 @@ class RMSNorm(_Fp32Weights):
         self.cast_first = cast_first  # LLaMA rounds x/rms to the input dtype before the weight; Gemma does not
         self.w = nn.Parameter(torch.ones(d))
         self.hook_scale = HookPoint()  # (..., 1): the root-mean-square we divide by
-        self.hook_normalized = HookPoint()  # (..., d)
+        self.hook_normalized = HookPoint()  # (..., d): x / scale, before the weight (TransformerLens' bridge)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dtype = x.dtype
@@ -56,7 +60,7 @@ class RMSNorm(_Fp32Weights):
         normed = _divide_by_rms(x.to(work), self.eps, self.hook_scale)
         if self.cast_first and dtype != work:
             normed = normed.to(dtype).to(work)
-        return self.hook_normalized((normed * self.w.to(work)).to(dtype))
+        return (self.hook_normalized(normed) * self.w.to(work)).to(dtype)
 
 
 class NoNorm(nn.Module):
@@ -76,15 +80,16 @@ class LayerNorm(_Fp32Weights):
         self.eps = eps
         self.w = nn.Parameter(torch.ones(d))
         self.b = nn.Parameter(torch.zeros(d))
-        self.hook_scale = HookPoint()
-        self.hook_normalized = HookPoint()
+        self.hook_scale = HookPoint()  # (..., 1): the standard deviation we divide by
+        self.hook_normalized = HookPoint()  # (..., d): (x - mean) / scale, before the weight and bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dtype = x.dtype
         work = torch.promote_types(dtype, torch.float32)
         x = x.to(work)
         x = x - x.mean(-1, keepdim=True)
-        return self.hook_normalized((_divide_by_rms(x, self.eps, self.hook_scale) * self.w.to(work) + self.b.to(work)).to(dtype))
+        normed = self.hook_normalized(_divide_by_rms(x, self.eps, self.hook_scale))
+        return (normed * self.w.to(work) + self.b.to(work)).to(dtype)
 
 
 def make_norm(cfg: ModelConfig, d: int | None = None) -> nn.Module:
