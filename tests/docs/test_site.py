@@ -1,0 +1,89 @@
+"""The docs site's source, without building it (`make docs` builds it, strict, with the tutorials executed):
+every page and tutorial is in the nav, the tutorials are committed without outputs (the site shows this
+build's), the build fetches nothing, and the README is a front page whose links all resolve."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
+
+
+class _Loader(yaml.SafeLoader):
+    """mkdocs.yml may hold `!!python/name:` tags (Material's emoji options); none are needed to read the nav."""
+
+
+_Loader.add_multi_constructor("tag:yaml.org,2002:python/", lambda loader, suffix, node: None)
+
+
+def _config() -> dict:
+    return yaml.load((ROOT / "mkdocs.yml").read_text(), Loader=_Loader)
+
+
+def _nav_files(nav) -> list[str]:
+    out = []
+    for item in nav:
+        value = next(iter(item.values())) if isinstance(item, dict) else item
+        out += _nav_files(value) if isinstance(value, list) else [value]
+    return out
+
+
+def test_every_page_and_tutorial_is_in_the_nav_and_every_nav_entry_exists():
+    nav = _nav_files(_config()["nav"])
+    assert len(nav) == len(set(nav))
+    sources = {p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*") if p.suffix in (".md", ".ipynb")
+               and "scripts" not in p.parts and ".ipynb_checkpoints" not in p.parts}
+    assert sources == set(nav), (sources ^ set(nav))
+
+
+def test_one_tutorial_per_analysis_and_a_tour():
+    names = {p.stem for p in (DOCS / "tutorials").glob("*.ipynb")}
+    assert {"tour", "induction", "lost-in-the-middle", "facts", "rome"} <= names
+
+
+def test_tutorials_are_committed_without_outputs():
+    # the site must show what this build's execution printed, never a stale copy saved in the file
+    for path in sorted((DOCS / "tutorials").glob("*.ipynb")):
+        nb = json.loads(path.read_text())
+        code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+        assert code, path.name
+        for cell in code:
+            assert cell.get("outputs") == [] and cell.get("execution_count") is None, path.name
+        assert nb["metadata"]["kernelspec"]["name"] == "python3", path.name
+
+
+def test_the_build_is_strict_executes_the_tutorials_and_fetches_nothing():
+    cfg = _config()
+    assert cfg["strict"] is True
+    assert cfg["theme"]["name"] == "material" and cfg["theme"]["font"] is False  # no Google Fonts
+    plugins = {next(iter(p)) if isinstance(p, dict) else p: (p[next(iter(p))] if isinstance(p, dict) else {})
+               for p in cfg["plugins"]}
+    assert not {"privacy", "social", "blog", "offline"} & set(plugins)
+    jupyter = plugins["mkdocs-jupyter"]
+    assert jupyter["execute"] is True and jupyter["allow_errors"] is False and jupyter["cache"] is False
+    assert not any(key in cfg for key in ("extra_javascript", "extra_css")), "no script or style from elsewhere"
+
+
+def test_readme_fits_on_a_screen_and_its_links_resolve():
+    text = (ROOT / "README.md").read_text()
+    assert len(text.split()) <= 1500
+    links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text)
+    assert len(links) >= 10
+    for link in links:
+        assert "://" not in link, f"the README links only into the repository: {link}"
+        assert (ROOT / link).exists(), link
+
+
+def test_docs_links_resolve_on_github_too():
+    # the site's build checks its own links; these are the same links read from the repository
+    for page in DOCS.rglob("*.md"):
+        if "scripts" in page.parts:
+            continue
+        for link in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+            if "://" not in link:
+                assert (page.parent / link).exists(), f"{page.relative_to(ROOT)}: {link}"
