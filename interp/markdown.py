@@ -22,6 +22,7 @@ _EMPHASIS = [
 ]
 _LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]*):")
+_BLOCK_START = re.compile(r"(#{1,6}\s|```|[-*+]\s|\d+[.)]\s|\|)")  # a line that starts a block, not a paragraph
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]()#|<>&!])")
 
 
@@ -104,7 +105,8 @@ def _table(rows: list[str]) -> str:
     head, body = cells[0], [r for r in cells[2:]]
     th = "".join(f"<th>{inline(c)}</th>" for c in head)
     trs = "".join("<tr>" + "".join(f"<td>{inline(c)}</td>" for c in r) + "</tr>" for r in body)
-    return f'<div class="tablewrap"><table class="sortable"><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table></div>'
+    return (f'<div class="tablewrap"><table class="sortable"><thead><tr>{th}</tr></thead><tbody>{trs}</tbody>'
+            "</table></div>")
 
 
 def to_html(text: str) -> str:
@@ -147,7 +149,7 @@ def to_html(text: str) -> str:
             out.append(f"<{tag}>" + "".join(f"<li>{inline(it)}</li>" for it in items) + f"</{tag}>")
         else:
             para = []
-            while i < len(lines) and lines[i].strip() and not re.match(r"(#{1,6}\s|```|[-*+]\s|\d+[.)]\s|\|)", lines[i].strip()):
+            while i < len(lines) and lines[i].strip() and not _BLOCK_START.match(lines[i].strip()):
                 para.append(lines[i].strip())
                 i += 1
             if not para:  # a line that looked like a block start but was not one

@@ -25,8 +25,9 @@ def _stats_options(f):
 
 
 def _rome_params(layer, stats_tokens, corpus, reference, seed, update=None):
-    from cli.checks import at_least, text_source
     from interp.analysis.rome import ROMEParams, StatsParams
+
+    from cli.checks import at_least, text_source
 
     at_least("--stats-tokens", stats_tokens)
     at_least("--layer", layer, 0)
@@ -71,7 +72,8 @@ def edit_params(prompt, subject, target, layer, save, load, undo, export, gen_to
 @click.option("--save", "save", type=click.Path(path_type=Path), default=None, help="Write the edit to this new file.")
 @click.option("--load", "load", type=click.Path(path_type=Path), default=None, help="Apply an edit saved with --save.")
 @click.option("--undo", is_flag=True, help="Undo the edit at the end and show the original weights are back.")
-@click.option("--export", type=click.Path(path_type=Path), default=None, help="Write the edited model (safetensors) into this new folder.")
+@click.option("--export", type=click.Path(path_type=Path), default=None,
+              help="Write the edited model (safetensors) into this new folder.")
 @click.option("--gen-tokens", type=int, default=20, show_default=True, help="Tokens generated before and after.")
 @_stats_options
 @seed_option
@@ -135,8 +137,10 @@ def edit_eval_params(facts, limit, sample, all_facts, method, edits, layer, laye
 @model_options
 @click.option("--facts", type=click.Path(path_type=Path), required=True, help="CounterFact-style JSON/JSONL fact file.")
 @click.option("--limit", type=int, default=None, help="Only the first N facts (of those the model knows).")
-@click.option("--sample", type=int, default=None, help="N facts drawn at random (seeded by --seed) instead of the first N.")
-@click.option("--all-facts", is_flag=True, help="Also edit facts the model does not know (greedy answer not the true one).")
+@click.option("--sample", type=int, default=None,
+              help="N facts drawn at random (seeded by --seed) instead of the first N.")
+@click.option("--all-facts", is_flag=True,
+              help="Also edit facts the model does not know (greedy answer not the true one).")
 @click.option("--method", type=click.Choice(["rome", "memit"]), default="rome", show_default=True,
               help="ROME (one rank-one edit per fact) or MEMIT (one update for a batch of facts).")
 @click.option("--edits", type=int, default=1, show_default=True,

@@ -17,14 +17,17 @@ def patch_params(clean, corrupted, answer, wrong, kind, method, direction, **_):
 @click.command("patch")
 @model_options
 @click.option("--clean", required=True, help="The prompt whose answer we trace.")
-@click.option("--corrupted", required=True, help="The same prompt with the deciding detail changed (same token length).")
+@click.option("--corrupted", required=True,
+              help="The same prompt with the deciding detail changed (same token length).")
 @click.option("--answer", required=True, help="The clean prompt's answer (its first token is scored).")
-@click.option("--wrong", required=True, help="The answer the corrupted prompt points to (the metric is the logit difference).")
+@click.option("--wrong", required=True,
+              help="The answer the corrupted prompt points to (the metric is the logit difference).")
 @click.option("--kind", type=click.Choice(["resid", "attn", "mlp", "heads", "heads_pos"]), default="resid",
               show_default=True, help="Which grid to patch: residual stream, attention or MLP outputs per (layer, "
               "position), heads, or heads per position.")
 @click.option("--method", type=click.Choice(["activation", "attribution", "both"]), default="activation",
-              show_default=True, help="Exact activation patching, its gradient estimate, or both with their rank agreement.")
+              show_default=True,
+              help="Exact activation patching, its gradient estimate, or both with their rank agreement.")
 @click.option("--direction", type=click.Choice(["denoise", "noise"]), default="denoise", show_default=True,
               help="denoise: clean activations into the corrupted run; noise: corrupted into the clean run.")
 @output_options

@@ -15,7 +15,7 @@ def _sizes(text: str) -> tuple[int, ...]:
     try:
         sizes = tuple(int(v) for v in text.split(",") if v.strip())
     except ValueError:
-        raise InvalidInputError(f"--n-items {text!r} must be comma-separated numbers such as 10,20,30.")
+        raise InvalidInputError(f"--n-items {text!r} must be comma-separated numbers such as 10,20,30.") from None
     if not sizes or min(sizes) < 1:
         raise InvalidInputError(f"--n-items {text!r} must list positive numbers such as 10,20,30.")
     return sizes

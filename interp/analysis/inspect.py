@@ -72,7 +72,8 @@ class InspectResult(ResultBase):
 
         fig, ax = new_figure((6.0, 3.2), dpi=110)
         lens = self.logit_lens
-        ax.plot(lens.layer, lens.answer_prob, marker="o", ms=3, label=f"p({self.top_next[0]['token']!r}), the final answer")
+        answer = self.top_next[0]["token"]
+        ax.plot(lens.layer, lens.answer_prob, marker="o", ms=3, label=f"p({answer!r}), the final answer")
         ax.plot(lens.layer, lens.prob, ls="--", lw=1, label="p(top token after that layer)")
         ax.set_xlabel("layer (residual stream after it)")
         ax.set_ylabel("probability under the logit lens")

@@ -16,7 +16,8 @@ from __future__ import annotations
 import sys
 import time
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from interp.errors import InterpError
 from interp.sweep.cache import MISSING, ShardCache
@@ -53,7 +54,7 @@ class Sweep:
 
     @classmethod
     def start(cls, factory: Callable, workers: int | None = None, address: str | None = None, key: Any = None,
-              cache: bool = True, runtime: Runtime | None = None, **kwargs) -> "Sweep":
+              cache: bool = True, runtime: Runtime | None = None, **kwargs) -> Sweep:
         """Start one actor per worker, each loading the model, on `runtime` (kept open at the end) or on a
         runtime joined or started here (`runtime.start`; closed with the sweep)."""
         own = runtime is None
@@ -104,8 +105,8 @@ class Sweep:
                 value = ray.get(future)
             except (RayActorError, WorkerCrashedError):
                 if attempts[i] >= self.max_attempts:
-                    raise InterpError(f"Shard {i + 1} of {label or ref} failed {attempts[i]} times because its "
-                                      "worker died each time; see the Ray logs (/tmp/ray/session_latest/logs).")
+                    raise InterpError(f"Shard {i + 1} of {label or ref} failed {attempts[i]} times because its worker "
+                                      "died each time; see the Ray logs (/tmp/ray/session_latest/logs).") from None
                 pending.appendleft(i)  # retried on the next free worker
                 idle.append(self._replace(actor))
                 continue
@@ -150,7 +151,7 @@ class Sweep:
         if self.own_runtime:
             self.runtime.close()
 
-    def __enter__(self) -> "Sweep":
+    def __enter__(self) -> Sweep:
         return self
 
     def __exit__(self, *exc) -> None:

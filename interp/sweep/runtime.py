@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 from interp.errors import InterpError, InvalidInputError
 
-INSTALL_HINT = "--workers and --ray-address need Ray, which is not installed; install it with: pip install 'interp[ray]'."
+INSTALL_HINT = ("--workers and --ray-address need Ray, which is not installed; install it with: "
+                "pip install 'interp[ray]'.")
 
 # Set before a local runtime starts (the raylet and every worker inherit them); kept if already set.
 LOCAL_ENV = {
@@ -70,7 +71,8 @@ def start(workers: int | None = None, address: str | None = None) -> Runtime:
                 hint = (" (if the cluster uses token authentication, which `ray start` turns on by default since "
                         "Ray 2.59, set RAY_AUTH_MODE=token here too, with its token in RAY_AUTH_TOKEN or "
                         "~/.ray/auth_token)")
-            raise InterpError(f"Could not join the Ray cluster at {address}: {str(exc).splitlines()[0]}{hint}.") from None
+            first = str(exc).splitlines()[0]
+            raise InterpError(f"Could not join the Ray cluster at {address}: {first}{hint}.") from None
         return Runtime(ray, workers or _cluster_cpus(ray), True, address)
     for key, value in LOCAL_ENV.items():
         os.environ.setdefault(key, value)

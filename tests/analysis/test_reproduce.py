@@ -11,9 +11,10 @@ import shlex
 
 import pytest
 
-from cli.main import cli
 from interp.analysis.registry import ANALYSES, resolve
 from interp.analysis.result import _field
+
+from cli.main import cli
 
 MODEL = "smollm2-135m"
 

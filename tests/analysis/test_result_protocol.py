@@ -16,6 +16,7 @@ from interp.analysis.result import AnalysisResult, Finding
 from interp.jsonio import dumps
 from tests.tiny import CHARS, char_tokenizer, tiny_char_model  # noqa: F401 (others import them from here)
 
+
 @pytest.fixture(scope="module")
 def model():
     return tiny_char_model()
@@ -57,7 +58,8 @@ def _neurons(model):
     from interp.analysis.facts.run import run_neurons
 
     return run_neurons(model, NeuronParams(prompt="The {} is in", subject="Eiffel Tower", steps=2, random_seeds=1,
-                                           paraphrases=("Eiffel Tower is in", "The Eiffel Tower stands in"), unrelated=(("Water is", "wet"),)))
+                                           paraphrases=("Eiffel Tower is in", "The Eiffel Tower stands in"),
+                                           unrelated=(("Water is", "wet"),)))
 
 
 def _small_rome():

@@ -45,9 +45,9 @@ def test_force_never_means_recompute():
 
 
 def test_one_serialiser_turns_nan_into_null():
-    from interp.jsonio import dumps
-
     import numpy as np
+
+    from interp.jsonio import dumps
 
     text = dumps({"a": float("nan"), "b": np.float32(1.5), "c": [math.inf, np.int64(2)], "d": (1, 2)})
     assert json.loads(text) == {"a": None, "b": 1.5, "c": [None, 2], "d": [1, 2]}

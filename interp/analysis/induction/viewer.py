@@ -106,11 +106,13 @@ def head_scores(model, seq_len: int, batch: int, seed: int) -> tuple[pd.DataFram
     table = pd.DataFrame({"layer": layers.flatten().tolist(), "head": heads.flatten().tolist(),
                           "induction_score": ps.induction.flatten().tolist(),
                           "prev_token_score": ps.prev_token.flatten().tolist()})
-    return table.sort_values("induction_score", ascending=False, kind="stable").reset_index(drop=True), ps.example_patterns
+    ranked = table.sort_values("induction_score", ascending=False, kind="stable").reset_index(drop=True)
+    return ranked, ps.example_patterns
 
 
 @torch.no_grad()
-def run_attention_viewer(model, params: ViewerParams = ViewerParams(), progress: Progress | None = None) -> ViewerResult:
+def run_attention_viewer(model, params: ViewerParams = ViewerParams(),
+                         progress: Progress | None = None) -> ViewerResult:
     start = time.perf_counter()
     scores, example = head_scores(model, params.seq_len, params.batch, params.seed)
     top = scores.head(params.n_heads)
@@ -132,5 +134,6 @@ def run_attention_viewer(model, params: ViewerParams = ViewerParams(), progress:
         heads.append({"layer": int(row.layer), "head": int(row.head), "score": round(float(row.induction_score), 4),
                       "pattern": rows})
         randoms.append(example[row.layer, row.head].tolist())
-    return ViewerResult(model.cfg.name, params, time.perf_counter() - start, scores, [model.to_string([i]) for i in ids],
+    tokens = [model.to_string([i]) for i in ids]
+    return ViewerResult(model.cfg.name, params, time.perf_counter() - start, scores, tokens,
                         heads, randoms)
