@@ -75,3 +75,17 @@ def test_every_experiment_runs_a_registered_analysis(spec):
         assert import_object(spec.params_class) is resolve(entry.params)
     if spec.command:
         assert shlex.split(spec.command)[1] == entry.name
+
+
+def test_a_spec_can_name_its_analysis_by_its_registered_name(tmp_path):
+    from interp.analysis.registry import ANALYSES
+    from interp.errors import DataFormatError
+    from interp.report.specs import parse_spec
+
+    path = tmp_path / "heads.toml"
+    path.write_text('name = "heads"\ntitle = "Heads"\nanalysis = "attention-viewer"\n[params]\nn_heads = 2\n')
+    spec = parse_spec(path)
+    assert (spec.analysis, spec.params_class) == (ANALYSES["attention-viewer"].run, ANALYSES["attention-viewer"].params)
+    path.write_text('name = "heads"\ntitle = "Heads"\nanalysis = "no-such-analysis"\n')
+    with pytest.raises(DataFormatError, match="package.module:function"):
+        parse_spec(path)

@@ -113,6 +113,17 @@ def default_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "experiments"
 
 
+def _from_registry(data: dict) -> None:
+    """A spec may name its analysis by its registered name (``analysis = "induction"``, see
+    `interp.analysis.registry`): the entry point and, unless the spec gives one, the params class come from there."""
+    from interp.analysis.registry import ANALYSES
+
+    entry = ANALYSES.get(data["analysis"])
+    if entry is not None:
+        data["analysis"] = entry.run
+        data.setdefault("params_class", entry.params)
+
+
 def parse_spec(path: Path) -> ExperimentSpec:
     path = Path(path)
     try:
@@ -133,6 +144,7 @@ def parse_spec(path: Path) -> ExperimentSpec:
         raise DataFormatError(path, None, "name", f"must match the file name ({path.stem!r})")
     if not NAME.fullmatch(data["name"]):
         raise DataFormatError(path, None, "name", "may hold only letters, digits, '_' and '-'")
+    _from_registry(data)
     check_target(data["analysis"], path, "analysis")
     if data.get("params_class") is not None:
         check_target(data["params_class"], path, "params_class")
