@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from interp.analysis.registry import ANALYSES
 from interp.report.specs import load_specs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,7 +66,7 @@ def test_the_checks_above_can_fail():
 def test_every_experiment_runs_a_registered_analysis(spec):
     import shlex
 
-    from interp.analysis.registry import ANALYSES, resolve
+    from interp.analysis.registry import resolve
     from interp.report.specs import import_object
 
     run = import_object(spec.analysis)
@@ -78,7 +79,6 @@ def test_every_experiment_runs_a_registered_analysis(spec):
 
 
 def test_a_spec_can_name_its_analysis_by_its_registered_name(tmp_path):
-    from interp.analysis.registry import ANALYSES
     from interp.errors import DataFormatError
     from interp.report.specs import parse_spec
 
@@ -89,3 +89,26 @@ def test_a_spec_can_name_its_analysis_by_its_registered_name(tmp_path):
     path.write_text('name = "heads"\ntitle = "Heads"\nanalysis = "no-such-analysis"\n')
     with pytest.raises(DataFormatError, match="package.module:function"):
         parse_spec(path)
+
+
+@pytest.mark.parametrize("name", sorted(ANALYSES))
+def test_each_registration_resolves_to_one_consistent_analysis(name):
+    import dataclasses
+
+    from interp.analysis.registry import resolve
+    from interp.analysis.result import ResultBase
+
+    from cli.main import HELP, cli
+
+    entry = ANALYSES[name]
+    assert callable(resolve(entry.run)) and resolve(entry.run).__name__ == entry.entry_name
+    params = resolve(entry.params)
+    assert dataclasses.is_dataclass(params) and params.__dataclass_params__.frozen
+    result = resolve(entry.result)
+    assert issubclass(result, ResultBase) and result.cli_name == name
+    command = cli.get_command(None, name)
+    assert command is not None and callable(command.params_from_options) and HELP[name] == entry.help
+    on_workers = any(p.name == "workers" for p in command.params)
+    assert on_workers == (entry.sharded is not None)  # --workers exactly where a sharded driver exists
+    if entry.sharded:
+        assert callable(resolve(entry.sharded))
