@@ -90,7 +90,8 @@ def check_out(out: Path) -> None:
     from interp.errors import InterpError
 
     if out.is_symlink():
-        raise InterpError(f"{out} is a symbolic link; give the folder itself as --out (interp never writes through links).")
+        raise InterpError(f"{out} is a symbolic link; give the folder itself as --out "
+                          "(interp never writes through links).")
     if out.exists() and not out.is_dir():
         raise InterpError(f"{out} exists and is not a folder; choose another --out.")
 

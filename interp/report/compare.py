@@ -19,12 +19,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from interp import markdown
 from interp.errors import InterpError
 from interp.jsonio import write_text_atomic
-from interp import markdown
 from interp.report.assets import CSS
 from interp.report.render import _img, key_findings, load_entries
-
 
 MARK = "interp report: comparison page"  # in both files; what makes them interp's own to replace
 NAMES = ("comparison.md", "comparison.html")
@@ -90,7 +89,7 @@ def render_markdown(root: Path, models: list[dict], experiments: list[dict]) -> 
                 units = next(iter(per.values()))["units"]
                 out.append(f"| {key} | {units} | " + " | ".join(_value(per.get(n)) for n in names) + " |")
             out.append("")
-            for key, per in exp["findings"].items():
+            for per in exp["findings"].values():
                 for n in names:
                     if n in per:
                         out.append(f"- **{n}**: {per[n]['text']}")
@@ -103,8 +102,10 @@ def render_html(root: Path, models: list[dict], experiments: list[dict]) -> str:
                    for m in models)
     cfg = "".join(f"<tr><td>{label}</td>" + "".join(f"<td class='num'>{_esc(m['config'].get(key, ''))}</td>"
                                                    for m in models) + "</tr>" for label, key in CONFIG_ROWS)
-    cfg += "<tr><td>compute seconds</td>" + "".join(f"<td class='num'>{m['seconds']:.0f}</td>" for m in models) + "</tr>"
-    cfg += "<tr><td>weights hash</td>" + "".join(f"<td><code>{_esc(m['hash'][:16])}</code></td>" for m in models) + "</tr>"
+    cfg += ("<tr><td>compute seconds</td>" + "".join(f"<td class='num'>{m['seconds']:.0f}</td>" for m in models)
+            + "</tr>")
+    cfg += ("<tr><td>weights hash</td>" + "".join(f"<td><code>{_esc(m['hash'][:16])}</code></td>" for m in models)
+            + "</tr>")
     sections = "".join(_section(exp, names) for exp in experiments)
     toc = "".join(f'<li><a href="#{_esc(e["name"])}">{_esc(e["title"])}</a></li>' for e in experiments)
     return f"""<!DOCTYPE html>
@@ -126,15 +127,16 @@ def _section(exp: dict, names: list[str]) -> str:
     note = f'<p class="muted">Not in every report ({_esc("; ".join(missing))}).</p>' if missing else ""
     rows = "".join(
         f"<tr><td>{_esc(key)}</td><td>{_esc(next(iter(per.values()))['units'])}</td>"
-        + "".join(f"<td class='num' title='{_esc(per[n]['text']) if n in per else ''}'>{_esc(_value(per.get(n)))}</td>"
-                  for n in names) + "</tr>"
+        + "".join(f"<td class='num' title='{_esc(per[n]['text']) if n in per else ''}'>"
+                  f"{_esc(_value(per.get(n)))}</td>" for n in names) + "</tr>"
         for key, per in exp["findings"].items())
-    table = (f"<div class='tablewrap'><table><thead><tr><th>finding</th><th>units</th>"
-             + "".join(f"<th>{_esc(n)}</th>" for n in names) + f"</tr></thead><tbody>{rows}</tbody></table></div>") if rows else ""
+    table = ("<div class='tablewrap'><table><thead><tr><th>finding</th><th>units</th>"
+             + "".join(f"<th>{_esc(n)}</th>" for n in names)
+             + f"</tr></thead><tbody>{rows}</tbody></table></div>") if rows else ""
     sentences = "".join(f"<li><strong>{_esc(n)}</strong>: {markdown.inline(per[n]['text'])}</li>"
                         for per in exp["findings"].values() for n in names if n in per)
-    figs = "".join(f"<figure>{_img(exp['figures'][n], n) if n in exp['figures'] else ''}<figcaption>{_esc(n)}</figcaption></figure>"
-                   for n in names)
+    figs = "".join(f"<figure>{_img(exp['figures'][n], n) if n in exp['figures'] else ''}"
+                   f"<figcaption>{_esc(n)}</figcaption></figure>" for n in names)
     return (f'<section id="{_esc(exp["name"])}"><h2>{_esc(exp["title"])}</h2>{note}{table}'
             f"<ul>{sentences}</ul>" + (f'<div class="pair">{figs}</div>' if exp["figures"] else "") + "</section>")
 

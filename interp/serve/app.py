@@ -141,8 +141,10 @@ def _add_errors(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
         path = request.scope["path"][:200]
-        messages = {404: f"There is nothing at {path}.", 405: f"{request.method} is not allowed on {path}."}
-        return _error(exc.status_code, messages.get(exc.status_code, str(exc.detail)))
+        messages = {404: f"There is nothing at {path}.", 405: f"{request.method} is not allowed on {path}.",
+                    400: "The request body could not be read: send JSON in UTF-8."}  # the framework's parse error
+        detail = " ".join(str(exc.detail).split()).rstrip(".") or "The request was refused"
+        return _error(exc.status_code, messages.get(exc.status_code, detail[0].upper() + detail[1:] + "."))
 
     @app.exception_handler(Exception)
     async def bug(request: Request, exc: Exception):
@@ -222,7 +224,8 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     """The request body, refused in one sentence once it passes `limit` bytes (never read whole first)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise TooLargeError(f"The file is {int(declared):,} bytes; this server takes edit files of at most {limit:,} bytes.")
+        raise TooLargeError(f"The file is {int(declared):,} bytes; this server takes edit files of at most "
+                            f"{limit:,} bytes.")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)

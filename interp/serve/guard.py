@@ -153,7 +153,8 @@ def _with_security_headers(send):
     async def wrapped(message):
         if message["type"] == "http.response.start":
             present = {k.lower() for k, _ in message.get("headers", [])}
-            extra = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items() if k.lower().encode() not in present]
+            extra = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()
+                     if k.lower().encode() not in present]
             message = message | {"headers": list(message.get("headers", [])) + extra}
         await send(message)
 

@@ -18,10 +18,10 @@ import base64
 import math
 import tempfile
 import threading
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
@@ -208,8 +208,8 @@ class Lab:
         ids = self._prompt_ids(text, tokens)
         rows = len(params.kinds) * self.model.cfg.n_layers * len(ids) * samples
         if rows > self.limits.max_trace_rows:
-            raise TooLargeError(f"This trace would run up to {rows:,} restored forward rows, over this server's limit of "
-                                f"{self.limits.max_trace_rows:,}; use fewer samples, kinds or tokens.")
+            raise TooLargeError(f"This trace would run up to {rows:,} restored forward rows, over this server's "
+                                f"limit of {self.limits.max_trace_rows:,}; use fewer samples, kinds or tokens.")
         with self.using_model("trace"):
             result = run_trace(self.model, params, progress=self.progress.wrap)
             self.progress.set_stage("drawing heatmaps")
@@ -226,7 +226,8 @@ class Lab:
     def list_edits(self) -> list[dict]:
         return [a.to_json() for a in self.edits]
 
-    def apply_edit(self, prompt: str, subject: str, target: str, method: str = "rome", layers: Sequence[int] | None = None,
+    def apply_edit(self, prompt: str, subject: str, target: str, method: str = "rome",
+                   layers: Sequence[int] | None = None,
                    paraphrase: str = "", neighbour: str = "", new_tokens: int = 12) -> dict:
         """Compute a ROME or MEMIT edit on the model as it is now, apply it, and probe the prompt, a
         paraphrase and a neighbour before and after (top answer, p(new target), greedy continuation)."""
@@ -261,7 +262,8 @@ class Lab:
                 edit.undo(self.model)
                 raise
             active = self._add(edit, "computed")
-        rows = [{"kind": kind, "text": text, "before": b, "after": a} for (kind, text), b, a in zip(probes, before, after)]
+        rows = [{"kind": kind, "text": text, "before": b, "after": a}
+                for (kind, text), b, a in zip(probes, before, after, strict=True)]
         return {"edit": active.to_json(), "target": request.target_new, "probes": rows}
 
     def _compute_edit(self, request, method: str, layers: list[int]):
@@ -369,12 +371,14 @@ class Lab:
         try:
             json.dumps(ActiveEdit(0, edit, "file").to_json(), ensure_ascii=False).encode("utf-8")
         except (TypeError, ValueError):  # UnicodeEncodeError is a ValueError
-            raise EditError("The uploaded file holds text that is not valid Unicode or data that is not text.") from None
+            raise EditError("The uploaded file holds text that is not valid Unicode or data that is not text."
+                            ) from None
 
 
 def _figures(result) -> dict[str, str]:
     """The report's trace heatmaps (TraceResult.save_figures) as PNG data URLs, by kind."""
     with tempfile.TemporaryDirectory() as tmp:
         paths = result.save_figures(Path(tmp))
-        return {p.stem.removeprefix("trace_"): "data:image/png;base64," + base64.b64encode(p.read_bytes()).decode("ascii")
+        return {p.stem.removeprefix("trace_"):
+                "data:image/png;base64," + base64.b64encode(p.read_bytes()).decode("ascii")
                 for p in paths if p.stem.startswith("trace_")}

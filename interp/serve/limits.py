@@ -33,7 +33,7 @@ class Limits:
     max_upload_bytes: int = 16 * 2**20  # an edit file holds low-rank factors: kilobytes to a few MiB
     max_json_bytes: int = 2**20  # a JSON request body: five texts of a 256-token prompt fit many times over
     max_target_tokens: int = 16  # an answer (trace target, edit target): figure titles and the optimised tokens
-    max_task_seconds: float = 600.0  # a long task (trace, edit) stops at its next step past this: the model is free again
+    max_task_seconds: float = 600.0  # a long task (trace, edit) stops at its next step past this, freeing the model
     chars_per_token: int = 64  # texts longer than this many characters per allowed token are refused untokenized
 
     def max_chars(self, tokens: int) -> int:

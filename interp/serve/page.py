@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from importlib.resources import files
 
-from interp.report.assets import CSS as REPORT_CSS
-from interp.report.assets import JS as REPORT_JS
+from interp.report.assets import CSS as REPORT_CSS, JS as REPORT_JS
 
 
 def _static(name: str) -> str:

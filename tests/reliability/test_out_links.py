@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from reliability_helpers import write_spec
 
 from cli.common import run_cli
 from cli.main import cli
-from reliability_helpers import write_spec
 
 
 @pytest.fixture

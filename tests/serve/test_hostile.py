@@ -14,6 +14,7 @@ import tracemalloc
 import pytest
 import torch
 
+from interp.errors import InterpError
 from interp.serve.lab import Limits
 from tests.serve.test_api import EDIT, JSON, PROMPT, one_sentence
 
@@ -102,7 +103,7 @@ def test_row2_a_host_header_cannot_hide_the_path_from_the_token_check(lab, host_
 def test_row3_the_subject_is_not_put_in_before_the_sizes_are_checked(lab):
     """Both texts fit alone; with the subject in each {} the prompt would be 4.5 million characters."""
     prompt, subject = "{}" * 1500, "x" * 3000
-    with pytest.raises(Exception):
+    with pytest.raises(InterpError):
         lab.trace("The {} is", "")  # imports what a trace needs, so the measurement below sees only the request
     tracemalloc.start()
     try:
@@ -129,8 +130,8 @@ def test_row4_every_answer_has_a_bound_and_a_task_a_time_limit(client, lab):
     one_sentence(client.post("/api/trace", json={"prompt": "The {} is in", "subject": "Louvre", "target": long_target}),
                  413, "longer than 16 tokens")
     one_sentence(client.post("/api/edits", json=EDIT | {"target": long_target}), 413, "longer than 16 tokens")
-    one_sentence(client.post("/api/trace", json={"prompt": "The {} is in", "subject": "Louvre", "target": "x" * 1_200_000}),
-                 413, "at most 1,048,576 bytes")
+    huge = {"prompt": "The {} is in", "subject": "Louvre", "target": "x" * 1_200_000}
+    one_sentence(client.post("/api/trace", json=huge), 413, "at most 1,048,576 bytes")
     one_sentence(client.post("/api/trace", json={"prompt": "The {} is in", "subject": "Louvre", "target": "y" * 5000}),
                  413, "at most 16 tokens")
     assert not lab.edits
