@@ -16,9 +16,12 @@ and implements
     summary_markdown()  a short Markdown summary
     findings()          [Finding]: the key results as data (text, value, units, command)
 
-`ResultBase` supplies the rest from those: ``save_figures(dir)``, ``write(dir)`` (what ``--out`` and the
-report's cache write), and the notebook reprs ``_repr_markdown_`` / ``_repr_html_``. The CLI and the report
-only render results; neither computes anything of an analysis.
+`ResultBase` supplies the rest from those: ``reproduce()`` (``command``, else the ``interp <cli_name>`` line
+that `command_line` writes from params and ``cli_flags``; tests/analysis/test_reproduce.py parses it back
+for every analysis), ``save_figures(dir)``, ``write(dir)`` (what ``--out`` and the report's cache write), and
+the notebook reprs ``_repr_markdown_`` / ``_repr_html_``. Every analysis is registered once, under its
+``cli_name``, in `interp.analysis.registry`. The CLI and the report only render results; neither computes
+anything of an analysis.
 """
 
 from __future__ import annotations
