@@ -42,8 +42,8 @@ def section() -> str:
            "named (the file gives the command, the machine and its load):", "",
            GOAL_HEADER.replace("goal (issue 14)", "goal") + " from |", "|---|---|---|---|---|", *rows, ""]
     if described:
-        out += ["The forward, against `transformers` on the same weights (eager and its default sdpa). " + described, "",
-                *_table(forward, "| input | contender"), ""]
+        intro = "The forward, against `transformers` on the same weights (eager and its default sdpa). "
+        out += [intro + described, "", *_table(forward, "| input | contender"), ""]
     return "\n".join(out + [END])
 
 
