@@ -21,7 +21,7 @@ HEADROOM = 0.8  # refuse above this fraction of the available memory
 
 def parse_size(text: str) -> int:
     """'24G', '512M', '1.5T' or a number of bytes."""
-    m = re.fullmatch(r"\s*([0-9.]+)\s*([kKmMgGtT]?)[iI]?[bB]?\s*", text)
+    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([kKmMgGtT]?)[iI]?[bB]?\s*", text)
     if m is None:
         raise InvalidInputError(f"INTERP_MEMORY_LIMIT must be a size such as 24G or 512M, got {text!r}.")
     scale = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}[m.group(2).lower()]
