@@ -83,7 +83,7 @@ def prompt_fits(model, text: str, extra: int = 0, what: str = "prompt", fix: str
     context or the memory a forward over it needs."""
     from interp import memory
 
-    n = int(model.to_tokens(text).shape[1]) + extra
+    n = len(model.encode(text)) + extra  # not to_tokens: it would truncate to the context
     if n > model.cfg.n_ctx:
         raise InvalidInputError(f"The {what} is {n} tokens, longer than {model.cfg.name}'s context of "
                                 f"{model.cfg.n_ctx}; {fix}.")

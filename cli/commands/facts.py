@@ -112,7 +112,7 @@ def trace(**opts):
 def _longest(model, params) -> int:
     texts = [params.prompt.replace("{}", params.subject)] if params.prompt else []
     texts += [f.text for f in params.facts]
-    return max((int(model.to_tokens(t).shape[1]) for t in texts), default=1)
+    return max((len(model.encode(t)) for t in texts), default=1)
 
 
 def trace_checks(model, params) -> None:
@@ -193,7 +193,7 @@ def neuron_checks(model, params) -> None:
     single_token_note(model, params.target)
     texts = [params.prompt.replace("{}", params.subject)] if params.prompt else []
     texts += list(params.paraphrases) + [f.text for f in params.facts]
-    n = max((int(model.to_tokens(t).shape[1]) for t in texts), default=1)
+    n = max((len(model.encode(t)) for t in texts), default=1)
     memory.check(memory.forward_bytes(model, params.steps, n, keep_layers=True), f"--steps {params.steps} on a "
                  f"{n}-token prompt (integrated gradients)", "lower --steps", model.device)
 

@@ -25,7 +25,7 @@ def generate(model: str, device: str, dtype: str, prompt: str, max_new_tokens: i
       interp generate "Once upon a time" -n 40 --temperature 0.8 --top-p 0.9 --seed 1
     """
     from interp.errors import InvalidInputError
-    from interp.model.generate import check_sampling
+    from interp.model.generate import check_sampling, generate as continue_prompt
 
     if not prompt.strip():
         raise InvalidInputError("The prompt is empty; give some text.")
@@ -40,7 +40,7 @@ def generate(model: str, device: str, dtype: str, prompt: str, max_new_tokens: i
         top_k_fits(m, top_k)
     prompt_fits(m, prompt, max_new_tokens, "generation (prompt and new tokens)",
                 "shorten the prompt or lower --max-new-tokens")
-    text = m.generate(prompt, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+    text = continue_prompt(m, prompt, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
                       seed=seed)
     summary = {"model": m.cfg.name, "prompt": prompt, "completion": text, "max_new_tokens": max_new_tokens,
                "temperature": temperature, "top_k": top_k, "top_p": top_p, "seed": seed}

@@ -2,11 +2,20 @@
 
 The prompt is run once; each new token then costs one single-position forward that reads the cached keys
 and values, so generation is linear, not quadratic, in its length.
+
+Two entry points. `generate` is interp's own and what every analysis calls: it returns the continuation
+only, temperature 0 (greedy) unless asked. `generate_tl` is `Transformer.generate`, TransformerLens'
+meaning: prompt + continuation, sampling by default at temperature 1, TL's argument names.
+
+A padded prompt continues each row as it would continue alone: the mask gives positions and hides the
+padding, and rows whose padding is not on the left are packed to the right first (the next token is read
+at the last column), then returned in the caller's layout.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -64,9 +73,11 @@ def generate(
     use_cache: bool = True,
     attention_mask: torch.Tensor | None = None,
     return_text: bool | None = None,
+    eos_token_id: int | Sequence[int] | None = None,
 ) -> torch.Tensor | str | list[str]:
     """Continue `input`. Text in gives text out (the continuation only); tokens in gives the new tokens
-    (batch, n_new). temperature 0 is greedy; with a seed, sampling is reproducible."""
+    (batch, n_new). temperature 0 is greedy; with a seed, sampling is reproducible. `eos_token_id` (one id
+    or several) replaces the model's end-of-sequence id; finished rows are filled with the first."""
     from interp.model.transformer import KVCache
 
     check_sampling(max_new_tokens, temperature, top_k, top_p)
@@ -75,7 +86,8 @@ def generate(
     gen = torch.Generator(device=tokens.device)
     if seed is not None:
         gen.manual_seed(seed)
-    eos = model.cfg.eos_token_id
+    stops = _stop_ids(model, eos_token_id)
+    eos = stops[0] if stops else None
     b = tokens.shape[0]
     done = torch.zeros(b, dtype=torch.bool, device=tokens.device)
     new_tokens: list[torch.Tensor] = []
@@ -98,7 +110,7 @@ def generate(
         all_tokens = torch.cat([all_tokens, step_in], 1)
         all_mask = torch.cat([all_mask, step_mask], 1)
         if eos is not None and stop_at_eos:
-            done |= nxt == eos
+            done |= torch.isin(nxt, torch.tensor(stops, device=nxt.device))
             if bool(done.all()):
                 break
     out = torch.stack(new_tokens, 1)  # (b, n_new)
@@ -118,6 +130,10 @@ def _prompt_batch(model: Transformer, input, attention_mask: torch.Tensor | None
         tokens = input
         if attention_mask is None:
             attention_mask = torch.ones_like(tokens, dtype=torch.bool)
+        elif attention_mask.shape != tokens.shape:
+            raise InvalidInputError(f"The attention mask is {tuple(attention_mask.shape)} but the prompt is "
+                                    f"{tuple(tokens.shape)}; give one 0/1 entry per prompt token.")
+        tokens, attention_mask = _pack_right(tokens, attention_mask.bool())
     if tokens.shape[1] + max_new_tokens > model.cfg.n_ctx:
         raise InvalidInputError(
             f"The prompt ({tokens.shape[1]} tokens) plus {max_new_tokens} new tokens exceeds "
@@ -126,7 +142,74 @@ def _prompt_batch(model: Transformer, input, attention_mask: torch.Tensor | None
     return tokens, attention_mask
 
 
+def _pack_right(tokens: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Move each row's real tokens (in order) to the right end, padding to the left, so the last column is
+    every row's last real token. Left-padded input comes back unchanged."""
+    if bool((mask[:, :-1] & ~mask[:, 1:]).any()):  # a real token followed by padding somewhere
+        order = torch.sort(mask.int(), dim=1, stable=True).indices  # (b, p) padding first, then the real tokens
+        tokens, mask = tokens.gather(1, order), mask.gather(1, order)
+    return tokens, mask
+
+
+def _stop_ids(model: Transformer, eos_token_id: int | Sequence[int] | None) -> list[int]:
+    if eos_token_id is None:
+        return [] if model.cfg.eos_token_id is None else [model.cfg.eos_token_id]
+    return [int(eos_token_id)] if isinstance(eos_token_id, int) else [int(i) for i in eos_token_id]
+
+
 def _decode_until_eos(model: Transformer, ids: list[int], eos: int | None) -> str:
     if eos is not None and eos in ids:
         ids = ids[: ids.index(eos)]
     return model.to_string(ids)
+
+
+def generate_tl(model: Transformer, input: str | Sequence[str] | torch.Tensor = "", max_new_tokens: int = 10,
+                stop_at_eos: bool = True, eos_token_id: int | Sequence[int] | None = None, do_sample: bool = True,
+                top_k: int | None = None, top_p: float | None = None, temperature: float = 1.0,
+                use_past_kv_cache: bool = True, prepend_bos: bool | None = None, padding_side: str | None = None,
+                return_type: str | None = "input", verbose: bool = True, attention_mask: torch.Tensor | None = None,
+                seed: int | None = None):
+    """TransformerLens' `generate` (4.3's TransformerBridge): the prompt followed by up to max_new_tokens
+    tokens, stopping when every row has produced an end-of-sequence id (finished rows are filled with it).
+
+    A text gives a text and a list of texts a list (left-padded, as TransformerLens does), both decoded
+    without special tokens; a token tensor gives tokens (batch, prompt + new) unless return_type="str".
+    Token input without `attention_mask` uses the padding `to_tokens` remembered, else pad ids read off
+    the left (and the right with padding_side="right"), as `Transformer.forward` does. do_sample=False or
+    temperature 0 is greedy. Without `seed`, sampling draws its seed from torch's global generator, so
+    `torch.manual_seed` makes it reproducible as in TransformerLens. `verbose` is accepted and ignored (the
+    bridge ignores it too)."""
+    from interp.model.tokenize import mask_for
+
+    tokens, kind = _tl_prompt(model, input, prepend_bos)
+    if attention_mask is None and kind == "tokens":
+        attention_mask = mask_for(model, tokens, padding_side)
+    elif attention_mask is None:
+        attention_mask = mask_for(model, tokens)  # what to_tokens remembered
+    if do_sample and temperature > 0 and seed is None:
+        seed = int(torch.randint(0, 2**62, (1,)))
+    new = generate(model, tokens, max_new_tokens=max_new_tokens, temperature=temperature if do_sample else 0.0,
+                   top_k=top_k, top_p=top_p, seed=seed, stop_at_eos=stop_at_eos, use_cache=use_past_kv_cache,
+                   attention_mask=attention_mask, return_text=False, eos_token_id=eos_token_id)
+    out = torch.cat([tokens, new.to(tokens.device)], dim=1)  # (b, prompt + new)
+    if return_type == "input":
+        return_type = "tokens" if kind == "tokens" else "str"
+    if return_type == "tokens":
+        return out
+    if return_type != "str":
+        raise InvalidInputError(f"return_type must be 'input', 'str' or 'tokens', got {return_type!r}.")
+    texts = [model._need_tokenizer().decode(row, skip_special_tokens=True) for row in out.tolist()]
+    return texts[0] if kind == "str" or len(texts) == 1 else texts  # TransformerLens unwraps a batch of one
+
+
+def _tl_prompt(model: Transformer, input, prepend_bos: bool | None) -> tuple[torch.Tensor, str]:
+    """generate_tl's prompt as tokens (b, p) and what it was: "str", "list" or "tokens"."""
+    if isinstance(input, str):
+        return model.to_tokens(input, prepend_bos, truncate=False), "str"
+    if isinstance(input, (list, tuple)):
+        return model.to_tokens(list(input), prepend_bos, padding_side="left", truncate=False), "list"
+    if isinstance(input, torch.Tensor) and not input.is_floating_point():
+        if input.dim() == 1:
+            input = input[None]  # one sequence of ids, as TransformerLens promotes it
+        return input.to(model.device), "tokens"
+    raise InvalidInputError("generate takes a text, a list of texts, or a tensor of token ids.")

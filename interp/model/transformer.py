@@ -72,8 +72,12 @@ class Transformer(TLModelAPI, HookedRootModule):
         return torch.stack([get(b) for b in self.blocks])
 
     W_Q = property(lambda self: self._stack(lambda b: b.attn.W_Q))  # (layer, h, d_model, d_head)
-    W_K = property(lambda self: self._stack(lambda b: b.attn.W_K))  # (layer, g, d_model, d_head)
-    W_V = property(lambda self: self._stack(lambda b: b.attn.W_V))  # (layer, g, d_model, d_head)
+    # W_K / W_V: one slice per query head, as TransformerLens' GQA (query head h reads kv head h // group);
+    # _W_K / _W_V: one per key/value head, as stored
+    W_K = property(lambda self: self._stack(lambda b: b.attn.W_K))  # (layer, h, d_model, d_head)
+    W_V = property(lambda self: self._stack(lambda b: b.attn.W_V))  # (layer, h, d_model, d_head)
+    _W_K = property(lambda self: self._stack(lambda b: b.attn._W_K))  # (layer, g, d_model, d_head)
+    _W_V = property(lambda self: self._stack(lambda b: b.attn._W_V))  # (layer, g, d_model, d_head)
     W_O = property(lambda self: self._stack(lambda b: b.attn.W_O))  # (layer, h, d_head, d_model)
     W_in = property(lambda self: self._stack(lambda b: b.mlp.W_in))  # (layer, d_model, d_mlp)
     W_gate = property(lambda self: self._stack(lambda b: b.mlp.W_gate))  # (layer, d_model, d_mlp)
@@ -101,32 +105,49 @@ class Transformer(TLModelAPI, HookedRootModule):
         bos = self.cfg.default_prepend_bos if prepend_bos is None else prepend_bos
         return ([self.cfg.bos_token_id] if bos and self.cfg.bos_token_id is not None else []) + list(ids)
 
-    def to_tokens(self, text: str | Sequence[str], prepend_bos: bool | None = None) -> torch.Tensor:
-        """(batch, pos) token ids. Several texts are left-padded to one length; use `to_batch` for the mask."""
-        return self.to_batch(text, prepend_bos)[0]
+    def to_tokens(self, input: str | Sequence[str], prepend_bos: bool | None = None, padding_side: str | None = None,
+                  move_to_device: bool = True, truncate: bool = True) -> torch.Tensor:
+        """(batch, pos) token ids, as TransformerLens' `to_tokens`: several texts are padded on the tokenizer's
+        padding side (or `padding_side`), and the tensor remembers which ids are padding, so `model(tokens)`
+        gives each row the logits it gets alone. Without `prepend_bos` the model's own BOS rule applies
+        (warned about once where TransformerLens' differs; see `interp.model.tokenize`)."""
+        from interp.model.tokenize import remember_mask, tl_batch
+
+        tokens, mask = tl_batch(self, input, prepend_bos, padding_side, truncate)
+        if move_to_device:
+            tokens, mask = tokens.to(self.device), mask.to(self.device)
+        return remember_mask(tokens, mask)
 
     def to_batch(
         self, text: str | Sequence[str], prepend_bos: bool | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Left-padded (tokens, attention_mask), both (batch, pos). Left padding keeps every text's last
-        token at position -1, which is where next-token questions are read."""
+        token at position -1, which is where next-token questions are read. Internal: no BOS warning."""
         texts = [text] if isinstance(text, str) else list(text)
         return self.pad_left([self.encode(t, prepend_bos) for t in texts])
 
     def pad_left(self, ids: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         """Token id lists -> left-padded (tokens, attention_mask), both (batch, max length)."""
-        n = max(len(i) for i in ids)
-        pad = self.cfg.pad_token_id if self.cfg.pad_token_id is not None else 0
-        tokens = torch.full((len(ids), n), pad, dtype=torch.long)
-        mask = torch.zeros((len(ids), n), dtype=torch.bool)
-        for row, seq in enumerate(ids):
-            tokens[row, n - len(seq) :] = torch.tensor(list(seq), dtype=torch.long)
-            mask[row, n - len(seq) :] = True
-        return tokens.to(self.device), mask.to(self.device)
+        from interp.model.tokenize import padded, remember_mask
 
-    def to_str_tokens(self, text: str | torch.Tensor, prepend_bos: bool | None = None) -> list[str]:
-        ids = self.encode(text, prepend_bos) if isinstance(text, str) else text.flatten().tolist()
+        tokens, mask = padded(self, ids, "left")
+        tokens, mask = tokens.to(self.device), mask.to(self.device)
+        return remember_mask(tokens, mask), mask
+
+    def to_str_tokens(self, input: str | Sequence[str] | torch.Tensor, prepend_bos: bool | None = None,
+                      padding_side: str | None = None) -> list[str] | list[list[str]]:
+        """Each token as text; a list of texts gives one list per text (TransformerLens' shape)."""
         tok = self._need_tokenizer()
+        if isinstance(input, (list, tuple)):
+            return [self.to_str_tokens(t, prepend_bos, padding_side) for t in input]
+        if isinstance(input, str):
+            from interp.model.tokenize import warn_bos_once
+
+            if prepend_bos is None:
+                warn_bos_once(self)
+            ids = self.encode(input, prepend_bos)
+        else:
+            ids = input.flatten().tolist()
         return [tok.decode([i]) for i in ids]
 
     def to_string(self, tokens: torch.Tensor | Sequence[int]) -> str:
@@ -144,23 +165,34 @@ class Transformer(TLModelAPI, HookedRootModule):
         self,
         input: str | Sequence[str] | torch.Tensor,
         return_type: ReturnType = "logits",
-        *,
+        loss_per_token: bool = False,
+        prepend_bos: bool | None = None,
+        padding_side: str | None = None,
         attention_mask: torch.Tensor | None = None,
-        positions: torch.Tensor | None = None,
-        past_kv: KVCache | None = None,
         start_at_layer: int | None = None,
         stop_at_layer: int | None = None,
-        loss_per_token: bool = False,
+        *,
+        positions: torch.Tensor | None = None,
+        past_kv: KVCache | None = None,
     ):
         """Run the model.
 
-        input: text, texts (left-padded), token ids (batch, pos), or with `start_at_layer` the residual
-        stream (batch, pos, d_model) entering that layer. `attention_mask` (batch, pos) marks real tokens;
-        positions default to each row's count of real tokens so far, so left padding changes nothing.
-        `stop_at_layer=l` returns the residual stream entering layer l (TransformerLens' convention).
+        input: text, texts (padded as `to_tokens` pads them), token ids (batch, pos), or with
+        `start_at_layer` the residual stream (batch, pos, d_model) entering that layer. The arguments up to
+        `stop_at_layer` are TransformerLens' `forward`'s, in its order.
+
+        `attention_mask` (batch, pos) marks real tokens; positions default to each row's count of real
+        tokens so far, so padding changes no real token's logits. Token ids given without a mask use the
+        one `to_tokens` remembered for them, else leading pad ids count as padding (trailing ones too with
+        `padding_side="right"`): the rule is in `interp.model.tokenize`. With a mask, the loss averages
+        over real tokens only. `stop_at_layer=l` returns the residual stream entering layer l.
         """
         if isinstance(input, (str, list, tuple)):
-            input, attention_mask = self.to_batch(input)
+            input = self.to_tokens(input, prepend_bos, padding_side)
+        if attention_mask is None and start_at_layer is None and past_kv is None:
+            from interp.model.tokenize import mask_for
+
+            attention_mask = mask_for(self, input, padding_side)  # None when nothing is padding
         tokens = input if start_at_layer is None else None
         b, p = input.shape[:2]
         if p == 0:
@@ -295,11 +327,35 @@ class Transformer(TLModelAPI, HookedRootModule):
             raise KeyError(f"no hook point named {unknown[0]!r}")
         return list(names_filter)
 
-    def generate(self, input, **kwargs):
-        """Sample a continuation with a KV cache; see `interp.model.generate.generate`."""
-        from interp.model.generate import generate
+    def generate(
+        self,
+        input: str | Sequence[str] | torch.Tensor = "",
+        max_new_tokens: int = 10,
+        stop_at_eos: bool = True,
+        eos_token_id: int | Sequence[int] | None = None,
+        do_sample: bool = True,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        temperature: float = 1.0,
+        use_past_kv_cache: bool = True,
+        prepend_bos: bool | None = None,
+        padding_side: str | None = None,
+        return_type: str | None = "input",
+        verbose: bool = True,
+        attention_mask: torch.Tensor | None = None,
+        seed: int | None = None,
+    ):
+        """TransformerLens' `generate`, with its arguments and defaults: text in gives prompt + continuation
+        as text; tokens in give tokens (batch, prompt + new), so `out[:, n:]` is the continuation. `seed`
+        (interp's) makes sampling reproducible. See `interp.model.generate.generate_tl`; analyses use
+        `interp.model.generate.generate`, which returns the continuation only."""
+        from interp.model.generate import generate_tl
 
-        return generate(self, input, **kwargs)
+        return generate_tl(self, input, max_new_tokens=max_new_tokens, stop_at_eos=stop_at_eos,
+                           eos_token_id=eos_token_id, do_sample=do_sample, top_k=top_k, top_p=top_p,
+                           temperature=temperature, use_past_kv_cache=use_past_kv_cache, prepend_bos=prepend_bos,
+                           padding_side=padding_side, return_type=return_type, verbose=verbose,
+                           attention_mask=attention_mask, seed=seed)
 
     def init_weights(self, seed: int = 0, std: float = 0.02) -> Transformer:
         """Random weights for tiny test models: normal(0, std) matrices, unit norms, zero biases."""

@@ -37,7 +37,7 @@ def test_greedy_generation_matches_transformers(twin):
     hf.generation_config.eos_token_id = None  # run all 14 steps in both (min_new_tokens would mask EOS instead)
     with torch.no_grad():
         expected = hf.generate(tokens, max_new_tokens=14, do_sample=False, pad_token_id=0)[:, tokens.shape[1]:]
-    got = ours.generate(tokens, max_new_tokens=14, stop_at_eos=False)
+    got = ours.generate(tokens, max_new_tokens=14, stop_at_eos=False, do_sample=False)[:, tokens.shape[1]:]
     assert got.tolist() == expected.tolist()
 
 

@@ -8,6 +8,7 @@ import torch
 from interp.interventions import ablate_heads, add_vector, head_means, intervene, patch_from_cache, read_resid, set_activation
 from interp.model import hook_names as hn
 from interp.model.config import ModelConfig
+from interp.model.generate import generate
 from interp.model.transformer import Transformer
 
 B, P = 2, 9
@@ -147,10 +148,10 @@ def test_hooks_are_removed_when_the_forward_raises(tiny):
 
 def test_cached_generation_equals_uncached(tiny):
     tokens = _tokens(tiny)[:, :5]
-    fast = tiny.generate(tokens, max_new_tokens=8, stop_at_eos=False)
-    slow = tiny.generate(tokens, max_new_tokens=8, stop_at_eos=False, use_cache=False)
+    fast = generate(tiny, tokens, max_new_tokens=8, stop_at_eos=False)
+    slow = generate(tiny, tokens, max_new_tokens=8, stop_at_eos=False, use_cache=False)
     assert torch.equal(fast, slow)
-    sampled = [tiny.generate(tokens, max_new_tokens=8, temperature=1.0, top_k=10, top_p=0.9, seed=3, stop_at_eos=False)
+    sampled = [generate(tiny, tokens, max_new_tokens=8, temperature=1.0, top_k=10, top_p=0.9, seed=3, stop_at_eos=False)
                for _ in range(2)]
     assert torch.equal(*sampled)
 
@@ -186,7 +187,7 @@ def test_input_longer_than_context_is_refused(tiny):
     with pytest.raises(InvalidInputError, match="reads at most"):
         tiny(torch.zeros((1, tiny.cfg.n_ctx + 1), dtype=torch.long))
     with pytest.raises(InvalidInputError, match="max_new_tokens"):
-        tiny.generate(_tokens(tiny), max_new_tokens=0)
+        generate(tiny, _tokens(tiny), max_new_tokens=0)
     assert isinstance(Transformer, type)
 
 

@@ -106,7 +106,9 @@ def test_greedy_generations_match_transformers(pair):
         tokens = ours.to_tokens(prompt)
         ref = hf.generate(tokens, attention_mask=torch.ones_like(tokens), max_new_tokens=20, do_sample=False,
                           eos_token_id=None, pad_token_id=0)[:, tokens.shape[1]:]
-        got = ours.generate(tokens, max_new_tokens=20, stop_at_eos=False)
+        out = ours.generate(tokens, max_new_tokens=20, stop_at_eos=False, do_sample=False)  # TL's meaning
+        got = out[:, tokens.shape[1]:]
+        assert torch.equal(out[:, :tokens.shape[1]], tokens)
         assert got.tolist() == ref.tolist(), f"{ours.to_string(got[0])!r} != {ours.to_string(ref[0])!r}"
 
 

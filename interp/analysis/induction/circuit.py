@@ -42,9 +42,8 @@ def folded_ov(model, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Per query head: W_V (h, d_model, d_head) with ln1 folded in (the kv head h // group_size's), and
     W_O (h, d_head, d_model) with the post-attention norm folded in (Gemma)."""
     blk = model.blocks[layer]
-    g = model.cfg.group_size
     w_in = _norm_w(blk.ln1)
-    W_V = blk.attn.W_V.detach().float().repeat_interleave(g, dim=0)  # (h, d_model, d_head)
+    W_V = blk.attn.W_V.detach().float()  # (h, d_model, d_head): already one slice per query head
     if w_in is not None:
         W_V = w_in[None, :, None] * W_V
     W_O = blk.attn.W_O.detach().float()  # (h, d_head, d_model)
@@ -59,7 +58,7 @@ def folded_qk(model, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
     blk = model.blocks[layer]
     w_in = _norm_w(blk.ln1)
     W_Q = blk.attn.W_Q.detach().float()
-    W_K = blk.attn.W_K.detach().float().repeat_interleave(model.cfg.group_size, dim=0)
+    W_K = blk.attn.W_K.detach().float()  # (h, d_model, d_head): already one slice per query head
     if w_in is not None:
         W_Q, W_K = w_in[None, :, None] * W_Q, w_in[None, :, None] * W_K
     return W_Q, W_K

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from interp.errors import InvalidInputError
+from interp.model.generate import generate
 from interp.model.tokenize import sink_token
 
 
@@ -84,7 +85,7 @@ def generated_text_tokens(model, n_texts: int, n_tokens: int, seed: int,
     """(n_texts, p + n_tokens) text the model writes itself, sampled at temperature 1 (top-p 0.95) from
     one short prompt in one batch, seeded. The model's own text is in-distribution and needs no data set."""
     start = model.to_tokens(prompt, prepend_bos=True).repeat(n_texts, 1)  # (n, p)
-    new = model.generate(start, max_new_tokens=n_tokens, temperature=1.0, top_p=0.95, seed=seed,
+    new = generate(model, start, max_new_tokens=n_tokens, temperature=1.0, top_p=0.95, seed=seed,
                          stop_at_eos=False)  # (n, n_tokens)
     return torch.cat([start, new.to(start.device)], dim=1)
 

@@ -22,7 +22,7 @@ def _first_token(model, text: str, flag: str) -> int:
 
 def run_patch(model, params: PatchParams = PatchParams(), progress: Progress | None = None) -> PatchReport:
     start = time.perf_counter()
-    clean, corrupted = model.to_tokens(params.clean), model.to_tokens(params.corrupted)
+    clean, corrupted = model.to_batch(params.clean)[0], model.to_batch(params.corrupted)[0]
     if clean.shape != corrupted.shape:
         raise InvalidInputError(
             f"The clean prompt is {clean.shape[1]} tokens and the corrupted one {corrupted.shape[1]}; patching "

@@ -24,6 +24,7 @@ from interp.errors import InvalidInputError
 from interp.fingerprint import ids_hash, text_hash, weights_hash
 from interp.interventions import capture, intervene
 from interp.model import hook_names
+from interp.model.generate import generate
 from interp.model.registry import cache_dir
 from interp.progress import Progress, track
 
@@ -109,7 +110,7 @@ def sample_corpus(model, params: StatsParams, progress: Progress | None = None,
         b = min(params.batch_size, n_docs - start)
         openers = [OPENERS[(start + j) % len(OPENERS)] for j in range(b)]
         tokens, mask = model.to_batch(openers)
-        new = model.generate(tokens, attention_mask=mask, max_new_tokens=params.sample_len - tokens.shape[1],
+        new = generate(model, tokens, attention_mask=mask, max_new_tokens=params.sample_len - tokens.shape[1],
                              temperature=1.0, top_p=0.95, seed=params.seed * 100_003 + i, stop_at_eos=False)
         for row in range(b):
             ids = tokens[row][mask[row]].tolist() + new[row].tolist()

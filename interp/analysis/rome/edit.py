@@ -46,6 +46,7 @@ from interp.analysis.rome.hparams import ROMEParams, default_layer
 from interp.analysis.rome.key import EditRequest, context_templates, subject_keys, target_ids
 from interp.analysis.rome.value import optimise_delta
 from interp.errors import EditError
+from interp.model.generate import generate
 from interp.progress import Progress
 
 # The edit-file classes live in editfile.py (checked loading, all-or-nothing apply, safe saving); kept
@@ -123,7 +124,7 @@ def rome_edit(model, request: EditRequest, params: ROMEParams = ROMEParams(), ap
 def check_target(model, request: EditRequest) -> None:
     """Refuse a target the model already gives (greedy continuation of the prompt starts with it)."""
     tgt = target_ids(model, request.target_new)
-    out = model.generate(request.text, max_new_tokens=len(tgt), return_text=False)
+    out = generate(model, request.text, max_new_tokens=len(tgt), return_text=False)
     if out[0].tolist() == tgt:
         raise EditError(f"The model already answers {request.target_new!r} to {request.text!r}; choose a different target.")
 

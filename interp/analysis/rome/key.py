@@ -19,6 +19,7 @@ import torch
 from interp.errors import EditError
 from interp.interventions import capture, intervene
 from interp.model import hook_names
+from interp.model.generate import generate
 from interp.model.tokenize import answer_ids, subject_tokens
 
 CONTEXT_OPENERS = ("The", "Therefore", "Because", "I", "You")
@@ -96,7 +97,7 @@ def context_templates(model, lengths: tuple[tuple[int, int], ...] = ((5, 10), (1
     out = ["{}"]
     for i, (length, count) in enumerate(lengths):
         openers = [CONTEXT_OPENERS[j % len(CONTEXT_OPENERS)] for j in range(count)]
-        texts = model.generate(openers, max_new_tokens=length, temperature=1.0, top_k=5, seed=seed * 1000 + i)
+        texts = generate(model, openers, max_new_tokens=length, temperature=1.0, top_k=5, seed=seed * 1000 + i)
         for opener, cont in zip(openers, texts):
             text = (opener + cont).replace("{", " ").replace("}", " ").replace("\n", " ").strip()
             out.append(text + ". {}")

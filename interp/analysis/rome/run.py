@@ -18,6 +18,7 @@ from interp.analysis.rome.key import EditRequest
 from interp.analysis.rome.params import METRICS, EditEvalParams, EditParams
 from interp.analysis.rome.result import EditEvalResult, EditResult
 from interp.errors import InvalidInputError
+from interp.model.generate import generate
 from interp.progress import Progress, track
 
 
@@ -138,7 +139,7 @@ def run_edit(model, params: EditParams, progress: Progress | None = None) -> Edi
         check_target(model, request)
         edit = rome_edit(model, request, params.rome, apply=False, progress=progress)
     original = {d.layer: model.blocks[d.layer].mlp.w_out.detach().clone() for d in edit.deltas}
-    true_answer = request.target_true or first_word(model.generate(request.text, max_new_tokens=5))
+    true_answer = request.target_true or first_word(generate(model, request.text, max_new_tokens=5))
     before = probe(model, request.text, request.target_new, true_answer, params.gen_tokens)
     edit.apply(model)
     try:
@@ -152,6 +153,6 @@ def run_edit(model, params: EditParams, progress: Progress | None = None) -> Edi
     if params.undo:
         edit.undo(model)
         undo = {"weights_restored_exactly": all(torch.equal(model.blocks[l].mlp.w_out, w) for l, w in original.items()),
-                "generation": model.generate(request.text, max_new_tokens=params.gen_tokens)}
+                "generation": generate(model, request.text, max_new_tokens=params.gen_tokens)}
     return EditResult(model.cfg.name, params, time.perf_counter() - start, edit, request, true_answer, before, after,
                       undo, saved, exported)

@@ -69,13 +69,28 @@ class Attention(nn.Module):
     def W_Q(self) -> torch.Tensor:  # (h, d_model, d)
         return self.w_q.view(self.cfg.n_heads, self.cfg.d_head, -1).transpose(1, 2)
 
+    # W_K / W_V have one slice per *query* head, as TransformerLens' grouped-query attention: query head h
+    # reads key/value head h // group_size (repeat_interleave), so W_K[h] pairs with W_Q[h]. With GQA they
+    # are copies; _W_K / _W_V are the g stored heads, views that share the weights' storage.
     @property
-    def W_K(self) -> torch.Tensor:  # (g, d_model, d)
+    def _W_K(self) -> torch.Tensor:  # (g, d_model, d)
         return self.w_k.view(self.cfg.n_kv_heads, self.cfg.d_head, -1).transpose(1, 2)
 
     @property
-    def W_V(self) -> torch.Tensor:  # (g, d_model, d)
+    def _W_V(self) -> torch.Tensor:  # (g, d_model, d)
         return self.w_v.view(self.cfg.n_kv_heads, self.cfg.d_head, -1).transpose(1, 2)
+
+    @property
+    def W_K(self) -> torch.Tensor:  # (h, d_model, d)
+        return self._per_query_head(self._W_K)
+
+    @property
+    def W_V(self) -> torch.Tensor:  # (h, d_model, d)
+        return self._per_query_head(self._W_V)
+
+    def _per_query_head(self, w: torch.Tensor) -> torch.Tensor:
+        group = self.cfg.n_heads // self.cfg.n_kv_heads
+        return w if group == 1 else w.repeat_interleave(group, dim=0)  # (g, ...) -> (h, ...)
 
     @property
     def W_O(self) -> torch.Tensor:  # (h, d, d_model)

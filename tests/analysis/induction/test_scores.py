@@ -84,7 +84,7 @@ def test_copying_score_matches_full_vocab_eigenvalues(model):
         blk = model.blocks[layer]
         for head in range(cfg.n_heads):
             kv = head // cfg.group_size  # GQA: the query head's key/value head
-            W_V = blk.attn.W_V[kv].detach().double() * blk.ln1.w.detach().double()[:, None]
+            W_V = blk.attn._W_V[kv].detach().double() * blk.ln1.w.detach().double()[:, None]
             W_O = blk.attn.W_O[head].detach().double()
             if cfg.sandwich_norm:
                 W_O = W_O * blk.ln1_post.w.detach().double()[None, :]
@@ -118,7 +118,7 @@ def test_k_composition_matches_dense_matrices(model):
         b2 = model.blocks[l2]
         w2 = b2.ln1.w.detach()[:, None]
         W_Q = w2 * b2.attn.W_Q[h2].detach()
-        W_K = w2 * b2.attn.W_K[h2 // cfg.group_size].detach()
+        W_K = w2 * b2.attn._W_K[h2 // cfg.group_size].detach()
         W_QK = W_Q @ W_K.T  # (d_model, d_model)
         for l1 in range(cfg.n_layers):
             for h1 in range(cfg.n_heads):
@@ -126,7 +126,7 @@ def test_k_composition_matches_dense_matrices(model):
                     assert torch.isnan(fast[t, l1, h1])
                     continue
                 b1 = model.blocks[l1]
-                W_OV = (b1.ln1.w.detach()[:, None] * b1.attn.W_V[h1 // cfg.group_size].detach()) @ b1.attn.W_O[h1].detach()
+                W_OV = (b1.ln1.w.detach()[:, None] * b1.attn._W_V[h1 // cfg.group_size].detach()) @ b1.attn.W_O[h1].detach()
                 if cfg.sandwich_norm:
                     W_OV = W_OV * b1.ln1_post.w.detach()[None, :]
                 expect = (W_OV @ W_QK.T).norm() / (W_OV.norm() * W_QK.norm())

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from interp.analysis.rome import Edit, EditRequest, rome_edit
 from interp.analysis.rome.edit import LayerDelta
+from interp.model.generate import generate
 
 pytestmark = pytest.mark.slow
 
@@ -20,7 +21,7 @@ EIFFEL = EditRequest("The {} is located in the city of", "Eiffel Tower", "Rome",
 
 
 def greedy(model, text: str) -> str:
-    return model.to_string(model.generate(text, max_new_tokens=1, return_text=False)[0])
+    return model.to_string(generate(model, text, max_new_tokens=1, return_text=False)[0])
 
 
 @pytest.fixture(scope="module")
