@@ -259,7 +259,7 @@ def test_smollm2_issue_example_gives_the_logit_with_processing(smollm2):
         with torch.no_grad():
             logits, cache = model.run_with_cache(tokens, names_filter=names)
         tok = int(logits[0, -1].argmax())
-        recipe = float(cache[last][0, -1] / cache["ln_final.hook_scale"][0, -1] @ model.W_U[:, tok])
+        recipe = float((cache[last][0, -1] / cache["ln_final.hook_scale"][0, -1] @ model.W_U[:, tok]).detach())
         out[name] = (recipe, float(logits[0, -1, tok]), logits[0, -1].log_softmax(-1), tok)
     recipe, logit, _, _ = out["plain"]
     assert abs(recipe - logit) > 1.0  # the issue: 6.84 against 12.84 on its prompt
@@ -267,3 +267,28 @@ def test_smollm2_issue_example_gives_the_logit_with_processing(smollm2):
     assert recipe == pytest.approx(logit, abs=1e-3)
     assert tok == out["plain"][3]
     torch.testing.assert_close(logprobs, out["plain"][2], rtol=0, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_smollm2_equals_transformer_lens_compatibility_mode(smollm2):
+    """SmolLM2 processed against TL's bridge in compatibility mode on transformers' reading of the same file:
+    W_U, W_Q, W_in, and the logits. (Gemma-3-270M passes the same check, in ~5 minutes on 2 busy cores, so CI
+    checks Gemma-3's processing on its tiny twin only.)"""
+    import gc
+
+    from interp.model.reference import bridge_from_hf, hf_from_gguf
+
+    name = "smollm2-135m"
+    ours = load_model(name, process_weights=True)
+    hf, tokenizer = hf_from_gguf(name)
+    bridge = bridge_from_hf(hf, tokenizer, name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bridge.enable_compatibility_mode(disable_warnings=True)
+    for attr in ("W_U", "W_Q", "W_in"):
+        torch.testing.assert_close(getattr(ours, attr), getattr(bridge, attr), rtol=0, atol=2e-5, msg=attr)
+    tokens = ours.to_tokens("The Eiffel Tower is located in the city of", prepend_bos=False)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(tokens), bridge(tokens), rtol=0, atol=2e-3)
+    del hf, bridge
+    gc.collect()
