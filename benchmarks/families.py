@@ -34,7 +34,8 @@ def main() -> None:
             hf.generation_config.eos_token_id = None
             with torch.no_grad():
                 theirs = hf.generate(start, max_new_tokens=14, do_sample=False, pad_token_id=0)[:, 12:]
-            same = ours.generate(start, max_new_tokens=14, stop_at_eos=False, do_sample=False)[:, 12:].tolist() == theirs.tolist()
+            out = ours.generate(start, max_new_tokens=14, stop_at_eos=False, do_sample=False)  # prompt + new
+            same = out[:, 12:].tolist() == theirs.tolist()
             c = ours.cfg
             features = [k for k, v in (("GQA", c.n_kv_heads < c.n_heads), ("window", c.sliding_window),
                                        ("rope " + (c.rope_scaling or {}).get("rope_type", ""), c.rope_scaling),
