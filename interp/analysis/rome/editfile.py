@@ -37,7 +37,7 @@ from interp.fingerprint import tensor_sha256
 
 FORMAT = "interp-edit/2"  # 2: factors_sha256 in the metadata
 READABLE = ("interp-edit/1", FORMAT)
-METHODS = ("rome", "memit")
+METHODS = ("rome", "memit", "alphaedit", "ft", "ft-l")
 MAX_LAYERS = 4096  # no model has more; a file claiming more is not an edit
 # A factor pair whose product could move W_out by more than this many times W_out's own norm is refused
 # (real ROME/MEMIT updates are a small fraction of it); without a model, an absolute bound.

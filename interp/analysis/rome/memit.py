@@ -120,8 +120,9 @@ def layer_update(keys: torch.Tensor, resid: torch.Tensor, c: torch.Tensor, lam: 
 
 
 def memit_edit(model, requests: Sequence[EditRequest], params: MEMITParams = MEMITParams(), apply: bool = True,
-               progress: Progress | None = None, stats: StatsCache | None = None) -> Edit:
-    """Compute (and by default apply) one MEMIT edit for all `requests`."""
+               progress: Progress | None = None, stats: StatsCache | None = None, solve=None) -> Edit:
+    """Compute (and by default apply) one MEMIT edit for all `requests`. `solve(layer, keys, resid, c)` ->
+    (left, right) replaces MEMIT's least-squares layer update (AlphaEdit's projected one: alphaedit.py)."""
     requests = list(requests)
     if not requests:
         raise EditError("MEMIT needs at least one request.")
@@ -164,7 +165,10 @@ def memit_edit(model, requests: Sequence[EditRequest], params: MEMITParams = MEM
                 mlp = model.blocks[layer].mlp  # W_out's output for these keys, then the change the norm needs
                 m = keys.to(w) @ w.detach().T + (0 if mlp.b_out is None else mlp.b_out.detach())
                 resid = through_norm(norm, m, resid.to(m))
-            left, right = layer_update(keys, resid, covs[layer], params.lam)
+            if solve is None:
+                left, right = layer_update(keys, resid, covs[layer], params.lam)
+            else:
+                left, right = solve(layer, keys, resid, covs[layer])
             ld = LayerDelta(layer, left.float().to(w.device), right.float().to(w.device), weight_hash(w))
             with torch.no_grad():
                 w.add_(ld.matrix.to(w.dtype))
