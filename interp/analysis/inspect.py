@@ -18,6 +18,7 @@ from interp.analysis.result import Finding, ResultBase
 from interp.errors import InvalidInputError
 from interp.markdown import escape
 from interp.model import hook_names
+from interp.model.processing import Processing, processing_of
 from interp.progress import Progress
 
 # params field -> CLI flag; "PROMPT" (no dashes) is the command's positional argument
@@ -113,6 +114,7 @@ class InspectResult(ResultBase):
             f"({c['n_kv_heads']} key/value), d_head {c['d_head']}, d_mlp {c['d_mlp']}, vocab {c['d_vocab']}, "
             f"context {c['n_ctx']}, {c['norm']} norm, {c['positional']} positions, {c['act']} "
             f"{'gated ' if c['gated_mlp'] else ''}MLP",
+            f"weights: {Processing(**c.get('weight_processing', {}))}",  # the checkpoint's, or TL-processed
             f"prompt: {len(self.tokens)} tokens {self.tokens}",
             "",
             "top next tokens:",
@@ -149,6 +151,7 @@ def run_inspect(model, params: InspectParams, progress: Progress | None = None) 
         "answer_rank": rank.tolist(),
     })
     cfg = {k: v for k, v in model.cfg.to_dict().items() if k != "extra"}
+    cfg["weight_processing"] = processing_of(model).to_dict()  # which weights: load_model(process_weights=...)
     return InspectResult(model.cfg.name, params, time.perf_counter() - start, cfg, model.to_str_tokens(tokens[0]),
                          top_next, table)
 

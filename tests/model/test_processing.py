@@ -292,3 +292,18 @@ def test_smollm2_equals_transformer_lens_compatibility_mode(smollm2):
         torch.testing.assert_close(ours(tokens), bridge(tokens), rtol=0, atol=2e-3)
     del hf, bridge
     gc.collect()
+
+
+def test_inspect_says_which_weights_are_loaded():
+    from interp.analysis.inspect import inspect_prompt
+    from tests.tiny import tiny_char_model
+
+    model = tiny_char_model()
+    before = inspect_prompt(model, "the cat", top_k=2)
+    process_weights(model)
+    after = inspect_prompt(model, "the cat", top_k=2)
+    assert "weights: unprocessed (the checkpoint's weights)" in before.render()
+    assert "weights: processed as TransformerLens does (fold_ln, center_unembed, fold_value_biases)" in after.render()
+    assert before.to_json()["config"]["weight_processing"] == UNPROCESSED.to_dict()
+    assert after.to_json()["config"]["weight_processing"] == model.processing.to_dict()
+    assert [t["id"] for t in after.top_next] == [t["id"] for t in before.top_next]  # the same predictions
