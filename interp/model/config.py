@@ -174,7 +174,8 @@ class TLConfig(_tl_config_base()):
     scores, `device`/`dtype` = where the model's weights are now), so TL's model-agnostic tools run on interp's
     model. Every other name reads through to the `ModelConfig` (`cfg.n_kv_heads`, `cfg.norm`, `cfg.replace`,
     ...), which `to_dict`, `==` and `hash` also use, so fingerprints and caches keyed on it do not move. Like
-    the `ModelConfig` it is read-only: build a new model from `cfg.replace(...)` to change one.
+    the `ModelConfig` it is read-only (build a new model from `cfg.replace(...)`), except TL's idiom
+    `cfg.default_prepend_bos = True`, which switches the model to TL's BOS rule.
     """
 
     def __init__(self, config: ModelConfig, model=None):
@@ -259,6 +260,9 @@ class TLConfig(_tl_config_base()):
     def __setattr__(self, name: str, value) -> None:
         if not self.__dict__.get("_frozen") or (name in _TL_SWITCHES and value is False):
             return object.__setattr__(self, name, value)
+        if name == "default_prepend_bos":  # TL's idiom for choosing the BOS rule; the ModelConfig follows
+            self.__dict__["config"] = self.config.replace(default_prepend_bos=bool(value))
+            return object.__setattr__(self, name, bool(value))
         if name in _TL_SWITCHES:
             raise dataclasses.FrozenInstanceError(
                 f"cfg.{name} stays False: interp computes that hook whenever it is hooked or named in "

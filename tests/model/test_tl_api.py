@@ -8,14 +8,13 @@ import dataclasses
 
 import pytest
 import torch
-from transformer_lens import ActivationCache as TLActivationCache
-from transformer_lens import FactoredMatrix
+from transformer_lens import ActivationCache as TLActivationCache, FactoredMatrix
 from transformer_lens.config import TransformerLensConfig
 from transformer_lens.model_protocol import TransformerLensModelWithWeights
 
 from interp.model.load import load_model
 from tests.model.families_twins import build_twin, prompt, word_tokenizer
-from tests.tiny import TINY, tiny_model
+from tests.tiny import TINY, tiny_char_model, tiny_model
 
 CLOSE = dict(atol=1e-4, rtol=1e-4)
 
@@ -82,6 +81,15 @@ def test_cfg_keeps_interp_fields_and_stays_read_only():
     assert type(model)(cfg).cfg == cfg  # a model built from another's cfg gets the same config
     model.to(torch.float64)
     assert cfg.dtype == torch.float64 and cfg.device == "cpu"  # live: follows .to(...)
+
+
+def test_default_prepend_bos_is_settable_as_in_tl():
+    """TL's idiom `model.cfg.default_prepend_bos = ...` chooses the BOS rule; the ModelConfig follows."""
+    model = tiny_char_model()
+    model.cfg = model.cfg.replace(bos_token_id=0, default_prepend_bos=False)
+    assert model.encode("ab") == [model.to_single_token("a"), model.to_single_token("b")]
+    model.cfg.default_prepend_bos = True
+    assert model.cfg.config.default_prepend_bos is True and model.encode("ab")[0] == 0
 
 
 def test_cfg_rms_vs_layer_norm_and_positions():

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from interp.model.components.hook import HookPoint
 
+from interp.model.components.hook import HookPoint
 from interp.model.config import ModelConfig
 
 
