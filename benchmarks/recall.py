@@ -30,9 +30,10 @@ import torch
 from _md import goals_block, threads_env, write_keeping_notes
 
 from interp.analysis.recall.evaluate import DEFAULT_NEW_TOKENS, score_examples
-from interp.analysis.recall.synthetic import make_word_kv_examples
 from interp.analysis.recall.prompts import is_correct
+from interp.analysis.recall.synthetic import make_word_kv_examples
 from interp.model.load import load_model
+
 
 def load_hf(name: str):
     from interp.model.reference import hf_from_gguf

@@ -129,8 +129,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.from_raw:
-        from interp.analysis.rome.hparams import default_memit_layers as dml
-        from interp.analysis.rome.hparams import default_layer
+        from interp.analysis.rome.hparams import default_layer, default_memit_layers as dml
 
         raw = torch.load(args.raw, weights_only=False)
         write(args, raw, default_layer(args.model, 30), dml(args.model, 30), len(raw["mres"]["peer"][1][1]), 4000)

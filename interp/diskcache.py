@@ -19,7 +19,7 @@ import shutil
 import sys
 import tempfile
 import time
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 STALE_SECONDS = 3600.0
@@ -36,7 +36,7 @@ def interp_version() -> str:
         return "unknown"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _source_hash(module: str) -> str:
     """sha256 of a module's source, or of every .py file under a package (recursively)."""
     try:

@@ -19,7 +19,7 @@ pair. `tests/patching` checks every grid against a loop of single hooks on full 
 from __future__ import annotations
 
 import itertools
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

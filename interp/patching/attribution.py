@@ -10,7 +10,7 @@ Scores are reported as the estimated patched metric (base metric + estimate), on
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

@@ -3,7 +3,7 @@ grid, with a permutation control (the correlation of shuffled cells)."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

@@ -5,7 +5,7 @@ per-pair tensor of length n is tiled to the rows)."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

@@ -17,7 +17,8 @@ corrupted effect, after `normalized()`.
 
 from __future__ import annotations
 
-from typing import Sequence, Union
+from collections.abc import Sequence
+from typing import Union
 
 import torch
 

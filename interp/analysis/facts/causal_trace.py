@@ -31,8 +31,8 @@ differs there yet), so they are not run. ``trace_bruteforce`` is the one-forward
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -45,7 +45,6 @@ from interp.model.components.attention import AttentionInputs, LayerCache
 from interp.model.tokenize import answer_ids, subject_tokens
 from interp.model.transformer import KVCache
 from interp.progress import Progress, track
-
 
 
 @dataclass

@@ -28,8 +28,8 @@ keys and values from a KV cache filled once per prompt.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch

@@ -28,11 +28,12 @@ the line (JSONL) or record number (JSON array) and the field.
 from __future__ import annotations
 
 import gzip
-import zlib
 import json
+import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from interp.errors import DataFormatError, InterpError
 

@@ -7,8 +7,14 @@ import time
 
 import pandas as pd
 
-from interp.analysis.facts.causal_trace import (NOISE_SUBJECTS, case_noise, embedding_std, greedy_token, prepare_case,
-                                               trace_case)
+from interp.analysis.facts.causal_trace import (
+    NOISE_SUBJECTS,
+    case_noise,
+    embedding_std,
+    greedy_token,
+    prepare_case,
+    trace_case,
+)
 from interp.analysis.facts.neuron_controls import COLUMNS, answer_token, control_rows
 from interp.analysis.facts.neurons import attribute, fact_prompts, neurons_of, refine_relation, relation_templates
 from interp.analysis.facts.params import NeuronParams, TraceParams

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from interp.analysis.induction.ablation import Ablator, AblationSummary, ablation_study, text_check
+from interp.analysis.induction.ablation import AblationSummary, Ablator, ablation_study, text_check
 from interp.analysis.induction.circuit import composition_summary, copying_scores, direct_logit_copying
 from interp.analysis.induction.params import InductionParams
 from interp.analysis.induction.result import InductionResult, label

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -29,6 +29,7 @@ import torch
 from interp.analysis.rome.key import pad_left, target_ids
 from interp.analysis.rome.params import METRICS, EditEvalParams  # noqa: F401 (METRICS re-exported)
 from interp.model.generate import generate
+
 
 @torch.no_grad()
 def target_nll(model, prompts: Sequence[str], targets: Sequence[str], batch_size: int = 32) -> np.ndarray:

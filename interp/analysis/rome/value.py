@@ -45,8 +45,8 @@ loss the edited model's own loss on these prompts, instead of assuming every pro
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -146,7 +146,6 @@ class _Suffix:
 
     def _view(self):
         """A fresh cache over the prefix's tensors (a forward appends to its cache; the prefix stays as is)."""
-        from interp.model.components.attention import LayerCache
         from interp.model.transformer import KVCache
 
         if self.prefix is None:

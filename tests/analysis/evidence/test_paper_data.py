@@ -9,8 +9,16 @@ import json
 import pytest
 
 from interp.analysis.recall.loaders import load_qa_file
-from interp.analysis.recall.paper_data import (KV_75, NQ_ORACLE, ClosedBookExample, closed_book, load_kv_75,
-                                               load_nq_oracle, oracle_and_closed_book, score_answers)
+from interp.analysis.recall.paper_data import (
+    KV_75,
+    NQ_ORACLE,
+    ClosedBookExample,
+    closed_book,
+    load_kv_75,
+    load_nq_oracle,
+    oracle_and_closed_book,
+    score_answers,
+)
 from interp.analysis.recall.prompts import RecallExample, is_correct
 from interp.errors import DataFormatError, InvalidInputError
 from interp.model.generate import generate

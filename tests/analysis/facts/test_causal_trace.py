@@ -26,6 +26,7 @@ from interp.errors import InvalidInputError
 from interp.model.transformer import Transformer
 from tests.tiny import TINY, tiny_model
 
+
 def tiny(family: str) -> Transformer:
     return tiny_model(family, std=0.3, n_layers=3)
 

@@ -12,16 +12,24 @@ import torch
 from click.testing import CliRunner
 
 from interp.analysis.facts.neuron_controls import random_like, scale_neurons
-from interp.analysis.facts.run import run_neurons
-from interp.analysis.facts.neurons import (Attribution, NeuronParams, consistent_units, fact_prompts,
-                                           integrated_gradients, refine_relation, relation_templates,
-                                           threshold_units)
+from interp.analysis.facts.neurons import (
+    Attribution,
+    NeuronParams,
+    consistent_units,
+    fact_prompts,
+    integrated_gradients,
+    refine_relation,
+    relation_templates,
+    threshold_units,
+)
 from interp.analysis.facts.records import FactRecord
+from interp.analysis.facts.run import run_neurons
 from interp.errors import InvalidInputError
 from interp.interventions import capture, intervene
 from interp.model import hook_names
 from interp.model.transformer import Transformer
 from tests.tiny import TINY, tiny_model
+
 
 def tiny(family: str) -> Transformer:
     return tiny_model(family, std=0.3)

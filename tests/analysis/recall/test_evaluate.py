@@ -18,11 +18,11 @@ import pytest
 import torch
 
 from interp.analysis.recall.evaluate import KV_LEAD, prepare, score_examples
-from interp.analysis.recall.synthetic import make_qa_examples, make_word_kv_examples
-from interp.analysis.recall.prefix import common_prefix_len, fork, plan_batches, plan_cost, prefix_cache, run_trunk
-from interp.analysis.recall.stats import wilson
 from interp.analysis.recall.params import RecallParams, resolve_positions
+from interp.analysis.recall.prefix import common_prefix_len, fork, plan_batches, plan_cost, prefix_cache, run_trunk
 from interp.analysis.recall.run import run_lost_in_middle
+from interp.analysis.recall.stats import wilson
+from interp.analysis.recall.synthetic import make_qa_examples, make_word_kv_examples
 from interp.errors import InvalidInputError
 from interp.model.config import ModelConfig
 from interp.model.transformer import Transformer

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from interp.analysis.recall.loaders import load_kv_file, load_qa_file
-from interp.analysis.recall.synthetic import WORDS, make_kv_examples, make_qa_examples, make_word_kv_examples
 from interp.analysis.recall.prompts import KV_INSTRUCTION, QA_INSTRUCTION
+from interp.analysis.recall.synthetic import WORDS, make_kv_examples, make_qa_examples, make_word_kv_examples
 from interp.errors import DataFormatError, InvalidInputError
 
 GENERATORS = [make_kv_examples, make_word_kv_examples, make_qa_examples]

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from interp.analysis.recall.synthetic import WORDS, make_kv_examples, make_qa_examples, make_word_kv_examples
 from interp.analysis.recall.prompts import (
     KV_INSTRUCTION,
     QA_INSTRUCTION,
@@ -18,6 +17,7 @@ from interp.analysis.recall.prompts import (
     locate_tokens,
     normalize_answer,
 )
+from interp.analysis.recall.synthetic import WORDS, make_kv_examples, make_qa_examples, make_word_kv_examples
 from interp.errors import InvalidInputError
 
 GENERATORS = [make_kv_examples, make_word_kv_examples, make_qa_examples]

@@ -7,9 +7,10 @@ import sys
 
 from click.testing import CliRunner
 
-from cli.main import cli
 from interp.analysis.rome import EditEvalParams
 from interp.errors import InterpError
+
+from cli.main import cli
 
 
 def test_edit_refuses_prompt_without_placeholder_in_one_line():

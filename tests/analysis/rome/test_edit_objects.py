@@ -6,7 +6,15 @@ import pytest
 import torch
 
 from interp.analysis.rome.covariance import model_fingerprint
-from interp.analysis.rome.edit import Edit, LayerDelta, export_model, rank_one_factors, undo_all, update_direction, weight_hash
+from interp.analysis.rome.edit import (
+    Edit,
+    LayerDelta,
+    export_model,
+    rank_one_factors,
+    undo_all,
+    update_direction,
+    weight_hash,
+)
 from interp.analysis.rome.evaluate import bootstrap_ci, ngram_entropy
 from interp.analysis.rome.key import EditRequest
 from interp.errors import EditError

@@ -13,8 +13,7 @@ import torch.nn.functional as F
 from interp.analysis.rome import ROMEParams
 from interp.analysis.rome.key import EditRequest
 from interp.analysis.rome.value import optimise_delta, value_loss
-from tests.tiny import CHARS, char_tokenizer
-from tests.tiny import tiny_model
+from tests.tiny import CHARS, char_tokenizer, tiny_model
 
 REQUEST = EditRequest("The {} is in", "Eiffel Tower", "Rome")
 CONTEXTS = ["{}", "Abc de. {}", "Hello there you. {}"]
