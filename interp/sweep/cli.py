@@ -76,13 +76,14 @@ def start_runtime(opts: dict):
     return start(opts.get("workers"), opts.get("ray_address"))
 
 
-def report_runs(opts: dict, model: str, specs: list, force: bool, runtime=None) -> dict:
-    """Every enabled experiment of `specs` on workers: {spec name: worker output} (see tasks.report)."""
+def report_runs(opts: dict, model: str, specs: list, recompute: bool, runtime=None) -> dict:
+    """Every enabled experiment of `specs` on workers (`recompute`: ignore cached results): {spec name: worker
+    output} (see tasks.report)."""
     from interp.sweep.tasks.report import run_experiments
 
     # no shard cache: the runner's own result cache already makes a rerun resume
     with start_sweep(opts, model, "report", cache=False, runtime=runtime) as sweep:
-        return run_experiments(sweep, model, specs, force)
+        return run_experiments(sweep, model, specs, recompute)
 
 
 def runner_from(outputs: dict) -> Callable:
