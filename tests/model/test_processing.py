@@ -307,3 +307,26 @@ def test_inspect_says_which_weights_are_loaded():
     assert before.to_json()["config"]["weight_processing"] == UNPROCESSED.to_dict()
     assert after.to_json()["config"]["weight_processing"] == model.processing.to_dict()
     assert [t["id"] for t in after.top_next] == [t["id"] for t in before.top_next]  # the same predictions
+
+
+@pytest.mark.parametrize("family", ["llama", "gemma3", "gpt2"])
+def test_tl_attribution_helpers_reproduce_the_logit_as_on_the_bridge(twins, family):
+    """TL's recipe through its own cache helpers: `decompose_resid`, `apply_ln_to_stack`, then `@ W_U[:, tok]`
+    (+ b_U): per component the bridge's numbers, and summed the logit, once the weights are processed."""
+    _, folder = twins(family)
+    ours, bridge, tok = load_model(str(folder), process_weights=True), _bridge(folder), 7
+    found = []
+    for model in (ours, bridge):
+        with torch.no_grad():
+            logits, cache = model.run_with_cache(prompt()[:1])
+            stack = cache.decompose_resid(layer=-1, pos_slice=-1)  # (component, batch, d_model)
+            scaled = cache.apply_ln_to_stack(stack, layer=-1, pos_slice=-1)
+            attrs = scaled @ model.W_U[:, tok]  # (component, batch)
+        assert float(attrs.sum() + model.b_U[tok].detach()) == pytest.approx(float(logits[0, -1, tok]), abs=1e-4)
+        found.append(attrs)
+    torch.testing.assert_close(found[0], found[1], rtol=0, atol=1e-4)
+    plain = load_model(str(folder))  # the checkpoint's weights: the same recipe misses the norm's weight
+    with torch.no_grad():
+        logits, cache = plain.run_with_cache(prompt()[:1])
+        scaled = cache.apply_ln_to_stack(cache.decompose_resid(layer=-1, pos_slice=-1), layer=-1, pos_slice=-1)
+    assert abs(float((scaled @ plain.W_U[:, tok]).sum()) - float(logits[0, -1, tok])) > 1e-2
