@@ -58,6 +58,10 @@ def test_models_lists_the_registry_as_json():
         (["generate", "hi", "--max-new-tokens", "0"], ["max_new_tokens"]),
         (["generate", "hi", "--top-p", "1.5"], ["top_p must be in (0, 1]"]),
         (["inspect", ""], ["prompt is empty"]),
+        (["inspect", "hi", "-k", "0"], ["--top-k must be at least 1"]),
+        (["overview", "--prompt", "hi", "--prompt", " "], ["--prompt is empty"]),
+        (["attention-viewer", "--text", "  "], ["text is empty"]),
+        (["attention-viewer", "--n-heads", "0"], ["--n-heads must be at least 1"]),
     ],
 )
 def test_bad_input_is_one_sentence_and_nonzero_exit(args, fragments):
