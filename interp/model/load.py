@@ -13,8 +13,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import torch
 
@@ -75,7 +75,8 @@ def _processing_options(process_weights: bool | dict) -> dict | None:
         raise InvalidInputError(f"process_weights must be True, False or a dict of options, not {process_weights!r}.")
     unknown = sorted(set(process_weights) - set(OPTIONS))
     if unknown:
-        raise InvalidInputError(f"Unknown weight-processing option {unknown[0]!r}; the options are {', '.join(OPTIONS)}.")
+        raise InvalidInputError(f"Unknown weight-processing option {unknown[0]!r}; "
+                                f"the options are {', '.join(OPTIONS)}.")
     return dict(process_weights)
 
 
@@ -164,11 +165,14 @@ def resolve_device(device: str | torch.device) -> torch.device:
     except (RuntimeError, TypeError, ValueError):
         raise InvalidInputError(f"Unknown --device {str(device)!r}; use cpu, cuda, cuda:N, mps or auto.") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InvalidInputError(f"--device {device} needs CUDA, which this machine does not have; use --device cpu or auto.")
+        raise InvalidInputError(f"--device {device} needs CUDA, which this machine does not have; "
+                                "use --device cpu or auto.")
     if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
-        raise InvalidInputError(f"--device {device} does not exist; this machine has {torch.cuda.device_count()} CUDA device(s).")
+        raise InvalidInputError(f"--device {device} does not exist; "
+                                f"this machine has {torch.cuda.device_count()} CUDA device(s).")
     if dev.type == "mps" and not mps:
-        raise InvalidInputError(f"--device {device} needs Apple's MPS, which is not available here; use --device cpu or auto.")
+        raise InvalidInputError(f"--device {device} needs Apple's MPS, which is not available here; "
+                                "use --device cpu or auto.")
     if dev.type not in ("cpu", "cuda", "mps", "meta"):
         raise InvalidInputError(f"--device {device} is not supported; use cpu, cuda, cuda:N, mps or auto.")
     return dev
@@ -315,8 +319,8 @@ def load_hf_dir(path: Path, name: str | None = None, dtype: torch.dtype = torch.
     prefixes, ignore = ("",), ()
     if hf.model_type == "gemma3":  # the multimodal wrapper: its text model, without the vision tower
         hf = hf.get_text_config()
-        prefixes, ignore = ("", "model.language_model.", "language_model."), ("vision_tower.", "multi_modal_projector.",
-                                                                                 "model.vision_tower.", "model.multi_modal_projector.")
+        prefixes = ("", "model.language_model.", "language_model.")
+        ignore = ("vision_tower.", "multi_modal_projector.", "model.vision_tower.", "model.multi_modal_projector.")
     cfg, family = config_from_hf(hf, name or path.name)
     place.bind(cfg)
     reader.prefixes = prefixes
