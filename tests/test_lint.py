@@ -13,7 +13,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 LINTED = [
-    "cli/main.py", "cli/commands/__init__.py", "cli/commands/edit.py", "cli/commands/induction.py",
+    "cli/main.py", "cli/commands/__init__.py", "cli/commands/edit.py", "cli/commands/facts.py",
+    "cli/commands/induction.py",
     "cli/commands/inspect.py", "cli/commands/models.py", "cli/commands/patch.py", "cli/commands/recall.py",
     "cli/commands/viewer.py",
     "interp/sweep/__init__.py", "interp/sweep/cache.py", "interp/sweep/cli.py", "interp/sweep/engine.py",

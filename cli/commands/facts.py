@@ -61,9 +61,10 @@ def _resolve_fact(prompt: str | None, subject: str | None, target: str | None, f
 def trace_params(prompt, subject, target, facts_path, limit, sample, samples, noise, window, kinds, batch_size, seed,
                  **_):
     """The TraceParams these options stand for (fact file read and checked before the model loads)."""
-    from cli.checks import at_least, finite
     from interp.analysis.facts.params import TraceParams
     from interp.errors import InvalidInputError
+
+    from cli.checks import at_least, finite
 
     finite("--noise", noise, 0.0, low_open=True)
     at_least("--samples", samples)
@@ -74,9 +75,9 @@ def trace_params(prompt, subject, target, facts_path, limit, sample, samples, no
         raise InvalidInputError("--sample needs --facts.")
     facts = _load_facts(facts_path, limit)
     prompt, subject, target, _ = _resolve_fact(prompt, subject, target, facts)
-    return TraceParams(prompt=prompt, subject=subject, target=target, facts=tuple(facts), sample=sample, samples=samples,
-                       noise=noise, window=window, seed=seed, kinds=tuple(k.strip() for k in kinds.split(",")),
-                       batch_size=batch_size)
+    return TraceParams(prompt=prompt, subject=subject, target=target, facts=tuple(facts), sample=sample,
+                       samples=samples, noise=noise, window=window, seed=seed,
+                       kinds=tuple(k.strip() for k in kinds.split(",")), batch_size=batch_size)
 
 
 @click.command("trace")
@@ -119,6 +120,7 @@ def trace_checks(model, params) -> None:
     """The answer is one token (or say so); the corrupted run over every noise sample and each batch of
     restored runs fit in memory."""
     from interp import memory
+
     from cli.checks import single_token_note
 
     single_token_note(model, params.target)
@@ -134,8 +136,9 @@ trace.params_from_options = trace_params
 
 def neuron_params(prompt, subject, target, paraphrases, facts_path, limit, steps, threshold, random_seeds, seed, **_):
     """The NeuronParams these options stand for."""
-    from cli.checks import at_least, finite
     from interp.analysis.facts.params import NeuronParams
+
+    from cli.checks import at_least, finite
 
     at_least("--steps", steps)
     finite("--threshold", threshold, 0.0, 1.0, low_open=True)
@@ -188,6 +191,7 @@ def neuron_checks(model, params) -> None:
     """The answer is one token (or say so); integrated gradients' rows (one per step, with a backward pass
     through every layer) fit in memory."""
     from interp import memory
+
     from cli.checks import single_token_note
 
     single_token_note(model, params.target)
