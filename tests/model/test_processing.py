@@ -330,3 +330,20 @@ def test_tl_attribution_helpers_reproduce_the_logit_as_on_the_bridge(twins, fami
         logits, cache = plain.run_with_cache(prompt()[:1])
         scaled = cache.apply_ln_to_stack(cache.decompose_resid(layer=-1, pos_slice=-1), layer=-1, pos_slice=-1)
     assert abs(float((scaled @ plain.W_U[:, tok]).sum().detach()) - float(logits[0, -1, tok])) > 1e-2
+
+
+@pytest.mark.parametrize("family", ["llama", "gemma3", "gpt2"])
+def test_folded_norms_are_weightless_and_the_others_kept(family):
+    """After folding, ln1, ln2 and ln_final compute TL's RMSPre / LNPre (scale 1, shift 0); Gemma's post-norms
+    and Q/K norms keep the checkpoint's weights, as TL keeps them."""
+    from tests.conftest import _tiny_with_random_norms
+
+    model = _tiny_with_random_norms(family)
+    kept = {n: p.clone() for n, p in model.named_parameters() if "_post." in n or "q_norm" in n or "k_norm" in n}
+    process_weights(model)
+    norms = [model.ln_final] + [b.ln1 for b in model.blocks] + [b.ln2 for b in model.blocks]
+    assert all(torch.equal(n.w, torch.ones_like(n.w)) for n in norms)
+    assert all(torch.equal(n.b, torch.zeros_like(n.b)) for n in norms if hasattr(n, "b"))
+    assert len(kept) == (3 * 4 if family == "gemma3" else 0)
+    params = dict(model.named_parameters())
+    assert all(torch.equal(params[n], p) and not torch.equal(p, torch.ones_like(p)) for n, p in kept.items())
