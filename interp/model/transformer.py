@@ -296,7 +296,7 @@ class Transformer(TLModelAPI, HookedRootModule):
         if any(k in kwargs for k in self._TL_CACHE_OPTIONS):
             names = self._cache_names(names_filter)
             out, cache = super().run_with_cache(*args, names_filter=lambda n: n in names, **kwargs)
-            return out, ActivationCache(dict(cache), self)
+            return out, ActivationCache(dict(cache), self, has_batch_dim=not kwargs.get("remove_batch_dim"))
         store: dict[str, torch.Tensor] = {}
         handles = []
         try:

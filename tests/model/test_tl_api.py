@@ -147,6 +147,9 @@ def test_apply_ln_to_stack_and_remove_batch_dim(caches):
     _, single = ours.run_with_cache(tokens[:1])
     assert single.remove_batch_dim() is single and single["resid_pre", 0].shape == tokens[:1].shape[1:] + (
         ours.cfg.d_model,)
+    _, batchless = ours.run_with_cache(tokens[:1], remove_batch_dim=True)  # TL's option: the cache knows
+    assert not batchless.has_batch_dim
+    torch.testing.assert_close(batchless["resid_pre", 1], single["resid_pre", 1])
 
 
 # -- weights, biases and circuits ----------------------------------------------------------------------------
