@@ -63,7 +63,10 @@ def forward_bytes(model, batch: int, tokens: int, keep_layers: bool = False, pat
     a time, plus the logits; `keep_layers`: every layer's activations stay (a cache or a backward pass)."""
     cfg, b = model.cfg, _element_bytes(model)
     rows = batch * tokens
-    per_layer = rows * (6 * cfg.d_model + 3 * cfg.d_mlp + 3 * cfg.n_heads * cfg.d_head) * b
+    # d_model-wide: residual in/mid/out, normed inputs, attention and MLP outputs (Gemma's extra norms too);
+    # head-wide (q, k, v, their rotated copies, z; k and v counted at the query heads' width): measured against
+    # the allocator's peak in tests/reliability/test_memory_estimates.py
+    per_layer = rows * (8 * cfg.d_model + 3 * cfg.d_mlp + 6 * cfg.n_heads * cfg.d_head) * b
     scores = batch * cfg.n_heads * tokens * tokens * 4 * (3 if patterns else 1)  # scores, softmax, pattern (fp32)
     layers = cfg.n_layers if keep_layers else 1
     out = rows * cfg.d_vocab * 4 * 2 if logits else 0
