@@ -20,9 +20,13 @@ norm's weight is folded into `W_U`. `process_weights(model)` does what TL does, 
   position, which softmax ignores. Skipped with a final logit soft-cap (tanh is not shift-invariant), as TL.
 - **fold_value_biases**: sum over heads of b_V W_O added to b_O, b_V set to 0 (patterns sum to 1).
 
-Tied embeddings are untied first (TL clones the unembedding), so W_E keeps the checkpoint's values. The
+Tied embeddings are untied first (TL clones the unembedding), so folding and centring W_U leave W_E alone. The
 result is recorded in `model.processing` and `model.cfg.extra["weight_processing"]`; the weight cache on disk
 is never touched (this runs on the loaded model).
+
+Edits (ROME, MEMIT) work on processed weights: the MLP keys they read (hook_post), the value they add at an
+MLP's output and the log-probs they score are all unchanged. An edit file made on the checkpoint applies to an
+RMSNorm model's processed weights (W_out is not touched) and is refused by a LayerNorm model's (W_out centred).
 """
 
 from __future__ import annotations
