@@ -24,9 +24,7 @@ import torch
 from _md import goals_block, threads_env, write_keeping_notes
 
 from interp.analysis.facts.causal_trace import (
-    KINDS,
     FactCase,
-    TraceParams,
     case_noise,
     embedding_std,
     make_noise,
@@ -34,6 +32,7 @@ from interp.analysis.facts.causal_trace import (
     trace_bruteforce,
     trace_case,
 )
+from interp.analysis.facts.params import KINDS, TraceParams
 from interp.model.config import ModelConfig
 from interp.model.transformer import Transformer
 

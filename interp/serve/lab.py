@@ -119,6 +119,16 @@ class Lab:
             raise TooLargeError(f"The {what} is {len(ids)} tokens long; this server takes at most {limit} here.")
         return ids
 
+    def _fits(self, batch: int, tokens: int, what: str, **options) -> None:
+        """Refuse (413) a forward whose memory estimate (interp.memory) exceeds what this machine has free."""
+        from interp import memory
+
+        need = memory.forward_bytes(self.model, batch, tokens, **options)
+        try:
+            memory.check(need, what, "ask for less (a shorter prompt, fewer samples)", self.model.device)
+        except InvalidInputError as exc:
+            raise TooLargeError(str(exc)) from None
+
     def _target(self, target: str | None, what: str = "target") -> str:
         """An answer (stripped; "" when none): at most max_target_tokens tokens."""
         limit = self.limits.max_target_tokens
@@ -154,7 +164,8 @@ class Lab:
         from interp.analysis.inspect import inspect_prompt
         from interp.jsonio import to_jsonable
 
-        self._prompt_ids(prompt)
+        n = len(self._prompt_ids(prompt))
+        self._fits(1, n, f"A {n}-token prompt", keep_layers=True)  # the logit lens caches every layer
         top_k = self._count(top_k, "top_k", 1, self.limits.max_top_k)
         new_tokens = self._count(new_tokens, "new_tokens", 0, self.limits.max_new_tokens)
         with self.using_model():
@@ -178,6 +189,7 @@ class Lab:
         from interp.model import hook_names
 
         ids = self._prompt_ids(prompt)
+        self._fits(1, len(ids), f"A {len(ids)}-token prompt")
         layer = self._layer(layer)
         name = hook_names.pattern(layer)
         with self.using_model(), torch.no_grad():
@@ -193,7 +205,7 @@ class Lab:
     def trace(self, prompt: str, subject: str, target: str | None = None, samples: int = 10,
               kinds: Sequence[str] = ("resid", "mlp", "attn")) -> dict:
         """Causal trace of (prompt, subject) at every token: the report's heatmaps (PNG) and the scores."""
-        from interp.analysis.facts.causal_trace import TraceParams
+        from interp.analysis.facts.params import TraceParams
         from interp.analysis.facts.run import run_trace
         from interp.jsonio import to_jsonable
 
@@ -206,6 +218,8 @@ class Lab:
         params = TraceParams(prompt=prompt, subject=subject, target=target or None, samples=samples,
                              kinds=tuple(kinds))  # checks samples and kinds
         ids = self._prompt_ids(text, tokens)
+        self._fits(max(samples, params.batch_size), len(ids), f"A trace of {samples} samples on {len(ids)} tokens",
+                   logits=False)  # each forward runs a batch of corrupted and restored rows
         rows = len(params.kinds) * self.model.cfg.n_layers * len(ids) * samples
         if rows > self.limits.max_trace_rows:
             raise TooLargeError(f"This trace would run up to {rows:,} restored forward rows, over this server's "

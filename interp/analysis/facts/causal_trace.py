@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from interp.analysis.facts.params import CATEGORIES, KINDS, NOISE_SUBJECTS, TraceParams  # noqa: F401 (re-exported)
+from interp.analysis.facts.params import NOISE_SUBJECTS, TraceParams
 from interp.errors import InvalidInputError
 from interp.interventions import capture, intervene, set_activation
 from interp.model import hook_names

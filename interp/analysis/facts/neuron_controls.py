@@ -15,7 +15,6 @@ import random
 import numpy as np
 import torch
 
-from interp.analysis.facts.causal_trace import answer_token  # noqa: F401 (re-exported)
 from interp.analysis.facts.neurons import FactNeurons
 from interp.analysis.facts.params import NeuronParams
 from interp.interventions import intervene

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from interp.analysis.facts.params import DEFAULT_UNRELATED, NeuronParams  # noqa: F401 (re-exported)
+from interp.analysis.facts.params import NeuronParams
 from interp.interventions import capture, intervene
 from interp.model import hook_names
 from interp.model.transformer import KVCache

@@ -8,16 +8,16 @@ import time
 import pandas as pd
 
 from interp.analysis.facts.causal_trace import (
-    NOISE_SUBJECTS,
+    answer_token,
     case_noise,
     embedding_std,
     greedy_token,
     prepare_case,
     trace_case,
 )
-from interp.analysis.facts.neuron_controls import COLUMNS, answer_token, control_rows
+from interp.analysis.facts.neuron_controls import COLUMNS, control_rows
 from interp.analysis.facts.neurons import attribute, fact_prompts, neurons_of, refine_relation, relation_templates
-from interp.analysis.facts.params import NeuronParams, TraceParams
+from interp.analysis.facts.params import NOISE_SUBJECTS, NeuronParams, TraceParams
 from interp.analysis.facts.records import draw
 from interp.analysis.facts.result import NeuronResult, TraceResult
 from interp.progress import Progress, track

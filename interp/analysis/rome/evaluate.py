@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from interp.analysis.rome.key import pad_left, target_ids
-from interp.analysis.rome.params import METRICS, EditEvalParams  # noqa: F401 (METRICS re-exported)
+from interp.analysis.rome.params import EditEvalParams
 from interp.model.generate import generate
 
 

@@ -1,11 +1,11 @@
 """What the edit analyses take: `EditEvalParams` (CounterFact-style evaluation) and `EditParams` (one edit,
-probed before and after); ROME's and MEMIT's own hyper-parameters are in `hparams.py` (re-exported here)."""
+probed before and after); ROME's and MEMIT's own hyper-parameters are in `hparams.py`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from interp.analysis.rome.hparams import MEMITParams, ROMEParams, StatsParams  # noqa: F401 (re-exported)
+from interp.analysis.rome.hparams import MEMITParams, ROMEParams
 from interp.errors import EditError, InvalidInputError
 
 METRICS = ("efficacy", "paraphrase", "neighborhood")

@@ -11,9 +11,7 @@ import torch
 from click.testing import CliRunner
 
 from interp.analysis.facts.causal_trace import (
-    KINDS,
     FactCase,
-    TraceParams,
     _window,
     case_noise,
     embedding_std,
@@ -22,6 +20,7 @@ from interp.analysis.facts.causal_trace import (
     trace_bruteforce,
     trace_case,
 )
+from interp.analysis.facts.params import KINDS, TraceParams
 from interp.errors import InvalidInputError
 from interp.model.transformer import Transformer
 from tests.tiny import TINY, tiny_model

@@ -14,7 +14,6 @@ from click.testing import CliRunner
 from interp.analysis.facts.neuron_controls import random_like, scale_neurons
 from interp.analysis.facts.neurons import (
     Attribution,
-    NeuronParams,
     consistent_units,
     fact_prompts,
     integrated_gradients,
@@ -22,6 +21,7 @@ from interp.analysis.facts.neurons import (
     relation_templates,
     threshold_units,
 )
+from interp.analysis.facts.params import NeuronParams
 from interp.analysis.facts.records import FactRecord
 from interp.analysis.facts.run import run_neurons
 from interp.errors import InvalidInputError
