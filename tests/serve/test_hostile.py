@@ -228,3 +228,18 @@ def test_json_bodies_have_a_size_limit_even_when_streamed(lab):
 
         one_sentence(c.post("/api/predict", content=chunks(), headers=JSON), 413, "over 1,000 bytes")
         assert c.post("/api/predict", json={"prompt": PROMPT}).status_code == 200
+
+
+def test_requests_past_the_memory_estimate_are_refused(client, monkeypatch):
+    """The lab refuses by interp.memory's estimates (checked against measured peaks in tests/reliability)."""
+    from interp import memory
+    from tests.serve.tiny_lab import tiny_lab_model
+
+    model = tiny_lab_model()
+    n = len(model.encode(PROMPT))
+    need = memory.forward_bytes(model, 1, n, keep_layers=True)
+    monkeypatch.setenv("INTERP_MEMORY_LIMIT", str(int(need / memory.HEADROOM) - 1))
+    one_sentence(client.post("/api/predict", json={"prompt": PROMPT}), 413, "memory", f"a {n}-token prompt")
+    one_sentence(client.post("/api/trace", json={"prompt": "The {} is in", "subject": "Louvre"}), 413, "memory")
+    monkeypatch.setenv("INTERP_MEMORY_LIMIT", str(int(need / memory.HEADROOM) + 1))
+    assert client.post("/api/predict", json={"prompt": PROMPT}).status_code == 200
