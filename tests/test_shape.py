@@ -112,3 +112,10 @@ def test_each_registration_resolves_to_one_consistent_analysis(name):
     assert on_workers == (entry.sharded is not None)  # --workers exactly where a sharded driver exists
     if entry.sharded:
         assert callable(resolve(entry.sharded))
+
+
+def test_analysis_modules_keep_no_reexports():
+    """An analysis module imports what it uses; a name kept importable from a second place is an old path."""
+    kept = [_rel(p) for p in SOURCES if p.name != "__init__.py" and _rel(p).startswith(("interp/analysis/", "cli/"))
+            and "re-export" in p.read_text()]
+    assert not kept, f"re-exports kept in {kept}; import each name from the module that defines it"
