@@ -1,8 +1,9 @@
 """Sweeps on Ray: work cut into shards, one model per worker, merged in a fixed order.
 
-`interp edit-eval`, `trace --facts`, `neurons --facts`, `lost-in-middle`, `run` and `report` take
-``--workers N`` (a local Ray runtime with N worker processes) or ``--ray-address ADDRESS`` (an existing
-cluster; ``RAY_ADDRESS`` too). Without either, nothing here is imported and Ray never is.
+The analyses registered with a sharded driver (`interp.analysis.registry`: `interp edit-eval`, `trace --facts`,
+`neurons --facts`, `lost-in-middle`), `run` and `report` take ``--workers N`` (a local Ray runtime with N
+worker processes) or ``--ray-address ADDRESS`` (an existing cluster; ``RAY_ADDRESS`` too). Without either,
+nothing here is imported and Ray never is.
 
 - `runtime`: starting or joining Ray (the settings that keep it reliable on a small, loaded machine);
 - `worker`: the Ray actor, which loads the model once, runs shards and puts the weights back after each;

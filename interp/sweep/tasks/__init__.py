@@ -1,6 +1,7 @@
 """How each command's work is cut into shards and merged back (one module per analysis).
 
-Every module has a driver function ``sharded_<name>(sweep, params, ...) -> Result`` that returns what
+Every module has a driver function ``sharded_<name>(sweep, params, ...) -> Result``, named in the
+analysis' registration (`interp.analysis.registry`, which is how `interp.sweep.cli` finds it), that returns what
 the serial ``run_<name>`` returns for the same params (the same JSON apart from wall-clock seconds, the
 same CSV bytes), and the worker functions its shards run, ``f(model, payload, state)``. Shards are cut
 so that each computation sees exactly the inputs (and batches) it sees in the serial run: that is what
