@@ -347,3 +347,36 @@ def test_folded_norms_are_weightless_and_the_others_kept(family):
     assert len(kept) == (3 * 4 if family == "gemma3" else 0)
     params = dict(model.named_parameters())
     assert all(torch.equal(params[n], p) and not torch.equal(p, torch.ones_like(p)) for n, p in kept.items())
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+def test_rome_edit_on_processed_weights_is_the_checkpoints_edit(family, tmp_path, monkeypatch):
+    """ROME end to end (layer 0 of 2, so the value reaches the predictions): on processed weights it finds the
+    checkpoint's edit (RMSNorm: the same numbers; LayerNorm: |v0| in its weight decay moves with the centred
+    W_out), and the edited models predict alike."""
+    from interp.analysis.rome import covariance
+    from interp.analysis.rome.edit import rome_edit
+    from interp.analysis.rome.hparams import ROMEParams, StatsParams
+    from interp.analysis.rome.key import EditRequest
+    from tests.tiny import CHARS, char_tokenizer
+
+    monkeypatch.setenv("INTERP_CACHE", str(tmp_path))
+    g = torch.Generator().manual_seed(0)
+    docs = [torch.randint(1, len(CHARS), (12,), generator=g).tolist() for _ in range(40)]
+    monkeypatch.setattr(covariance, "sample_corpus", lambda m, p, progress=None, cache=None: docs)
+    params = ROMEParams(layer=0, steps=8, context_lengths=((3, 2),), stats=StatsParams(n_tokens=300))
+    found = []
+    for processed in (False, True):
+        model = tiny_model(family, d_vocab=len(CHARS) + 1, n_ctx=256)
+        model.tokenizer = char_tokenizer()
+        if processed:
+            process_weights(model)
+        edit = rome_edit(model, EditRequest("{} is in", "Paris", "Rome"), params)
+        assert edit.info["nll_after"] < edit.info["nll_before"] - 1e-3
+        with torch.no_grad():
+            found.append((edit.info, model(model.to_tokens("Paris is in", prepend_bos=False)).log_softmax(-1)))
+    (plain, before), (processed, after) = found
+    tol = 1e-4 if family == "llama" else 1e-2
+    assert processed["nll_after"] == pytest.approx(plain["nll_after"], abs=tol)
+    assert processed["delta_norm"] == pytest.approx(plain["delta_norm"], abs=tol)
+    torch.testing.assert_close(after, before, rtol=0, atol=tol)
