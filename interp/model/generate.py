@@ -194,10 +194,10 @@ def generate_tl(model: Transformer, input: str | Sequence[str] | torch.Tensor = 
     out = torch.cat([tokens, new.to(tokens.device)], dim=1)  # (b, prompt + new)
     if return_type == "input":
         return_type = "tokens" if kind == "tokens" else "str"
-    if return_type == "tokens":
+    if return_type in ("tokens", None):  # TransformerLens gives tokens for None too
         return out
     if return_type != "str":
-        raise InvalidInputError(f"return_type must be 'input', 'str' or 'tokens', got {return_type!r}.")
+        raise InvalidInputError(f"return_type must be 'input', 'str', 'tokens' or None, got {return_type!r}.")
     texts = [model._need_tokenizer().decode(row, skip_special_tokens=True) for row in out.tolist()]
     return texts[0] if kind == "str" or len(texts) == 1 else texts  # TransformerLens unwraps a batch of one
 

@@ -132,6 +132,8 @@ def infer_mask(model, tokens: torch.Tensor, padding_side: str | None = None) -> 
 
 def mask_for(model, tokens: torch.Tensor, padding_side: str | None = None) -> torch.Tensor | None:
     """The mask the model uses for a token tensor given without one: remembered, else inferred."""
+    if padding_side not in (None, "left", "right"):
+        raise InvalidInputError(f"padding_side must be 'left' or 'right', got {padding_side!r}.")
     mask = remembered_mask(tokens)
     return mask if mask is not None else infer_mask(model, tokens, padding_side)
 

@@ -16,6 +16,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from interp.errors import InvalidInputError
 from interp.model import hook_names as hn
 from interp.model.load import load_model
 from interp.model.tokenize import infer_mask
@@ -197,6 +198,11 @@ def test_generate_has_transformer_lens_arguments_and_returns_prompt_and_continua
     assert toks.shape == (1, tokens.shape[1] + 4) and torch.equal(toks[:, :tokens.shape[1]], tokens)
     assert model.to_string(toks[0]) == out
     assert model.generate(tokens, max_new_tokens=4, do_sample=False, return_type="str") == out
+    assert torch.equal(model.generate(text, max_new_tokens=4, do_sample=False, return_type="tokens"), toks)
+    with pytest.raises(InvalidInputError, match="return_type"):
+        model.generate(text, max_new_tokens=2, return_type="text")
+    with pytest.raises(InvalidInputError, match="padding_side"):
+        model(tokens, padding_side="middle")
     texts = model.generate([text, "a longer prompt"], max_new_tokens=3, do_sample=False)
     assert isinstance(texts, list) and texts[0].startswith(text) and texts[1].startswith("a longer prompt")
     # sampling is on by default (TL's do_sample=True, temperature 1): seeded by torch's generator or by seed
