@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast install clean-venv
+.PHONY: demo report test test-fast install clean-venv
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -20,9 +20,16 @@ $(STAMP): pyproject.toml Makefile
 
 install: $(STAMP)
 
-# The main job: every experiment on the default model, written to reports/smollm2-135m/.
+# The first look: every experiment on the default model, the slow ones at smaller samples (each finding says
+# so), in about 5 minutes on 2 cores; written to reports/demo/smollm2-135m/ (ignored by git), index.html
+# rewritten after each experiment.
 demo: $(STAMP)
-	$(BIN)/interp report --model smollm2-135m
+	$(BIN)/interp report --model smollm2-135m --demo
+
+# The full protocol of the papers, as reports/ holds it (both models and the comparison): about an hour of
+# one core per model; an interrupted run resumes where it stopped.
+report: $(STAMP)
+	$(BIN)/interp report --model smollm2-135m,gemma3-270m
 
 # The whole suite: unit tests on tiny random models, integration tests on both real models, and the
 # report's browser test (Chromium from Debian's packages; the test skips with a reason where it can't).

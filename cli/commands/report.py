@@ -15,24 +15,29 @@ experiments_option = click.option(
     help="Folder of experiment specs (default: the repository's experiments/).")
 recompute_option = click.option("--recompute", is_flag=True,
                                 help="Recompute instead of reusing cached results for the same parameters.")
+demo_option = click.option("--demo", is_flag=True,
+                           help="The demo profile: smaller samples (each spec's [demo]) so the whole report runs in "
+                                "minutes; every affected finding says so. Reports go to reports/demo/.")
+DEMO_ROOT = Path("reports") / "demo"  # ignored by git: a demo never replaces the committed full reports
 
 
-def _specs(experiments_dir: Path | None):
+def _specs(experiments_dir: Path | None, demo: bool = False):
     from interp.report.specs import load_specs
 
-    return load_specs(experiments_dir)
+    return load_specs(experiments_dir, profile="demo" if demo else "full")
 
 
 @click.command("run")
 @click.argument("experiment")
 @model_options
 @recompute_option
+@demo_option
 @experiments_option
 @output_options
 @sweep_options
-def run(experiment: str, model: str, device: str, dtype: str, recompute: bool, experiments_dir: Path | None,
-        as_json: bool, out: Path | None, force: bool, no_progress: bool, workers: int | None = None,
-        ray_address: str | None = None) -> None:
+def run(experiment: str, model: str, device: str, dtype: str, recompute: bool, demo: bool,
+        experiments_dir: Path | None, as_json: bool, out: Path | None, force: bool, no_progress: bool,
+        workers: int | None = None, ray_address: str | None = None) -> None:
     """Run one EXPERIMENT (a spec in experiments/) on a model; reuse its cached result unless --recompute.
 
     \b
@@ -43,7 +48,7 @@ def run(experiment: str, model: str, device: str, dtype: str, recompute: bool, e
     from interp.report.runner import run_experiment
     from interp.report.specs import select
 
-    spec = select(_specs(experiments_dir), [experiment])[0]
+    spec = select(_specs(experiments_dir, demo), [experiment])[0]
     if not spec.enabled:
         raise InvalidInputError(f"Experiment {spec.name} is disabled: {spec.disabled_reason or 'see its spec'}.")
     out = prepare_out(out, force)
@@ -56,7 +61,7 @@ def run(experiment: str, model: str, device: str, dtype: str, recompute: bool, e
         result = land(report_runs(opts, model, [spec], recompute)[spec.name])
     else:
         m = load_model_for_cli(model, device, dtype)
-        result = run_experiment(m, model, spec, force=recompute, progress=not no_progress)
+        result = run_experiment(m, model, spec, recompute=recompute, progress=not no_progress)
     if out is not None:
         shutil.copytree(result.folder, out, dirs_exist_ok=True)
     where = out or result.folder
@@ -70,22 +75,26 @@ def run(experiment: str, model: str, device: str, dtype: str, recompute: bool, e
 @click.command("report")
 @model_options
 @recompute_option
+@demo_option
 @click.option("--only", default=None, help="Comma-separated experiment names to run and include.")
 @experiments_option
 @output_options
 @sweep_options
-def report(model: str, device: str, dtype: str, recompute: bool, only: str | None, experiments_dir: Path | None,
-           as_json: bool, out: Path | None, force: bool, no_progress: bool, workers: int | None = None,
-           ray_address: str | None = None) -> None:
+def report(model: str, device: str, dtype: str, recompute: bool, demo: bool, only: str | None,
+           experiments_dir: Path | None, as_json: bool, out: Path | None, force: bool, no_progress: bool,
+           workers: int | None = None, ray_address: str | None = None) -> None:
     """Run every experiment (reusing cached ones) and write index.html, report.md and the data.
 
-    The report goes to OUT/<model>/ (OUT defaults to reports/). A folder of interp's own report is refreshed;
-    any other non-empty folder is refused unless --force. Several models (--model a,b) get one report each
-    and OUT/comparison.html (and comparison.md) with their key figures side by side.
+    The report goes to OUT/<model>/ (OUT defaults to reports/, or reports/demo/ with --demo); index.html is
+    rewritten after each experiment, and one line on the terminal estimates the time left. A folder of
+    interp's own report is refreshed; any other non-empty folder is refused unless --force. Several models
+    (--model a,b) get one report each and OUT/comparison.html (and comparison.md) with their key figures side
+    by side.
 
     \b
     Example:
       interp report --model smollm2-135m --only induction,trace
+      interp report --model smollm2-135m --demo
       interp report --model smollm2-135m,gemma3-270m --workers 2
     """
     from interp.errors import InvalidInputError
@@ -93,9 +102,9 @@ def report(model: str, device: str, dtype: str, recompute: bool, only: str | Non
     from interp.report.specs import select
 
     names = [n.strip() for n in only.split(",") if n.strip()] if only else None
-    every = _specs(experiments_dir)
+    every = _specs(experiments_dir, demo)
     specs = select(every, names)
-    root = out or Path("reports")
+    root = out or (DEMO_ROOT if demo else Path("reports"))
     models = [m.strip() for m in model.split(",") if m.strip()]
     if not models or len(set(models)) != len(models):
         raise InvalidInputError(f"--model {model!r} must name one model or several different ones, comma-separated.")
@@ -113,8 +122,8 @@ def report(model: str, device: str, dtype: str, recompute: bool, only: str | Non
     summaries, failed = [], []
     try:
         for name, folder in zip(models, folders):
-            command = f"interp report --model {name}" + (f" --out {root}" if out is not None else "") + \
-                (f" --only {','.join(s.name for s in specs)}" if names else "")
+            command = f"interp report --model {name}" + (" --demo" if demo else "") + \
+                (f" --out {root}" if out is not None else "") + (f" --only {','.join(s.name for s in specs)}" if names else "")
             outcome = _one_report(name, folder, specs, every, names, recompute, force, opts, runtime, command)
             summaries.append(_summary(outcome))
             if outcome.failed:
@@ -177,7 +186,7 @@ def _one_report(name, folder, specs, every, names, recompute, force, opts, runti
         run_one = {"run_one": runner_from(report_runs(opts, name, specs, recompute, runtime))}
     m = load_model_for_cli(name, opts["device"], opts["dtype"])
     try:
-        return make_report(m, name, specs, folder, force=recompute, progress=not opts["no_progress"],
+        return make_report(m, name, specs, folder, recompute=recompute, progress=not opts["no_progress"],
                            echo=lambda s: click.echo(s, err=True), command=command,
                            not_selected=[s for s in every if s not in specs], overwrite=force, **run_one)
     except KeyboardInterrupt:

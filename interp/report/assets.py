@@ -53,6 +53,11 @@ summary { cursor: pointer; color: var(--accent); }
                    white-space: pre-line; }
 .viewer .legend { font-size: 0.8rem; color: var(--muted); margin-top: 0.4rem; }
 .error { color: #a4262c; }
+.pending { color: var(--muted); font-style: italic; }
+.badge.running, .badge.queued { background: #fff6e0; color: #7a5a00; border-color: #f0dca0; }
+.demo { display: block; background: #fff6e0; border-left: 3px solid #d9a400; padding: 0.3rem 0.7rem; margin: 0.4rem 0;
+        font-size: 0.86rem; }
+.banner { background: #fff6e0; border: 1px solid #f0dca0; border-radius: 4px; padding: 0.4rem 0.7rem; }
 """
 
 JS = r"""

@@ -33,7 +33,8 @@ from interp.errors import InterpError
 from interp.fingerprint import config_dict, weights_hash
 from interp.jsonio import write_json, write_text_atomic
 from interp.report.runner import ExperimentRun, ModelChangedError, environment, read_run, run_experiment
-from interp.report.specs import NAME, ExperimentSpec
+from interp.report.specs import FULL_COMMAND, NAME, ExperimentSpec
+from interp.report.status import StatusLine
 
 GENERATOR = "interp report"
 MARKER = ".interp-report"
@@ -99,45 +100,73 @@ def check_owned(folder: Path) -> None:
                           "(interp never overwrites files it did not write).")
 
 
-def make_report(model, model_name: str, specs: list[ExperimentSpec], out_dir: Path, force: bool = False,
+def make_report(model, model_name: str, specs: list[ExperimentSpec], out_dir: Path, recompute: bool = False,
                 progress: bool = True, echo: Callable[[str], None] = print, command: str | None = None,
                 cache_root: Path | None = None, not_selected: list[ExperimentSpec] | None = None,
                 overwrite: bool = False, run_one: Callable = run_experiment) -> ReportOutcome:
     """Run `specs` and write the report; `not_selected` specs (left out by --only) are listed as such.
-    `force` recomputes cached experiments; `overwrite` writes even into a folder that is not an interp report.
-    `run_one`: what runs one experiment (`run_experiment`'s signature; `interp.sweep` passes the workers')."""
+    `recompute` recomputes cached experiments; `overwrite` writes even into a folder that is not an interp
+    report. `run_one`: what runs one experiment (`run_experiment`'s signature; `interp.sweep` passes the
+    workers'). index.html and report.md are rewritten after each experiment (the rest marked running or
+    queued); manifest.json is written once, when the report is complete."""
     out_dir = Path(out_dir)
     every = list(specs) + list(not_selected or [])
     _check_out_dir(out_dir, every, overwrite)
     claim(out_dir)
     start = time.perf_counter()
     model_hash = weights_hash(model)  # once: every experiment's cache key and the manifest use it
-    runs, errors = _run_specs(model, model_name, specs, run_one, echo, force=force, progress=progress,
-                              root=cache_root, model_hash=model_hash)
-    skipped = [ExperimentRun(spec, "not selected", error="left out of this report by --only; run "
-                             f"{spec.run_command(model_name)} to add it") for spec in not_selected or []]
-    order = {spec.name: i for i, spec in enumerate(sorted(every, key=lambda s: (s.order, s.name)))}
-    records = [_publish(run, out_dir, model_name) for run in sorted(runs + skipped, key=lambda r: order[r.spec.name])]
-    total = time.perf_counter() - start
+    page = _Page(out_dir, every, model_name, {
+        "generator": GENERATOR, "command": command or f"interp report --model {model_name}",
+        "model": {"name": model_name, "hash": model_hash, "config": config_dict(model)},
+        "environment": environment(), **_profile(every)}, start)
+    for spec in not_selected or []:
+        page.set(record(spec, model_name, "not selected", error="left out of this report by --only; run "
+                        f"{spec.run_command(model_name)} to add it"))
+    status = StatusLine(specs) if progress else None
+    runs, errors = _run_specs(model, model_name, specs, run_one, status.echo(echo) if status else echo, page,
+                              status, recompute=recompute, root=cache_root, model_hash=model_hash)
     log = out_dir / "errors.log"
     if errors:
         write_text_atomic(log, "\n".join(errors))
     elif log.exists() and not log.is_symlink():
         log.unlink()
-    manifest = {
-        "generator": GENERATOR,
-        "created": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "command": command or f"interp report --model {model_name}",
-        "model": {"name": model_name, "hash": model_hash, "config": config_dict(model)},
-        "environment": environment(),
-        "total_seconds": round(total, 2),
-        "experiments": records,
-    }
-    write_json(out_dir / "manifest.json", manifest)
+    total = time.perf_counter() - start
+    write_json(out_dir / "manifest.json", page.manifest())
     from interp.report.render import render_report
 
     render_report(out_dir)
     return ReportOutcome(out_dir, runs, total)
+
+
+def _profile(specs: list[ExperimentSpec]) -> dict:
+    """The manifest's profile: "demo" (and the full protocol's command) when any spec runs at demo size."""
+    if any(s.profile == "demo" for s in specs):
+        return {"profile": "demo", "full_command": FULL_COMMAND}
+    return {"profile": "full"}
+
+
+class _Page:
+    """The report being written: one record per experiment (queued until it runs), rendered on every change."""
+
+    def __init__(self, out_dir: Path, specs: list[ExperimentSpec], model_name: str, head: dict, start: float):
+        self.out_dir, self.head, self.start = out_dir, head, start
+        ordered = sorted(specs, key=lambda s: (s.order, s.name))
+        self.records = {s.name: record(s, model_name, "queued") for s in ordered}
+
+    def set(self, rec: dict) -> None:
+        self.records[rec["name"]] = rec
+
+    def manifest(self) -> dict:
+        return {**self.head, "created": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                "total_seconds": round(time.perf_counter() - self.start, 2), "experiments": list(self.records.values())}
+
+    def render(self) -> None:
+        """index.html and report.md as they stand (the manifest waits for the end: it marks a complete report)."""
+        from interp.report.render import render_html, render_markdown
+
+        manifest = self.manifest()
+        write_text_atomic(self.out_dir / "report.md", render_markdown(self.out_dir, manifest))
+        write_text_atomic(self.out_dir / "index.html", render_html(self.out_dir, manifest))
 
 
 def _check_out_dir(out_dir: Path, specs: list[ExperimentSpec], overwrite: bool) -> None:
@@ -155,34 +184,52 @@ def _check_out_dir(out_dir: Path, specs: list[ExperimentSpec], overwrite: bool) 
                               "(interp never removes what it did not write).")
 
 
-def _run_specs(model, model_name: str, specs: list[ExperimentSpec], run_one: Callable,
-               echo: Callable[[str], None], **kwargs) -> tuple[list[ExperimentRun], list[str]]:
-    """Run each spec in turn (run_one(model, model_name, spec, **kwargs)), echoing one line per step; a failed
-    experiment is recorded (its traceback in the returned errors) and the rest still run."""
+def _run_specs(model, model_name: str, specs: list[ExperimentSpec], run_one: Callable, echo: Callable[[str], None],
+               page: _Page, status: StatusLine | None, **kwargs) -> tuple[list[ExperimentRun], list[str]]:
+    """Run each spec in turn (run_one(model, model_name, spec, **kwargs)), echoing one line per step and
+    publishing each into the page as it ends; a failed experiment is recorded (its traceback in the returned
+    errors) and the rest still run."""
     runs: list[ExperimentRun] = []
     errors: list[str] = []
     for i, spec in enumerate(specs, 1):
         label = f"[{i}/{len(specs)}] {spec.name}"
+        if status is not None:
+            status.begin(spec)
         if not spec.enabled:
             echo(f"{label}: skipped ({spec.disabled_reason or 'disabled in its spec'})")
         else:
-            echo(f"{label}: {spec.title}...")
+            page.set(record(spec, model_name, "running"))
+            page.render()
+            echo(f"{label}: {spec.title}..." + (status.eta() if status is not None else ""))
         try:
-            run = run_one(model, model_name, spec, **kwargs)
+            # the analysis' loops move the live line; without a terminal they stay quiet (no bars in a log)
+            inner = status.progress if status is not None and status.live else False
+            run = run_one(model, model_name, spec, progress=inner, **kwargs)
         except (KeyboardInterrupt, ModelChangedError):
+            page.set(record(spec, model_name, "stopped", error="the run stopped here; run the same command to "
+                            "resume (finished experiments are reused)"))
+            page.render()
             raise  # a changed model: nothing after it can be trusted, the report stops here
         except Exception as exc:  # noqa: BLE001 - one failed experiment must not lose the others
             message = str(exc) if isinstance(exc, InterpError) else f"{type(exc).__name__}: {exc}"
             errors.append(f"== {spec.name}\n{traceback.format_exc()}")
             run = ExperimentRun(spec, "failed", error=message.splitlines()[0] if message else type(exc).__name__)
-            echo(f"{label}: FAILED: {run.error}")
-        else:
-            if run.status == "computed":
-                echo(f"{label}: done in {run.seconds:.1f} s")
-            elif run.status == "cached":
-                echo(f"{label}: reused from cache (computed in {run.seconds:.1f} s; --force recomputes)")
+        if status is not None:
+            status.end(spec, run.status == "computed")
+        _say(echo, label, run)
         runs.append(run)
+        page.set(_publish(run, page.out_dir, model_name))
+        page.render()
     return runs, errors
+
+
+def _say(echo: Callable[[str], None], label: str, run: ExperimentRun) -> None:
+    if run.status == "failed":
+        echo(f"{label}: FAILED: {run.error}")
+    elif run.status == "computed":
+        echo(f"{label}: done in {run.seconds:.1f} s")
+    elif run.status == "cached":
+        echo(f"{label}: reused from cache (computed in {run.seconds:.1f} s; --recompute recomputes)")
 
 
 def check_name(name: str) -> None:
@@ -198,13 +245,10 @@ def _ours(target: Path) -> bool:
 def _publish(run: ExperimentRun, out_dir: Path, model_name: str) -> dict:
     """Copy a finished experiment's cache entry into the report folder; its manifest record."""
     spec = run.spec
-    record = {"name": spec.name, "title": spec.title, "status": run.status, "analysis": spec.analysis,
-              "seed": spec.seed, "description": spec.description, "captions": spec.captions,
-              "findings": list(spec.findings),
-              "run_command": spec.run_command(model_name), "cli_command": spec.cli_command(model_name),
-              "wall_seconds": round(run.wall_seconds, 2), "error": run.error, "folder": None}
+    rec = record(spec, model_name, run.status, error=run.error)
+    rec["wall_seconds"] = round(run.wall_seconds, 2)
     if not run.ok:
-        return record
+        return rec
     check_name(spec.name)
     target = out_dir / spec.name
     if (target.exists() or target.is_symlink()) and not _ours(target):
@@ -221,8 +265,20 @@ def _publish(run: ExperimentRun, out_dir: Path, model_name: str) -> dict:
     else:
         os.replace(tmp, target)
     info = read_run(run.folder)
-    record.update({"folder": spec.name, "key": run.key, "params": info.get("params", run.params),
+    rec.update({"folder": spec.name, "key": run.key, "params": info.get("params", run.params),
                    "seconds": info.get("seconds", run.seconds), "cpu_seconds": info.get("cpu_seconds"),
                    "computed_at": info.get("finished"), "figures": info.get("figures", []),
                    "tables": info.get("tables", [])})
-    return record
+    return rec
+
+
+def record(spec: ExperimentSpec, model_name: str, status: str, error: str = "") -> dict:
+    """An experiment's manifest record before its results are in (status, commands, demo sizes)."""
+    rec = {"name": spec.name, "title": spec.title, "status": status, "analysis": spec.analysis,
+           "seed": spec.seed, "description": spec.description, "captions": spec.captions,
+           "findings": list(spec.findings), "run_command": spec.run_command(model_name),
+           "cli_command": spec.cli_command(model_name), "wall_seconds": 0.0, "error": error, "folder": None}
+    changes = spec.demo_changes(model_name)
+    if changes:
+        rec["demo"] = {"changes": {k: list(v) for k, v in changes.items()}, "note": spec.demo.get("note", "")}
+    return rec

@@ -57,6 +57,37 @@ def key_findings(entry: dict) -> list[dict]:
     return [by_key[k] for k in wanted if k in by_key]
 
 
+PENDING = {"running": "Running now: this page is rewritten when it finishes.",
+           "queued": "Queued: it runs after the experiments above; this page is rewritten as each one finishes."}
+REFRESH_SECONDS = 15  # an unfinished report's page reloads itself this often
+
+
+def pending(manifest: dict) -> bool:
+    """Whether the report is still being written (an experiment running or queued)."""
+    return any(e["status"] in PENDING for e in manifest["experiments"])
+
+
+def demo_sizes(entry: dict) -> str:
+    """'sample 8 (full protocol: 60), samples 3 (full protocol: 10)' for an experiment run at demo size."""
+    changes = (entry.get("demo") or {}).get("changes", {})
+    return ", ".join(f"{k} {_value(v[0])} (full protocol: {_value(v[1])})" for k, v in changes.items())
+
+
+def demo_text(entry: dict, full_command: str) -> str:
+    """The sentence that goes with every finding and section of an experiment run at demo size (Markdown)."""
+    note = (entry.get("demo") or {}).get("note", "")
+    return (f"Demo size: {demo_sizes(entry)}." + (f" {note}" if note else "")
+            + f" The full protocol: `{full_command}`.")
+
+
+def _value(value: object) -> str:
+    return ", ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
+def _status_text(e: dict) -> str:
+    return PENDING.get(e["status"]) or f"Not in this report ({e['status']}): {e.get('error') or 'no reason given'}"
+
+
 def load_entries(report_dir: Path, manifest: dict) -> list[dict]:
     """The manifest's experiment records, each with its summary text (and viewer data) read in."""
     entries = []
@@ -79,22 +110,27 @@ def render_markdown(report_dir: Path, manifest: dict) -> str:
     model = manifest["model"]["name"]
     entries = load_entries(report_dir, manifest)
     done = [e for e in entries if e["status"] in ("computed", "cached")]
+    full = manifest.get("full_command", "make report")
     out = [f"# interp report: {model}", "",
            f"Model hash `{manifest['model']['hash'][:16]}`, generated {manifest['created']}; {_timing(manifest)}. "
            f"Reproduce everything: `{manifest['command']}`.", "",
            "Open `index.html` for the interactive version (sortable tables, attention-pattern viewer).", ""]
+    out += [f"**{line}**" for line in _banner(manifest, entries)]
     if done:
         out += ["## Key findings", ""]
         for e in done:
             for f in key_findings(e):
-                out.append(f"- {f['text']} ([{e['name']}](#{e['name']}); `{f['command'] or e['run_command']}`)")
+                demo = f" *{demo_text(e, full)}*" if e.get("demo") else ""
+                out.append(f"- {f['text']}{demo} ([{e['name']}](#{e['name']}); `{f['command'] or e['run_command']}`)")
         out.append("")
     for e in entries:
         out += [f"## {e['title']}", f'<a id="{e["name"]}"></a>', ""]
         if e.get("description"):
             out += [e["description"], ""]
+        if e.get("demo"):
+            out += [f"*{demo_text(e, full)}*", ""]
         if e["status"] not in ("computed", "cached"):
-            out += [f"**Not in this report ({e['status']}):** {e.get('error') or 'no reason given'}", ""]
+            out += [f"**{_status_text(e)}**", ""]
             continue
         out += [e["summary_md"].strip(), ""]
         for fig in e.get("figures", []):
@@ -106,6 +142,20 @@ def render_markdown(report_dir: Path, manifest: dict) -> str:
                 + f"; seed {e.get('seed', 0)}; {e.get('seconds', 0):.1f} s.", ""]
     out += _provenance_md(manifest)
     return "\n".join(out).rstrip() + "\n"
+
+
+def _banner(manifest: dict, entries: list[dict]) -> list[str]:
+    """The lines (Markdown) above the findings: the demo profile, and a report still being written."""
+    lines = []
+    smaller = [e["name"] for e in entries if e.get("demo")]
+    if manifest.get("profile") == "demo":
+        lines.append(f"Demo profile: {', '.join(smaller) or 'no experiment'} ran with smaller samples than the "
+                     "papers' protocols (each says so beside its findings); the full protocol is "
+                     f"`{manifest.get('full_command', 'make report')}`, which is what `reports/` holds.")
+    if pending(manifest):
+        done = sum(e["status"] not in PENDING for e in entries)
+        lines.append(f"In progress: {done} of {len(entries)} experiments done; this page is rewritten after each.")
+    return lines
 
 
 def _timing(manifest: dict) -> str:
@@ -175,17 +225,20 @@ def viewer_html(entry: dict, index: int) -> str:
             f'<div class="repro">Reproduce: <code>{_esc(entry["run_command"])}</code></div>')
 
 
-def _section_html(report_dir: Path, e: dict, index: int) -> str:
+def _section_html(report_dir: Path, e: dict, index: int, full: str = "make report") -> str:
     badge = {"computed": f"computed in {e.get('seconds', 0):.1f} s", "cached": f"from cache ({e.get('seconds', 0):.1f} s)"}
     parts = [f'<section id="{_esc(e["name"])}"><h2>{_esc(e["title"])}'
              f'<span class="badge {_esc(e["status"])}">{_esc(badge.get(e["status"], e["status"]))}</span></h2>']
     if e.get("description"):
         parts.append(markdown.to_html(e["description"]))
+    if e.get("demo"):
+        parts.append(f'<p class="demo">{markdown.inline(demo_text(e, full))}</p>')
     repro = f'Reproduce: <code>{_esc(e["run_command"])}</code>'
     if e.get("cli_command"):
         repro += f' &middot; the analysis\' own command: <code>{_esc(e["cli_command"])}</code>'
     if e["status"] not in ("computed", "cached"):
-        parts.append(f'<p class="error">Not in this report ({_esc(e["status"])}): {_esc(e.get("error") or "no reason given")}</p>')
+        css = "pending" if e["status"] in PENDING else "error"
+        parts.append(f'<p class="{css}">{_esc(_status_text(e))}</p>')
         return "".join(parts) + "</section>"
     parts.append(markdown.to_html(e["summary_md"]))
     parts.append(f'<div class="repro">{repro} &middot; seed {_esc(e.get("seed", 0))}</div>')
@@ -207,13 +260,17 @@ def render_html(report_dir: Path, manifest: dict) -> str:
     entries = load_entries(report_dir, manifest)
     toc = "".join(f'<li><a href="#{_esc(e["name"])}">{_esc(e["title"])}</a>'
                   f'{"" if e["status"] in ("computed", "cached") else " (" + _esc(e["status"]) + ")"}</li>' for e in entries)
+    full = manifest.get("full_command", "make report")
     findings = []
     for e in entries:
         picked = key_findings(e) if e["status"] in ("computed", "cached") else []
+        demo = f' <span class="demo">{markdown.inline(demo_text(e, full))}</span>' if e.get("demo") else ""
         for f in picked:
-            findings.append(f'<li>{markdown.inline(f["text"])} <span class="muted">(<a href="#{_esc(e["name"])}">'
+            findings.append(f'<li>{markdown.inline(f["text"])}{demo} <span class="muted">(<a href="#{_esc(e["name"])}">'
                             f'{_esc(e["name"])}</a>; <code>{_esc(f["command"] or e["run_command"])}</code>)</span></li>')
-    sections = "".join(_section_html(report_dir, e, i) for i, e in enumerate(entries))
+    sections = "".join(_section_html(report_dir, e, i, full) for i, e in enumerate(entries))
+    banner = "".join(f'<p class="banner">{markdown.inline(line)}</p>' for line in _banner(manifest, entries))
+    refresh = f'<meta http-equiv="refresh" content="{REFRESH_SECONDS}">' if pending(manifest) else ""
     env = manifest["environment"]
     prov_rows = "".join(
         f"<tr><td>{_esc(e['name'])}</td><td>{_esc(e['status'])}</td><td class='num'>{e.get('seed', '')}</td>"
@@ -221,13 +278,13 @@ def render_html(report_dir: Path, manifest: dict) -> str:
         f"<td><code>{_esc(e.get('key', '')[:16])}</code></td></tr>" for e in manifest["experiments"])
     packages = ", ".join(f"{_esc(k)} {_esc(v)}" for k, v in env["packages"].items())
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">{refresh}
 <title>interp report: {_esc(model)}</title><style>{CSS}</style></head>
 <body><main>
 <header class="top"><h1>interp report: {_esc(model)}</h1>
 <p class="meta">Weights hash <code>{_esc(manifest['model']['hash'][:16])}</code> &middot; generated {_esc(manifest['created'])}
  &middot; {_esc(_timing(manifest))} &middot; {env['cpu_count']} CPUs</p>
-<div class="repro">Reproduce the whole report: <code>{_esc(manifest['command'])}</code></div></header>
+<div class="repro">Reproduce the whole report: <code>{_esc(manifest['command'])}</code></div>{banner}</header>
 <nav class="toc"><strong>Contents</strong><ol>{toc}<li><a href="#provenance">Provenance</a></li></ol></nav>
 {'<section id="findings"><h2>Key findings</h2><ul>' + ''.join(findings) + '</ul></section>' if findings else ''}
 {sections}

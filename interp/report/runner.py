@@ -1,4 +1,4 @@
-"""Run experiments with a result cache, so an interrupted report resumes and `--force` recomputes.
+"""Run experiments with a result cache, so an interrupted report resumes and `--recompute` recomputes.
 
 Each experiment's output is *materialised* into a folder: ``summary.md``, ``summary.json``,
 ``findings.json``, one CSV per table, PNG figures under ``figures/``, optional ``viewer.json`` (attention-viewer data) and ``run.json``
@@ -35,7 +35,7 @@ from interp.diskcache import code_version, module_of, scratch_dir, sweep_stale, 
 from interp.errors import InterpError
 from interp.fingerprint import text_hash, weights_checksum, weights_hash
 from interp.jsonio import to_jsonable, write_json
-from interp.progress import tqdm_progress
+from interp.progress import Progress, tqdm_progress
 from interp.report.specs import ExperimentSpec, build_params, import_object, load_inputs
 
 FORMAT_VERSION = 2  # bump when the materialised layout changes: old entries are then recomputed (2: findings.json)
@@ -123,10 +123,12 @@ def read_run(folder: Path) -> dict:
     return json.loads((folder / "run.json").read_text())
 
 
-def run_experiment(model, model_name: str, spec: ExperimentSpec, force: bool = False, progress: bool = True,
-                   root: Path | None = None, model_hash: str | None = None) -> ExperimentRun:
-    """Run one experiment, or reuse its cache entry when model, parameters and seed are unchanged (`force`:
-    recompute). `model_hash`: `interp.fingerprint.weights_hash(model)` when the caller has it already."""
+def run_experiment(model, model_name: str, spec: ExperimentSpec, recompute: bool = False,
+                   progress: bool | Progress = True, root: Path | None = None,
+                   model_hash: str | None = None) -> ExperimentRun:
+    """Run one experiment, or reuse its cache entry when model, parameters and seed are unchanged (unless
+    `recompute`). `progress`: tqdm bars (True), none (False), or an `interp.progress` callable.
+    `model_hash`: `interp.fingerprint.weights_hash(model)` when the caller has it already."""
     start = time.perf_counter()
     if not spec.enabled:
         return ExperimentRun(spec, "disabled", error=spec.disabled_reason or "disabled in its spec")
@@ -138,7 +140,7 @@ def run_experiment(model, model_name: str, spec: ExperimentSpec, force: bool = F
     model_hash = model_hash or weights_hash(model)
     key = cache_key(model_hash, spec, resolved, inputs)
     folder = entry_dir(model_hash, spec, key, root)
-    if not force and _complete(folder):
+    if not recompute and _complete(folder):
         try:
             info = read_run(folder)
         except (OSError, ValueError):
@@ -152,7 +154,8 @@ def run_experiment(model, model_name: str, spec: ExperimentSpec, force: bool = F
     t0, c0 = time.perf_counter(), time.process_time()
     failed = True
     try:
-        result = function(model, params, progress=tqdm_progress(progress), **kwargs)
+        bars = tqdm_progress(progress) if isinstance(progress, bool) else progress
+        result = function(model, params, progress=bars, **kwargs)
         failed = False
     finally:
         if weights_checksum(model) != before:
@@ -166,7 +169,7 @@ def run_experiment(model, model_name: str, spec: ExperimentSpec, force: bool = F
             "params": resolved, "inputs": inputs, "seconds": round(seconds, 3), "cpu_seconds": round(cpu_seconds, 3),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     try:
-        folder = store(result, folder, info, replace=force)
+        folder = store(result, folder, info, replace=recompute)
     except OSError as exc:
         warn_once("experiment-cache", f"the experiment cache {folder.parent.parent.parent} cannot be written "
                   f"({exc.strerror or exc}); results are kept for this run only.")

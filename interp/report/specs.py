@@ -33,6 +33,19 @@ the seed, and says which command reproduces it. Example (``experiments/induction
 
 ``enabled = false`` with ``disabled_reason = "..."`` keeps a spec listed but not run.
 
+``seconds`` is the experiment's measured compute time (SmolLM2, one thread): only the progress line's
+estimate of the time left reads it. The optional ``[demo]`` table is the demo profile (`make demo`,
+``interp report --demo``): smaller samples so the whole report runs in minutes::
+
+    [demo]
+    seconds = 40                # the estimate at demo size
+    note = "8 facts (the full protocol: 59), so every interval is about 2.7x wider."
+    [demo.params]               # changed over [params] (and over any model's overrides)
+    sample = 8
+
+A spec without ``[demo.params]`` runs at full size in the demo too. The report names every changed
+parameter beside each affected finding, with the note and the command of the full protocol.
+
 A spec names code to run, so it is checked as such: ``analysis``, ``params_class`` and every input's
 ``loader`` must be callables of interp itself (``interp.…:name``); other modules are refused unless their
 top-level package is listed in the environment variable ``INTERP_SPEC_MODULES`` (comma-separated), which
@@ -42,6 +55,7 @@ must match ``^[A-Za-z0-9_-]+$``.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import tomllib
@@ -54,8 +68,11 @@ from interp.fingerprint import file_sha256
 
 REQUIRED = ("name", "title", "analysis")
 KNOWN = {"name", "title", "order", "analysis", "params_class", "seed", "command", "description", "params",
-         "overrides", "captions", "enabled", "disabled_reason", "inputs", "findings"}
+         "overrides", "captions", "enabled", "disabled_reason", "inputs", "findings", "seconds", "demo"}
 INPUT_KEYS = {"loader", "path", "limit", "to", "name", "optional"}
+DEMO_KEYS = {"params", "note", "seconds"}
+PROFILES = ("full", "demo")
+FULL_COMMAND = "make report"  # what runs the full protocol, as reports/ holds it
 NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 TRUSTED_ENV = "INTERP_SPEC_MODULES"
 
@@ -95,16 +112,42 @@ class ExperimentSpec:
     enabled: bool = True
     disabled_reason: str = ""
     path: Path | None = None
+    seconds: float | None = None  # measured compute time at this size (the progress line's estimate)
+    demo: dict = field(default_factory=dict)  # the [demo] table: params, note, seconds
+    profile: str = "full"  # "demo": `for_profile("demo")` applied [demo.params]
+    full: ExperimentSpec | None = None  # the demo profile's record of the spec at the full protocol
 
     def params_for(self, model_name: str) -> dict:
         """[params] with this model's overrides applied."""
         return {**self.params, **self.overrides.get(model_name, {})}
 
+    def for_profile(self, profile: str) -> ExperimentSpec:
+        """This spec as the profile runs it: "full" as written, "demo" with [demo.params] over [params] (they
+        win over a model's overrides too); other parameters and the seed stay."""
+        if profile not in PROFILES:
+            raise InvalidInputError(f"Unknown profile {profile!r}; known: {', '.join(PROFILES)}.")
+        small = self.demo.get("params", {})
+        if profile == "full" or self.profile == "demo" or not small:
+            return self  # no smaller sizes: the demo runs (and reuses) the full protocol's experiment
+        overrides = {m: {k: v for k, v in o.items() if k not in small} for m, o in self.overrides.items()}
+        return dataclasses.replace(self, params={**self.params, **small}, overrides=overrides, profile="demo",
+                                   seconds=self.demo.get("seconds", self.seconds), full=self)
+
+    def demo_changes(self, model_name: str) -> dict[str, tuple[Any, Any]]:
+        """Each parameter the demo profile changed for this model: name -> (demo value, full value)."""
+        if self.full is None:
+            return {}
+        full, mine = self.full.params_for(model_name), self.params_for(model_name)
+        return {k: (mine[k], full.get(k)) for k in self.demo.get("params", {}) if mine[k] != full.get(k)}
+
     def run_command(self, model_name: str) -> str:
         """The exact command that reproduces this experiment's numbers (same spec, same cache key)."""
-        return f"interp run {self.name} --model {model_name}"
+        return f"interp run {self.name} --model {model_name}" + (" --demo" if self.profile == "demo" else "")
 
     def cli_command(self, model_name: str) -> str:
+        """The analysis' own CLI command (the full protocol's sizes: none at the demo's)."""
+        if self.profile == "demo":
+            return ""
         return self.command.replace("{model}", model_name) if self.command else ""
 
 
@@ -163,6 +206,7 @@ def parse_spec(path: Path) -> ExperimentSpec:
         limit = inp.get("limit")
         if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
             raise DataFormatError(path, None, f"inputs.{name}.limit", "must be a whole number of at least 1")
+    _check_budget(path, data)
     return ExperimentSpec(
         name=data["name"], title=data["title"], analysis=data["analysis"],
         params_class=data.get("params_class"), params=dict(data.get("params", {})),
@@ -172,15 +216,34 @@ def parse_spec(path: Path) -> ExperimentSpec:
         inputs={k: dict(v) for k, v in data.get("inputs", {}).items()},
         findings=tuple(str(f) for f in data.get("findings", [])),
         enabled=bool(data.get("enabled", True)), disabled_reason=data.get("disabled_reason", ""), path=path,
+        seconds=data.get("seconds"), demo={k: dict(v) if k == "params" else v for k, v in data.get("demo", {}).items()},
     )
 
 
-def load_specs(directory: Path | None = None) -> list[ExperimentSpec]:
-    """Every ``*.toml`` spec in the folder, in report order."""
+def _check_budget(path: Path, data: dict) -> None:
+    """`seconds` and the [demo] table: a non-negative number, a table of params, a string note."""
+    def seconds_ok(value: object) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+
+    if "seconds" in data and not seconds_ok(data["seconds"]):
+        raise DataFormatError(path, None, "seconds", "must be a number of seconds (0 or more)")
+    demo = data.get("demo", {})
+    if not isinstance(demo, dict) or set(demo) - DEMO_KEYS:
+        raise DataFormatError(path, None, "demo", f"must be a table of {', '.join(sorted(DEMO_KEYS))}")
+    if not isinstance(demo.get("params", {}), dict):
+        raise DataFormatError(path, None, "demo.params", "must be a table")
+    if not isinstance(demo.get("note", ""), str):
+        raise DataFormatError(path, None, "demo.note", "must be a string")
+    if "seconds" in demo and not seconds_ok(demo["seconds"]):
+        raise DataFormatError(path, None, "demo.seconds", "must be a number of seconds (0 or more)")
+
+
+def load_specs(directory: Path | None = None, profile: str = "full") -> list[ExperimentSpec]:
+    """Every ``*.toml`` spec in the folder, in report order, as `profile` ("full" or "demo") runs it."""
     directory = Path(directory) if directory is not None else default_dir()
     if not directory.is_dir():
         raise InvalidInputError(f"No experiments folder at {directory}.")
-    specs = [parse_spec(p) for p in sorted(directory.glob("*.toml"))]
+    specs = [parse_spec(p).for_profile(profile) for p in sorted(directory.glob("*.toml"))]
     return sorted(specs, key=lambda s: (s.order, s.name))
 
 
@@ -223,8 +286,6 @@ def build_params(spec: ExperimentSpec, model_name: str, extra: dict | None = Non
     if spec.params_class is None:
         return dict(values)
     cls = import_object(spec.params_class, spec)
-    import dataclasses
-
     if dataclasses.is_dataclass(cls) and "seed" in {f.name for f in dataclasses.fields(cls)}:
         values.setdefault("seed", spec.seed)  # the spec's seed reaches analyses that take one
     try:
@@ -234,8 +295,6 @@ def build_params(spec: ExperimentSpec, model_name: str, extra: dict | None = Non
 
 
 def _build(cls: type, values: dict) -> Any:
-    import dataclasses
-
     fields = {f.name: f for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else {}
     clean = {}
     for key, value in values.items():

@@ -69,7 +69,7 @@ def test_stale_temporaries_are_swept_and_fresh_ones_kept(tmp_path, tiny, cache_e
     old = time.time() - 2 * 3600
     for p in (stale, stale_file):
         os.utime(p, (old, old))
-    runner.run_experiment(tiny, "tiny", spec, force=True, progress=False)
+    runner.run_experiment(tiny, "tiny", spec, recompute=True, progress=False)
     assert not stale.exists() and not stale_file.exists()
     assert fresh.exists()  # maybe another process' work in progress: never touched
 

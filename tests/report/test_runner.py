@@ -68,7 +68,7 @@ def test_cache_reuse_force_and_keys(tiny_llama, spec_dir, cache_env, fake_calls)
     assert info["seed"] == 3 and info["params"]["n_tokens"] == 8 and info["figures"] == ["figures/per_layer.png"]
     again = runner.run_experiment(tiny_llama, "tiny", alpha, progress=False)
     assert again.status == "cached" and again.key == first.key and fake_calls["n"] == 1
-    forced = runner.run_experiment(tiny_llama, "tiny", alpha, force=True, progress=False)
+    forced = runner.run_experiment(tiny_llama, "tiny", alpha, recompute=True, progress=False)
     assert forced.status == "computed" and fake_calls["n"] == 2
     other = runner.run_experiment(tiny_llama, "tiny", beta, progress=False)  # other parameters, other key
     assert other.key != first.key and fake_calls["n"] == 3

@@ -25,7 +25,7 @@ def experiment_shard(model, payload, state) -> dict:
     if "model_hash" not in state:  # once per worker: its weights are put back after every shard
         state["model_hash"] = weights_hash(model)
     try:
-        run = run_experiment(model, model_name, spec, force=force, progress=False, model_hash=state["model_hash"])
+        run = run_experiment(model, model_name, spec, recompute=force, progress=False, model_hash=state["model_hash"])
     except Exception as exc:  # noqa: BLE001 - the report records failures per experiment
         return {"error": exc, "traceback": traceback.format_exc()}
     files = {}
