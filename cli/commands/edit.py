@@ -42,8 +42,9 @@ def _rome_params(layer, stats_tokens, corpus, reference, seed, update=None):
 
 
 def edit_params(prompt, subject, target, layer, save, load, undo, export, gen_tokens, stats_tokens, corpus,
-                reference, seed, update=None, **_):
-    """The EditParams these options stand for; files that would be overwritten are refused before loading."""
+                reference, seed, update=None, facts=None, **opts):
+    """The EditParams these options stand for (EditFactsParams with --facts); files that would be overwritten
+    are refused before loading."""
     from interp.analysis.rome.key import EditRequest
     from interp.analysis.rome.params import EditParams
     from interp.errors import EditError
@@ -56,11 +57,49 @@ def edit_params(prompt, subject, target, layer, save, load, undo, export, gen_to
     if export is not None and (export.exists() or export.is_symlink()):
         raise EditError(f"{export} already exists; export into a new folder.")
 
+    if facts is not None:
+        return edit_facts_params(facts, prompt, subject, target, load, export, save, undo, layer, stats_tokens,
+                                 corpus, reference, seed, update, **opts)
     if load is None and None not in (prompt, subject, target):
         EditRequest(prompt, subject, target)  # checks the prompt, subject and target before loading
     return EditParams(prompt=prompt, subject=subject, target=target, load=str(load) if load else None,
                       save=str(save) if save else None, export=str(export) if export else None, undo=undo,
                       gen_tokens=gen_tokens, rome=_rome_params(layer, stats_tokens, corpus, reference, seed, update))
+
+
+def edit_facts_params(facts, prompt, subject, target, load, export, save, undo, layer, stats_tokens, corpus,
+                      reference, seed, update, method="memit", batch_size=100, limit=None, check_every=None,
+                      heldout=None, **opts):
+    """`edit --facts`: every request of a fact file with one editor (EditFactsParams)."""
+    from interp.analysis.rome.scale import EditFactsParams
+    from interp.errors import InvalidInputError
+
+    from cli.checks import at_least
+    from cli.commands.scale import editor_params
+
+    if any(v is not None for v in (prompt, subject, target, load, export)):
+        raise InvalidInputError("--facts writes the fact file's requests; leave out --prompt, --subject, --target, "
+                                "--load and --export.")
+    at_least("--batch-size", batch_size)
+    at_least("--limit", limit)
+    at_least("--check-every", check_every)
+    rp = _rome_params(layer, stats_tokens, corpus, reference, seed, update)
+    return EditFactsParams(facts=str(facts), method=method, batch_size=batch_size, limit=limit,
+                           save=str(save) if save else None, undo=undo, heldout=str(heldout) if heldout else None,
+                           check_every=check_every or 10, seed=seed, editors=editor_params(rp, reference, **opts))
+
+
+def _facts_options(f):
+    from cli.commands.scale import EDITORS, editor_options
+
+    f = editor_options(f)
+    f = click.option("--limit", type=int, default=None, help="With --facts: only the first N facts.")(f)
+    f = click.option("--batch-size", type=int, default=100, show_default=True,
+                     help="With --facts: MEMIT / AlphaEdit requests per update.")(f)
+    f = click.option("--method", type=click.Choice(EDITORS), default="memit", show_default=True,
+                     help="With --facts: the editor (ROME, FT and FT-L write one request after another).")(f)
+    return click.option("--facts", type=click.Path(path_type=Path), default=None,
+                        help="Write every request of this CounterFact-style fact file (one edit file with --save).")(f)
 
 
 @click.command()
@@ -76,20 +115,33 @@ def edit_params(prompt, subject, target, layer, save, load, undo, export, gen_to
               help="Write the edited model (safetensors) into this new folder.")
 @click.option("--gen-tokens", type=int, default=20, show_default=True, help="Tokens generated before and after.")
 @_stats_options
+@_facts_options
 @seed_option
 @output_options
 def edit(**opts):
-    """Rewrite one fact with ROME and show the model before and after.
+    """Rewrite one fact with ROME and show the model before and after; or, with --facts, every fact of a file.
 
     \b
     Example:
       interp edit --prompt "The {} is located in the city of" --subject "Eiffel Tower" --target Rome --undo
+      interp edit --facts experiments/data/facts.json --method memit --batch-size 50 --save facts.edit --undo
     """
-    from interp.analysis.rome.run import run_edit
-
     from cli.checks import checked
 
-    run_analysis(checked(run_edit, edit_layer_check), edit_params(**opts), opts, human=lambda r: r.render())
+    params = edit_params(**opts)
+    if opts["facts"] is not None:
+        from interp.analysis.facts.records import load_facts
+        from interp.analysis.rome.scale import run_edit_facts
+
+        from cli.commands.scale import scale_layer_check
+
+        records = load_facts(opts["facts"])  # format errors before the model loads
+        run_analysis(checked(run_edit_facts, scale_layer_check), params, opts, human=lambda r: r.render(),
+                     records=records)
+        return
+    from interp.analysis.rome.run import run_edit
+
+    run_analysis(checked(run_edit, edit_layer_check), params, opts, human=lambda r: r.render())
 
 
 def edit_layer_check(model, params) -> None:

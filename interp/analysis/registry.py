@@ -67,6 +67,9 @@ ANALYSES: dict[str, Analysis] = {a.name: a for a in (
     _a("edit-eval", "CounterFact-style evaluation of ROME / MEMIT over a fact file.", "rome", "run:run_edit_eval",
        "params:EditEvalParams", "result:EditEvalResult", "cli.commands.edit:edit_eval",
        "interp.sweep.tasks.edit_eval:sharded_edit_eval"),
+    _a("edit-scale", "Edit 1, 10, 100, 1,000 facts per editor (ROME, MEMIT, AlphaEdit, FT-L) and measure the damage.",
+       "rome", "scale:run_edit_scale", "scale:EditScaleParams", "scale_result:EditScaleResult",
+       "cli.commands.scale:edit_scale"),
     _a("patch", "Activation / attribution patching of a clean vs corrupted prompt pair.", "patching",
        "run:run_patch", "params:PatchParams", "result:PatchReport", "cli.commands.patch:patch"),
 )}

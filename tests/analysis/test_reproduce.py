@@ -43,6 +43,12 @@ CASES = {
     "edit-eval": [["--facts", "facts.json", "--limit", "3", "--sample", "2", "--all-facts", "--method", "memit",
                    "--edits", "2", "--gen-tokens", "5", "--gen-prompts", "1", "--seed", "6", "--layer", "1",
                    "--layers", "1,2", "--update", "original", "--stats-tokens", "40", "--corpus", "{text}"]],
+    "edit-scale": [["--facts", "facts.json", "--methods", "rome,alphaedit", "--checkpoints", "1,5", "--batch-size",
+                    "3", "--all-facts", "--sample", "4", "--controls", "2", "--heldout", "{text}", "--heldout-tokens",
+                    "64", "--gen-prompts", "1", "--gen-tokens", "5", "--check-every", "2", "--seed", "7", "--layer",
+                    "1", "--layers", "1,2", "--stats-tokens", "40", "--corpus", "{text}", "--null-threshold", "0.5",
+                    "--null-relative", "0.01", "--alpha-l2", "2", "--ft-eps", "0.001", "--collapse-factor", "5",
+                    "--on-outlier", "stop"]],
     "patch": [["--clean", "ab cd ab", "--corrupted", "ab ce ab", "--answer", " c", "--wrong", " d", "--kind",
                "heads", "--method", "both", "--direction", "noise"]],
 }

@@ -75,6 +75,15 @@ def _edit_eval(model):
     return run_edit_eval(model, params, records=[_fact()])
 
 
+def _edit_scale(model):
+    from interp.analysis.rome.scale import EditScaleParams, run_edit_scale
+    from interp.analysis.rome.session import EditorParams
+
+    params = EditScaleParams(methods=("ft-l",), checkpoints=(1,), known_only=False, n_control=1, gen_tokens=3,
+                             n_gen_prompts=1, editors=EditorParams(rome=_small_rome()))
+    return run_edit_scale(model, params, records=[_fact(), _fact()])
+
+
 def _edit(model):
     from interp.analysis.rome import EditParams, run_edit
 
@@ -109,12 +118,12 @@ def _patch(model):
 
 # registered name (interp.analysis.registry) -> a small run on the tiny model
 ANALYSES = {"patch": _patch, "induction": _induction, "lost-in-middle": _recall, "trace": _trace, "neurons": _neurons,
-            "edit-eval": _edit_eval, "edit": _edit, "overview": _overview, "attention-viewer": _viewer,
-            "inspect": _inspect}
+            "edit-eval": _edit_eval, "edit-scale": _edit_scale, "edit": _edit, "overview": _overview,
+            "attention-viewer": _viewer, "inspect": _inspect}
 # runs above whose params the command cannot express: the tiny ROME settings (steps, contexts, statistics
 # sample length) and neurons' unrelated prompts have no option, and trace's facts come from a file (a CLI run
 # prints its own command); tests/analysis/test_reproduce.py round-trips every flag of these too
-NOT_ON_THE_CLI = {"edit", "edit-eval", "trace", "neurons"}
+NOT_ON_THE_CLI = {"edit", "edit-eval", "edit-scale", "trace", "neurons"}
 
 
 def test_every_registered_analysis_is_checked():
