@@ -20,7 +20,7 @@ LINTED = [
     "interp/sweep/__init__.py", "interp/sweep/cache.py", "interp/sweep/cli.py", "interp/sweep/engine.py",
     "interp/sweep/runtime.py", "interp/sweep/worker.py", "interp/sweep/tasks/__init__.py",
     "interp/sweep/tasks/edit_eval.py", "interp/sweep/tasks/neurons.py", "interp/sweep/tasks/recall.py",
-    "interp/sweep/tasks/trace.py",
+    "interp/sweep/tasks/report.py", "interp/sweep/tasks/trace.py",
     "interp/analysis/registry.py", "interp/analysis/result.py", "interp/analysis/inspect.py",
     "interp/analysis/induction/viewer.py", "interp/markdown.py",
     "tests/test_lint.py", "tests/test_shape.py", "tests/analysis/test_result_protocol.py",

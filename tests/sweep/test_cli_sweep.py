@@ -100,7 +100,7 @@ def test_report_on_workers_equals_the_serial_report(ray_runtime, shard_root, tmp
     model = tiny_char_model()
     serial = make_report(model, "tiny", specs, tmp_path / "serial", progress=False, echo=lambda s: None)
     with Sweep.start(tiny_char_model, runtime=ray_runtime, cache=False, progress=False) as sweep:
-        outputs = run_experiments(sweep, "tiny", specs, force=True)
+        outputs = run_experiments(sweep, "tiny", specs, recompute=True)
     other_cache = tmp_path / "driver-cache"  # a fresh driver cache: the workers' entries must land in it
     monkeypatch.setenv("INTERP_CACHE", str(other_cache))
     sharded = make_report(model, "tiny", specs, tmp_path / "sharded", progress=False, echo=lambda s: None,

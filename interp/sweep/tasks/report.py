@@ -21,11 +21,12 @@ def experiment_shard(model, payload, state) -> dict:
     from interp.fingerprint import weights_hash
     from interp.report.runner import cache_root, run_experiment
 
-    model_name, spec, force = payload
+    model_name, spec, recompute = payload
     if "model_hash" not in state:  # once per worker: its weights are put back after every shard
         state["model_hash"] = weights_hash(model)
     try:
-        run = run_experiment(model, model_name, spec, recompute=force, progress=False, model_hash=state["model_hash"])
+        run = run_experiment(model, model_name, spec, recompute=recompute, progress=False,
+                             model_hash=state["model_hash"])
     except Exception as exc:  # noqa: BLE001 - the report records failures per experiment
         return {"error": exc, "traceback": traceback.format_exc()}
     files = {}
@@ -66,9 +67,9 @@ def land(output: dict, root: Path | None = None):
     return run
 
 
-def run_experiments(sweep, model_name: str, specs: list, force: bool) -> dict:
-    """{spec name: the worker's output} for every enabled spec, in spec order."""
+def run_experiments(sweep, model_name: str, specs: list, recompute: bool) -> dict:
+    """{spec name: the worker's output} for every enabled spec, in spec order (`recompute`: ignore cached results)."""
     enabled = [s for s in specs if s.enabled]
-    outputs = sweep.map(f"{__name__}:experiment_shard", [((model_name, s.name), (model_name, s, force)) for s in enabled],
-                        model_name)
+    shards = [((model_name, s.name), (model_name, s, recompute)) for s in enabled]
+    outputs = sweep.map(f"{__name__}:experiment_shard", shards, model_name)
     return {s.name: out for s, out in zip(enabled, outputs)}
