@@ -187,3 +187,10 @@ def test_edit_facts_options_round_trip(tmp_path, monkeypatch):
     assert _parse(shlex.split(command)) == params
     with pytest.raises(Exception, match="leave out --prompt"):
         _parse(["interp", "edit", "--facts", "f.json", "--prompt", "The {} is"])
+
+
+def test_a_last_checkpoint_beyond_the_facts_measures_all_of_them():
+    params = EditScaleParams(methods=("ft-l",), checkpoints=(1, 3, 1000), known_only=False, n_control=2,
+                             n_gen_prompts=0, editors=EDITORS)
+    result = run_edit_scale(_model(), params, records=FACTS)
+    assert result.rows["n_edits"].tolist() == [0, 1, 3, 8] and result.n_edit_facts == 8 and result.n_control == 2
