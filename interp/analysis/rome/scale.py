@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -79,18 +80,18 @@ class EditScaleParams:
         if self.n_control < 0 or self.n_gen_prompts < 0 or self.gen_tokens < 0:
             raise InvalidInputError("Counts of control facts, prompts and tokens must not be negative.")
 
-    @property
-    def limit(self) -> int:  # read by run.choose_facts: the edit set plus the controls
-        return self.checkpoints[-1] + self.n_control
-
 
 def split_facts(model, params, records=None) -> tuple[list, list]:
-    """(facts to edit, never-edited control facts): known facts in file order (or sampled), the edit set first."""
+    """(facts to edit in edit order, never-edited control facts): the known facts (or a seeded sample of them) in
+    a seeded random order, so the first edits and the controls mix relations (the fact files are grouped by
+    relation); the edit set is the first part, the controls the next."""
     from interp.analysis.rome.run import choose_facts, fact_records
 
     records = fact_records(params, records)
     known = known_facts(model, records) if params.known_only and records else None
-    chosen, _ = choose_facts(records, known, params, model.cfg.name)
+    every = SimpleNamespace(sample=params.sample, seed=params.seed, limit=None)  # cut after the shuffle, not before
+    chosen, _ = choose_facts(records, known, every, model.cfg.name)
+    chosen = [chosen[i] for i in np.random.default_rng(params.seed).permutation(len(chosen))]
     n_edit = min(params.checkpoints[-1], len(chosen) - min(params.n_control, len(chosen) // 2))
     if n_edit < 1:
         raise InvalidInputError("The fact file holds too few facts to edit and keep controls.")

@@ -194,3 +194,15 @@ def test_a_last_checkpoint_beyond_the_facts_measures_all_of_them():
                              n_gen_prompts=0, editors=EDITORS)
     result = run_edit_scale(_model(), params, records=FACTS)
     assert result.rows["n_edits"].tolist() == [0, 1, 3, 8] and result.n_edit_facts == 8 and result.n_control == 2
+
+
+def test_edit_order_is_a_seeded_shuffle_with_disjoint_controls():
+    from interp.analysis.rome.scale import split_facts
+
+    params = EditScaleParams(checkpoints=(1, 5), known_only=False, n_control=3)
+    model = _model()
+    edited, controls = split_facts(model, params, FACTS)
+    assert len(edited) == 5 and len(controls) == 3
+    assert not {f.case_id for f in edited} & {f.case_id for f in controls}
+    assert [f.case_id for f in edited] == [f.case_id for f in split_facts(model, params, FACTS)[0]]
+    assert [f.case_id for f in edited + controls] != sorted(f.case_id for f in edited + controls)  # mixed
