@@ -15,7 +15,6 @@ import math
 import tempfile
 from pathlib import Path
 
-import pytest
 import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 
@@ -183,13 +182,6 @@ SHAPES = st.lists(st.integers(0, 5), min_size=0, max_size=3)
 DTYPES = st.sampled_from([torch.float32, torch.float16, torch.int64, torch.bool])
 
 
-@pytest.fixture(scope="module")
-def edit_format() -> object:
-    from interp.analysis.rome.editfile import READABLE
-
-    return sorted(READABLE, key=str)[-1]
-
-
 def load_edit_bytes(data: bytes):
     from interp.analysis.rome import Edit
 
@@ -224,17 +216,37 @@ def test_edit_files_of_any_bytes(data):
 
 
 @FUZZ
-@given(meta=mutated(META), tensors=factors(), metadata_is_json=st.booleans())
-def test_edit_files_with_a_field_replaced(edit_format, meta, tensors, metadata_is_json):
+@given(meta=mutated(META), tensors=factors(), hashed=st.booleans(), metadata_is_json=st.booleans())
+def test_edit_files_with_a_field_replaced(meta, tensors, hashed, metadata_is_json):
     from safetensors.torch import save
 
-    if isinstance(meta, dict) and meta.get("format", 0) is None:
-        meta = meta | {"format": edit_format}
+    from interp.analysis.rome.editfile import FORMAT, factors_hash
+
+    if isinstance(meta, dict) and meta.get("format", 0) is None:  # the format field was not the one replaced
+        if hashed:  # the current format: the factors' hash in the metadata, as Edit.save writes it
+            meta = meta | {"format": FORMAT, "factors_sha256": factors_hash(tensors)}
+        else:
+            meta = meta | {"format": "interp-edit/1"}
     text = json.dumps(meta) if metadata_is_json else str(meta)
     edit = load_edit_bytes(save({k: v.contiguous() for k, v in tensors.items()}, metadata={"interp_edit": text}))
     if edit is not None:
         assert edit.deltas and edit.requests
         assert all(torch.isfinite(d.left).all() and torch.isfinite(d.right).all() for d in edit.deltas)
+
+
+def test_the_near_valid_inputs_are_valid_before_a_field_is_replaced():
+    """So a replaced field is what each parser refuses, and every check after the first is reached."""
+    from safetensors.torch import save
+
+    from interp.analysis.rome.editfile import FORMAT, factors_hash
+
+    tensors = {"0.left": torch.randn(8, 1), "0.right": torch.randn(1, 6)}
+    hashed = META | {"format": FORMAT, "factors_sha256": factors_hash(tensors)}
+    for meta in (META | {"format": "interp-edit/1"}, hashed):
+        assert load_edit_bytes(save(tensors, metadata={"interp_edit": json.dumps(meta)})) is not None
+    assert len(load_facts_text(json.dumps([FACT, FACT]).encode(), ".json")) == 2
+    spec = "\n".join(f"{json.dumps(k)} = {toml_value(v)}" for k, v in SPEC.items())
+    assert parse_spec_text(spec.encode()).params == {"batch": 2}
 
 
 # -- the command line's option parsers (cli/checks.py, cli/common.py, interp/memory.py) ---------------------
