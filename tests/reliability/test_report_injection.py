@@ -90,6 +90,7 @@ def chromium_client():
     return module
 
 
+@pytest.mark.slow  # a browser: make test runs it, make test-fast does not
 def test_payload_report_runs_no_script_in_chromium(payload_report, tmp_path):
     client = chromium_client()
     with client.open_page(tmp_path, (payload_report / "index.html").as_uri()) as (browser, js, _):

@@ -186,6 +186,7 @@ def predict_edit_undo(p: Page, sc: Scenario, screenshot: Path) -> None:
     assert len(console_errors(p.browser)) == n_expected  # no console error since the deliberate bad request
 
 
+@pytest.mark.slow  # a browser (on the tiny model): make test runs it, make test-fast does not
 def test_predict_edit_undo_in_the_page(tmp_path):
     with open_page(TINY, tmp_path) as p:
         predict_edit_undo(p, TINY, tmp_path / "serve.png")

@@ -53,6 +53,7 @@ def test_second_moment_equals_the_unbatched_keys_and_is_cached(family, private_c
     assert len(list(private_cache.rglob("mom2-L1-*.pt"))) == 2
 
 
+@pytest.mark.slow  # the real tokenizer, through the session's SmolLM2
 def test_read_corpus_cuts_a_text_file_into_documents(smollm2, tmp_path):
     text = tmp_path / "wiki.txt"
     text.write_text("The Eiffel Tower is a wrought-iron lattice tower in Paris. " * 40)
