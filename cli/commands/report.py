@@ -123,7 +123,8 @@ def report(model: str, device: str, dtype: str, recompute: bool, demo: bool, onl
     try:
         for name, folder in zip(models, folders):
             command = f"interp report --model {name}" + (" --demo" if demo else "") + \
-                (f" --out {root}" if out is not None else "") + (f" --only {','.join(s.name for s in specs)}" if names else "")
+                (f" --out {root}" if out is not None else "") + \
+                (f" --only {','.join(s.name for s in specs)}" if names else "")
             outcome = _one_report(name, folder, specs, every, names, recompute, force, opts, runtime, command)
             summaries.append(_summary(outcome))
             if outcome.failed:

@@ -25,9 +25,9 @@ import shutil
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from interp.errors import InterpError
 from interp.fingerprint import config_dict, weights_hash
@@ -123,6 +123,8 @@ def make_report(model, model_name: str, specs: list[ExperimentSpec], out_dir: Pa
         page.set(record(spec, model_name, "not selected", error="left out of this report by --only; run "
                         f"{spec.run_command(model_name)} to add it"))
     status = StatusLine(specs) if progress else None
+    page.render()  # something to open at once: every experiment queued
+    echo(f"Report: {out_dir / 'index.html'} (rewritten after each experiment; open it now)")
     runs, errors = _run_specs(model, model_name, specs, run_one, status.echo(echo) if status else echo, page,
                               status, recompute=recompute, root=cache_root, model_hash=model_hash)
     log = out_dir / "errors.log"

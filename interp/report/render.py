@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from interp.jsonio import write_text_atomic
 from interp import markdown
+from interp.jsonio import write_text_atomic
 from interp.report.assets import CSS, JS
 
 MAX_ROWS = 300  # rows of a table shown inline (the CSV holds them all)
@@ -154,7 +154,8 @@ def _banner(manifest: dict, entries: list[dict]) -> list[str]:
                      f"`{manifest.get('full_command', 'make report')}`, which is what `reports/` holds.")
     if pending(manifest):
         done = sum(e["status"] not in PENDING for e in entries)
-        lines.append(f"In progress: {done} of {len(entries)} experiments done; this page is rewritten after each.")
+        lines.append(f"In progress: {done} of {len(entries)} experiments done; this page is rewritten after each "
+                     f"(if the run was stopped, `{manifest['command']}` resumes it).")
     return lines
 
 

@@ -104,7 +104,8 @@ def test_the_page_is_written_after_each_experiment(tiny_llama, demo_dir, cache_e
     make_report(tiny_llama, "tiny", load_specs(demo_dir), out, progress=False, echo=lambda s: None, run_one=run_one)
     page, md, has_manifest = seen["beta"]
     assert not has_manifest  # the manifest marks a complete report: written once, at the end
-    alpha, beta, gamma = (page.split(f'<section id="{n}">')[1].split("</section>")[0] for n in ("alpha", "beta", "gamma"))
+    alpha, beta, gamma = (page.split(f'<section id="{n}">')[1].split("</section>")[0]
+                          for n in ("alpha", "beta", "gamma"))
     assert '<img src="data:image/png;base64,' in alpha and "Running now" in beta and "Queued" in gamma
     assert 'http-equiv="refresh"' in page and "In progress: 1 of 3 experiments done" in page
     assert "Running now" in seen["alpha"][0] and "Queued" in seen["alpha"][0]
@@ -171,8 +172,9 @@ def test_without_a_terminal_the_estimate_goes_on_each_experiments_line(tiny_llam
     lines: list[str] = []
     monkeypatch.setattr("sys.stderr", io.StringIO())  # not a terminal
     make_report(tiny_llama, "tiny", load_specs(demo_dir), tmp_path / "r", echo=lines.append)
-    assert lines[0].startswith("[1/3] alpha: Fake analysis alpha... (about ") and lines[0].endswith(" left)")
-    assert lines[1].startswith("[1/3] alpha: done in ") and sys.stderr.getvalue() == ""
+    assert lines[0] == f"Report: {tmp_path / 'r' / 'index.html'} (rewritten after each experiment; open it now)"
+    assert lines[1].startswith("[1/3] alpha: Fake analysis alpha... (about ") and lines[1].endswith(" left)")
+    assert lines[2].startswith("[1/3] alpha: done in ") and sys.stderr.getvalue() == ""
 
 
 def test_clock():
