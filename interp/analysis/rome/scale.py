@@ -1,7 +1,8 @@
 """Editing at scale (issue 32): how a model degrades as edits pile up, per editor, and many edits in one command.
 
 `run_edit_scale` writes the facts of a fact file into the model one step after another (ROME / FT / FT-L one
-request a step, MEMIT / AlphaEdit a batch a step; `session.py`) and, after 1, 10, 100, 1,000 edits
+request a step, MEMIT / AlphaEdit a batch of up to ``batch_size`` a step, cut at the checkpoints; `session.py`)
+and, after 1, 10, 100, 1,000 edits
 (``checkpoints``), measures:
 - ES / PS / NS (efficacy, paraphrase, neighbourhood; `evaluate.fact_scores`) over every fact edited so far;
 - how many earlier edits still hold: of the facts whose rewrite prompt preferred the new target right after
@@ -186,7 +187,7 @@ def _one_editor(session: EditSession, edited: list, probe: Probe, params: EditSc
     rows, norms, step_rows, note = [], [], [], None
     pending = sorted({min(c, len(edited)) for c in params.checkpoints})  # fewer facts: the last is all of them
     edit_seconds, segment_start = 0.0, 0
-    for batch in track(progress, session.batches(requests, params.batch_size), f"{method} edits"):
+    for batch in track(progress, planned_batches(requests, pending, params.batch_size, method), f"{method} edits"):
         facts = [facts_by_request[id(r)] for r in batch]
         try:
             st = session.step(batch)
@@ -216,6 +217,18 @@ def _one_editor(session: EditSession, edited: list, probe: Probe, params: EditSc
             if not pending:
                 break
     return rows, norms, step_rows, note
+
+
+def planned_batches(requests: list, checkpoints: list[int], batch_size: int, method: str) -> list[list]:
+    """One request a step (ROME, FT, FT-L), or batches of up to `batch_size` cut at the checkpoints (MEMIT,
+    AlphaEdit), so every editor is measured after exactly 1, 10, 100, ... edits (batches of 1, 9, 90, 100, ...)."""
+    size = batch_size if method in BATCHED else 1
+    out, start = [], 0
+    for end in checkpoints:
+        while start < end:
+            out.append(requests[start:min(start + size, end)])
+            start = min(start + size, end)
+    return out
 
 
 def _checkpoint(session: EditSession, probe: Probe, done: list, held_after: list[bool], sec_per_edit: float) -> dict:

@@ -85,15 +85,15 @@ def test_edit_scale_rows_have_the_promised_columns():
     assert isinstance(result, EditScaleResult)
     rows = result.rows
     assert tuple(rows.columns) == ROW_COLUMNS
-    assert rows["method"].tolist() == ["none", "rome", "rome", "rome", "memit", "memit", "ft-l", "ft-l", "ft-l"]
-    assert rows["n_edits"].tolist() == [0, 1, 3, 6, 3, 6, 1, 3, 6]  # MEMIT's steps are batches of 3
+    assert rows["method"].tolist() == ["none", *["rome"] * 3, *["memit"] * 3, *["ft-l"] * 3]
+    assert rows["n_edits"].tolist() == [0, 1, 3, 6, 1, 3, 6, 1, 3, 6]  # MEMIT's batches cut at the checkpoints
     edited = rows[rows["method"] != "none"]
     measured = ["efficacy", "paraphrase", "neighborhood", "earlier_held", "perplexity", "fluency"]
     assert edited[measured].notna().all().all()
     assert (edited[["dw_norm", "seconds_per_edit", "peak_memory_mb"]] > 0).all().all()
     assert rows.loc[0, "perplexity_ratio"] == 1.0 and rows.loc[0, "perplexity"] == result.base_perplexity
     assert set(result.norms["method"]) == {"rome", "memit", "ft-l"} and set(result.norms["layer"]) == {1, 2}
-    assert len(result.steps) == 6 + 2 + 6 and not result.notes
+    assert len(result.steps) == 6 + 3 + 6 and not result.notes  # MEMIT: batches of 1, 2, 3
     assert result.restored == {"rome": True, "memit": True, "ft-l": True}
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
 
@@ -194,6 +194,14 @@ def test_a_last_checkpoint_beyond_the_facts_measures_all_of_them():
                              n_gen_prompts=0, editors=EDITORS)
     result = run_edit_scale(_model(), params, records=FACTS)
     assert result.rows["n_edits"].tolist() == [0, 1, 3, 8] and result.n_edit_facts == 8 and result.n_control == 2
+
+
+def test_batches_are_cut_at_the_checkpoints():
+    from interp.analysis.rome.scale import planned_batches
+
+    sizes = [len(b) for b in planned_batches(list(range(1000)), [1, 10, 100, 1000], 100, "memit")]
+    assert sizes == [1, 9, 90] + [100] * 9
+    assert [len(b) for b in planned_batches(list(range(5)), [2, 5], 100, "rome")] == [1] * 5
 
 
 def test_edit_order_is_a_seeded_shuffle_with_disjoint_controls():
