@@ -31,15 +31,20 @@ demo: $(STAMP)
 report: $(STAMP)
 	$(BIN)/interp report --model smollm2-135m,gemma3-270m
 
-# The whole suite: unit tests on tiny random models, integration tests on both real models, and the
-# report's browser test (Chromium from Debian's packages; the test skips with a reason where it can't).
+# The whole suite: the fast tier (below), then the slow one: integration tests on both real models (each
+# loaded once per process), Ray, and the browser tests (Chromium from Debian's packages; a test skips with a
+# reason where it can't). Both tiers run on every core (pytest-xdist, one thread per process); the slow tier
+# keeps each test file on one process (a file's shared fixtures are built once) and every Ray test on one.
 test: $(STAMP)
 	-bash .ci/install-chromium.sh
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests
+	HF_HUB_OFFLINE=1 $(FAST_TESTS)
+	HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -p no:cacheprovider -n auto --dist loadgroup -m slow tests
 
-# Unit tests only (seconds): no real model is loaded.
+# The fast tier (under a minute): tiny random models only. tests/conftest.py fails any test here that loads a
+# real model, imports or starts Ray, or launches a browser (mark it slow instead).
+FAST_TESTS = OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -p no:cacheprovider -n auto --dist loadgroup -m "not slow" tests
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow" tests
+	$(FAST_TESTS)
 
 clean-venv:
 	rm -rf $(VENV)
