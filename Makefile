@@ -37,6 +37,7 @@ report: $(STAMP)
 # keeps each test file on one process (a file's shared fixtures are built once) and every Ray test on one.
 test: $(STAMP)
 	-bash .ci/install-chromium.sh
+	$(MAKE) docs
 	HF_HUB_OFFLINE=1 $(FAST_TESTS)
 	HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -p no:cacheprovider -n auto --dist loadgroup -m slow tests
 
@@ -45,6 +46,18 @@ test: $(STAMP)
 FAST_TESTS = OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -p no:cacheprovider -n auto --dist loadgroup -m "not slow" tests
 test-fast: $(STAMP)
 	$(FAST_TESTS)
+
+# The docs site in build/site: every tutorial notebook executed on SmolLM2, warnings are errors, nothing is
+# fetched from the network (make test runs it too). One thread: the notebooks are small, and two threads
+# on two busy cores spin more than they compute.
+DOCS_STAMP := $(VENV)/.docs-installed
+$(DOCS_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install -q -e '.[docs]'
+	touch $(DOCS_STAMP)
+
+.PHONY: docs
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 $(BIN)/python -m mkdocs build --strict --quiet
 
 clean-venv:
 	rm -rf $(VENV)
