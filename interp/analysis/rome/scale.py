@@ -2,8 +2,7 @@
 
 `run_edit_scale` writes the facts of a fact file into the model one step after another (ROME / FT / FT-L one
 request a step, MEMIT / AlphaEdit a batch of up to ``batch_size`` a step, cut at the checkpoints; `session.py`)
-and, after 1, 10, 100, 1,000 edits
-(``checkpoints``), measures:
+and, after 1, 10, 100, 1,000 edits (``checkpoints``), measures:
 - ES / PS / NS (efficacy, paraphrase, neighbourhood; `evaluate.fact_scores`) over every fact edited so far;
 - how many earlier edits still hold: of the facts whose rewrite prompt preferred the new target right after
   their own step, the fraction that still do;

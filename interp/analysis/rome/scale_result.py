@@ -205,3 +205,50 @@ class EditFactsResult(ResultBase):
 
 def _none(x: float):
     return None if x != x else x
+
+
+def merge(folders: list, out) -> EditScaleResult:
+    """One result (table, curves, findings) from several `interp edit-scale --out` folders of the same model,
+    facts and checkpoints, one editor each (so long runs can go on separate machines); written into `out`.
+
+        python -m interp.analysis.rome.scale_result OUT RUN1 RUN2 ...
+    """
+    import dataclasses
+    import json
+    from pathlib import Path
+
+    from interp.errors import InvalidInputError
+
+    runs, commands = [], []
+    for folder in map(Path, folders):
+        try:
+            summary = json.loads((folder / "summary.json").read_text())
+            tables = [pd.read_csv(folder / f"{name}.csv") for name in ("scale", "norms", "steps")]
+            command = json.loads((folder / "findings.json").read_text())[0]["command"]
+        except (OSError, ValueError, KeyError, IndexError) as exc:
+            raise InvalidInputError(f"{folder} is not an edit-scale --out folder ({exc}).") from None
+        runs.append((summary, tables))
+        commands.append(command)
+    first = runs[0][0]
+    if any((s["model"], s["checkpoints"], s["edit_facts"]) != (first["model"], first["checkpoints"],
+                                                               first["edit_facts"]) for s, _ in runs):
+        raise InvalidInputError("These runs differ in model, checkpoints or facts; merge runs of one setting.")
+    rows = pd.concat([runs[0][1][0][runs[0][1][0]["method"] == "none"]]
+                     + [t[0][t[0]["method"] != "none"] for _, t in runs], ignore_index=True)
+    methods = tuple(m for s, _ in runs for m in s["methods"])
+    params = dataclasses.replace(EditScaleParams(), methods=methods, checkpoints=tuple(first["checkpoints"]))
+    result = EditScaleResult(first["model"], params, sum(s["seconds"] for s, _ in runs), rows,
+                             pd.concat([t[1] for _, t in runs], ignore_index=True),
+                             pd.concat([t[2] for _, t in runs], ignore_index=True), first["base_perplexity"],
+                             first["edit_facts"], first["control_facts"],
+                             {k: v for s, _ in runs for k, v in s["restored_exactly"].items()},
+                             [n for s, _ in runs for n in s["notes"]],
+                             command=" ; ".join(commands))
+    result.write(out)
+    return result
+
+
+if __name__ == "__main__":
+    import sys
+
+    merge(sys.argv[2:], sys.argv[1])

@@ -214,3 +214,21 @@ def test_edit_order_is_a_seeded_shuffle_with_disjoint_controls():
     assert not {f.case_id for f in edited} & {f.case_id for f in controls}
     assert [f.case_id for f in edited] == [f.case_id for f in split_facts(model, params, FACTS)[0]]
     assert [f.case_id for f in edited + controls] != sorted(f.case_id for f in edited + controls)  # mixed
+
+
+def test_runs_of_one_editor_each_merge_into_one_result(tmp_path):
+    from interp.analysis.rome.scale_result import merge
+
+    folders = []
+    for method in ("ft-l", "ft"):
+        params = EditScaleParams(methods=(method,), checkpoints=(1, 2), known_only=False, n_control=2,
+                                 n_gen_prompts=0, editors=EDITORS)
+        result = run_edit_scale(_model(), params, records=FACTS)
+        result.command = f"interp edit-scale --methods {method}"
+        result.write(tmp_path / method)
+        folders.append(tmp_path / method)
+    merged = merge(folders, tmp_path / "both")
+    assert merged.rows["method"].tolist() == ["none", "ft-l", "ft-l", "ft", "ft"]
+    assert merged.params.methods == ("ft-l", "ft") and merged.restored == {"ft-l": True, "ft": True}
+    assert (tmp_path / "both" / "figures" / "edit_scale.png").exists()
+    assert "--methods ft-l ; interp edit-scale --methods ft" in merged.findings()[0].command
