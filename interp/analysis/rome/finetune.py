@@ -20,8 +20,8 @@ right = I (applying it adds Delta W exactly: x * 1 + 0s is exact in floating poi
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
