@@ -6,7 +6,8 @@ Each one is the app's own, so none depends on a framework version's defaults:
 - Token: with a token, every path but the page's three static files needs it. The path is the ASGI
   scope's ``path`` (what the router dispatches on), never a URL rebuilt from the Host header.
 - Origin: a browser request from another site (an ``Origin`` that is not this server's own, or
-  ``Sec-Fetch-Site: cross-site`` / ``same-site``) is refused, whatever its method or body.
+  ``Sec-Fetch-Site: cross-site`` / ``same-site``) is refused, whatever its method or body; only the
+  page's static files may be opened from elsewhere (a link), as they hold no data.
 - Content-Type: every state-changing request (any method but GET, HEAD, OPTIONS) to a route of the app
   must say ``application/json`` (``application/octet-stream`` for the edit-file upload). A page elsewhere
   can send neither without a CORS preflight, which this server never grants; ``fetch(..., {mode:
@@ -89,7 +90,7 @@ class Guard:
         public = path in PUBLIC_PATHS and method in ("GET", "HEAD")
         if self.token is not None and not public and not token_matches(headers, self.token):
             return 401, "This server needs its token: open the address interp serve printed (it ends in #token=...)."
-        if _foreign(headers):
+        if not public and _foreign(headers):  # the page itself may be opened from a link anywhere: it holds no data
             return 403, "This lab answers only its own page; requests from other sites are refused."
         if self._changes_state(scope):
             want = "application/octet-stream" if path == UPLOAD_PATH else "application/json"

@@ -61,6 +61,7 @@ def test_a_foreign_origin_is_refused_whatever_it_sends(client, lab, headers):
     one_sentence(client.post("/api/edits", json=EDIT, headers=headers), 403, "other sites")
     one_sentence(client.get("/api/edits", headers=headers), 403, "other sites")
     assert unchanged(lab, original)
+    assert client.get("/", headers=headers).status_code == 200  # the page (no data) may be opened from a link
 
 
 def test_the_pages_own_origin_is_answered(lab):
