@@ -188,7 +188,8 @@ class Transformer(TLModelAPI, HookedRootModule):
         over real tokens only. `stop_at_layer=l` returns the residual stream entering layer l.
         """
         if isinstance(input, (str, list, tuple)):
-            input = self.to_tokens(input, prepend_bos, padding_side)
+            # not truncated (TL's to_tokens would cut to n_ctx): text longer than the context is refused below
+            input = self.to_tokens(input, prepend_bos, padding_side, truncate=False)
         if attention_mask is None and start_at_layer is None and past_kv is None:
             from interp.model.tokenize import mask_for
 
