@@ -202,3 +202,31 @@ def test_residual_directions_token_position_and_accumulated_bias(pair):
     for layer, mlp_input in ((0, True), (2, False), (3, False)):
         torch.testing.assert_close(ours.accumulated_bias(layer, mlp_input), bridge.accumulated_bias(layer, mlp_input),
                                    msg=f"{layer} {mlp_input}")
+
+
+def test_logit_lens_gives_tls_numbers(caches):
+    family, ours, bridge, tokens, mine, theirs = caches
+    got, want = mine.logit_lens(), theirs.logit_lens()
+    assert got.labels == want.labels and got.labels[-1] == "final_post"
+    torch.testing.assert_close(got.values, want.values, **CLOSE)
+    with torch.no_grad():
+        torch.testing.assert_close(got.values[-1], ours(tokens)[:, -1], **CLOSE)  # the last entry: the output
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+def test_tl_attribution_recipe_needs_tls_weight_processing(family, tmp_path):
+    """`decompose_resid(apply_ln=True) @ W_U + b_U` adds up to the logits only on TL-processed weights (the
+    final norm's weight folded into W_U); on the checkpoint's weights it does not, and cfg says which."""
+    build_twin(family, tmp_path)
+    tokens = prompt(batch=1, length=7)
+    gaps = {}
+    for processed in (False, True):
+        model = load_model(str(tmp_path), process_weights=processed)
+        assert model.cfg.layer_norm_folding is processed
+        assert model.cfg.normalization_type == ("RMS" if family == "llama" else "LN") + ("Pre" if processed else "")
+        with torch.no_grad():
+            logits, cache = model.run_with_cache(tokens)
+        stack = cache.decompose_resid(apply_ln=True, pos_slice=-1)  # (component, batch, d_model)
+        dla = stack.sum(0) @ model.W_U + model.b_U
+        gaps[processed] = float((dla - logits[:, -1]).abs().max().detach())
+    assert gaps[True] < 1e-3 < gaps[False]

@@ -26,6 +26,10 @@ from interp.model.config import ModelConfig
 
 
 class Block(nn.Module):
+    # hook_resid_post is the one residual stream the next block (or ln_final) reads: TransformerLens' logit
+    # lens (`cache.logit_lens()`) checks for this flag before reading it
+    hook_out_is_single_residual_stream = True
+
     def __init__(self, cfg: ModelConfig, layer: int):
         super().__init__()
         self.layer = layer
