@@ -113,7 +113,8 @@ def main() -> None:
     fast_all, t_fast_all = timed(trace_case, model, case, noise, params)
     slow, t_slow = {}, {}
     for kind in KINDS:
-        slow[kind], t_slow[kind] = timed(trace_bruteforce, model, case, noise, dataclasses.replace(params, kinds=(kind,)))
+        slow[kind], t_slow[kind] = timed(trace_bruteforce, model, case, noise,
+                                         dataclasses.replace(params, kinds=(kind,)))
         load.append(os.getloadavg()[0])
     diff = max(float(np.abs(fast_all.scores[k] - slow[k].scores[k]).max()) for k in KINDS)
     diff = max(diff, float(np.abs(fast_resid.scores["resid"] - slow["resid"].scores["resid"]).max()))
@@ -125,11 +126,13 @@ def main() -> None:
     lines = [
         "# Causal tracing: ours vs one forward per cell", "",
         f"Full trace of one fact ({what}): {p} tokens x {n} layers per kind, {args.samples} noise samples, "
-        f"window {params.window}, batch {params.batch_size} rows, fp32, CPU ({platform.processor() or platform.machine()}, "
+        f"window {params.window}, batch {params.batch_size} rows, fp32, "
+        f"CPU ({platform.processor() or platform.machine()}, "
         f"{torch.get_num_threads()} threads; load average {min(load):.1f}-{max(load):.1f} during the run, "
         "2-core machine). Goal (issue 14): at least "
         f"{GOAL:.0f}x the loop on SmolLM2, identical scores (max difference < 1e-6).", "",
-        "| kinds | method | cells | wall time (s) | cells / s | speed-up | goal |", "|---|---|---:|---:|---:|---:|---:|",
+        "| kinds | method | cells | wall time (s) | cells / s | speed-up | goal |",
+        "|---|---|---:|---:|---:|---:|---:|",
         f"| resid | one forward per cell (the reference's loop) | {cells(1)} | {t_slow['resid']:.2f} | "
         f"{cells(1) / t_slow['resid']:.1f} | 1.00x | |",
         f"| resid | ours | {cells(1)} | {t_fast_resid:.2f} | {cells(1) / t_fast_resid:.1f} | **{up_resid:.1f}x** | "

@@ -60,12 +60,13 @@ def main() -> None:
     rows = []
     for batch, length in [(1, 32), (8, 128)]:
         tokens = torch.randint(100, ours.cfg.d_vocab - 100, (batch, length), generator=torch.Generator().manual_seed(0))
+        # each lambda is timed within this iteration, before `tokens` is rebound (hence the noqa: B023)
         contenders = {
-            "transformers eager forward": lambda: hf_plain(tokens),
-            "transformers sdpa forward (its default)": lambda: hf_sdpa(tokens),
-            "interp forward (no hooks)": lambda: ours(tokens),
-            "interp run_with_cache (every hook)": lambda: ours.run_with_cache(tokens),
-            "TransformerBridge run_with_cache": lambda: bridge.run_with_cache(tokens),
+            "transformers eager forward": lambda: hf_plain(tokens),  # noqa: B023
+            "transformers sdpa forward (its default)": lambda: hf_sdpa(tokens),  # noqa: B023
+            "interp forward (no hooks)": lambda: ours(tokens),  # noqa: B023
+            "interp run_with_cache (every hook)": lambda: ours.run_with_cache(tokens),  # noqa: B023
+            "TransformerBridge run_with_cache": lambda: bridge.run_with_cache(tokens),  # noqa: B023
         }
         times: dict[str, list[float]] = {k: [] for k in contenders}
         with torch.no_grad():
@@ -83,7 +84,8 @@ def main() -> None:
     lines = [
         "# Forward and load speed",
         "",
-        f"Model {args.model}, fp32, CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads), "
+        f"Model {args.model}, fp32, "
+        f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads), "
         f"torch {torch.__version__}; median of {args.repeats} interleaved runs. Reproduce: "
         f"`{threads_env()}.venv/bin/python benchmarks/forward.py --model {args.model} --repeats {args.repeats}` "
         f"(load average {os.getloadavg()[0]:.1f} at the end, 2 cores).",
@@ -91,7 +93,8 @@ def main() -> None:
         "| input | contender | median ms | ratio to transformers eager | ratio to transformers sdpa |",
         "|---|---|---:|---:|---:|",
     ]
-    lines += [f"| {shape} | {name} | {ms:.1f} | {ratio:.2f}x | {r_sdpa:.2f}x |" for shape, name, ms, ratio, r_sdpa in rows]
+    lines += [f"| {shape} | {name} | {ms:.1f} | {ratio:.2f}x | {r_sdpa:.2f}x |"
+              for shape, name, ms, ratio, r_sdpa in rows]
     lines += [
         "",
         "| load | seconds | ratio to transformers' GGUF load |",
@@ -112,8 +115,8 @@ def main() -> None:
     for shape in ("8x128", "1x32"):
         plain = ratio[(shape, "interp forward (no hooks)")][1]
         goals.append((f"hook-free forward <= 1.0x transformers' sdpa forward, {shape}",
-                      f"transformers eager {ratio[(shape, 'transformers eager forward')][1]:.2f}x sdpa", f"{plain:.3f}x",
-                      plain <= 1.0))
+                      f"transformers eager {ratio[(shape, 'transformers eager forward')][1]:.2f}x sdpa",
+                      f"{plain:.3f}x", plain <= 1.0))
     lines += goals_block(goals)
     print(write_keeping_notes(Path(args.out), lines))
 
@@ -168,7 +171,8 @@ def profile_lines(ours, hf_eager, model_name: str, batch: int = 8, length: int =
     names = list(contenders)
     rows = list(GROUPS) + ["other operators"]
     lines = [
-        f"### Where the time goes ({batch}x{length}, torch profiler, mean of {runs} interleaved forwards, ms per forward)", "",
+        f"### Where the time goes ({batch}x{length}, torch profiler, mean of {runs} interleaved forwards, "
+        "ms per forward)", "",
         "Self CPU time of torch's operators, grouped; the profiler itself slows everything, so compare columns, "
         "not these totals with the table above. Reproduce: "
         f"`{threads_env()}.venv/bin/python benchmarks/forward.py --model {model_name} --profile-only` "

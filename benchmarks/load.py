@@ -101,7 +101,8 @@ def main() -> None:
         f"as {args.dtype} on the CPU, each contender in a fresh process. Reproduce: "
         f"`.venv/bin/python benchmarks/load.py`.",
         "",
-        "| contender | seconds | model GB | peak RSS GB | added by the load GB | added / model | peak after one forward GB |",
+        "| contender | seconds | model GB | peak RSS GB | added by the load GB | added / model "
+        "| peak after one forward GB |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for which, r in results.items():

@@ -257,11 +257,14 @@ def write(args, raw, layer, memit_layers, n_memit, n_tokens) -> None:
     ]
     lines = [f"# ROME / MEMIT timing on {args.model}", "",
              f"`.venv/bin/python benchmarks/rome.py --model {args.model} --n {args.n} --memit-n {args.memit_n} "
-             f"--threads {args.threads}{' --warm' if args.warm else ''}{' --no-ablation' if args.no_ablation else ''}`; torch {torch.__version__}, {platform.machine()}, {torch.get_num_threads()} "
+             f"--threads {args.threads}{' --warm' if args.warm else ''}"
+             f"{' --no-ablation' if args.no_ablation else ''}`; "
+             f"torch {torch.__version__}, {platform.machine()}, {torch.get_num_threads()} "
              f"threads, CPU, fp32; load average at the start {load_start:.1f}, at the end {os.getloadavg()[0]:.1f} "
              "(2 cores; compare the ratios, not the seconds).", "",
              f"ROME layer {layer}, {args.n} known facts one at a time, statistics cached:", "",
-             "| ROME | s / edit | peer / this | loop steps (mean) | ES / PS / NS after | max abs diff of the update vs the row compared |",
+             "| ROME | s / edit | peer / this | loop steps (mean) | ES / PS / NS after "
+             "| max abs diff of the update vs the row compared |",
              "|---|---|---|---|---|---|"]
     for name, key, cmp in rows:
         if key not in res:
@@ -270,12 +273,16 @@ def write(args, raw, layer, memit_layers, n_memit, n_tokens) -> None:
         if cmp == "ours, no cache" and "ours-nocache" not in res:
             cmp = "-"
         if cmp == "peer":
-            diff = f"{max_diff(out, res['peer'][1]):.1e} (vs peer; scores {'identical' if same_scores(out, res['peer'][1]) else 'DIFFER'})"
+            same = same_scores(out, res["peer"][1])
+            diff = f"{max_diff(out, res['peer'][1]):.1e} (vs peer; scores {'identical' if same else 'DIFFER'})"
         elif cmp == "ours, no cache":
-            diff = f"{max_diff(out, res['ours-nocache'][1]):.1e} (vs no cache; scores {'identical' if same_scores(out, res['ours-nocache'][1]) else 'DIFFER'})"
+            same = same_scores(out, res["ours-nocache"][1])
+            diff = (f"{max_diff(out, res['ours-nocache'][1]):.1e} "
+                    f"(vs no cache; scores {'identical' if same else 'DIFFER'})")
         else:
             diff = "-"
-        lines.append(f"| {name} | {mean(secs):.1f} | {peer_s / mean(secs):.1f}x | {mean(steps):.1f} | {fmt_scores(out)} | {diff} |")
+        lines.append(f"| {name} | {mean(secs):.1f} | {peer_s / mean(secs):.1f}x | {mean(steps):.1f} "
+                     f"| {fmt_scores(out)} | {diff} |")
     mpeer = mres["peer"][0]
 
     def mdiff(a, b):
@@ -286,10 +293,11 @@ def write(args, raw, layer, memit_layers, n_memit, n_tokens) -> None:
         return " / ".join(f"{mean([x[i] for x in s]):.2f}" for i in range(3))
 
     lines += ["", f"MEMIT layers {list(memit_layers)}, one batch of {n_memit} known facts:", "",
-              "| MEMIT | s / fact | peer / this | z steps (mean) | ES / PS / NS after | max abs diff of the update vs peer |",
+              "| MEMIT | s / fact | peer / this | z steps (mean) | ES / PS / NS after "
+              "| max abs diff of the update vs peer |",
               "|---|---|---|---|---|---|"]
-    for name, key in (("peer: original MEMIT, the authors' loop", "peer"), ("ours, original MEMIT (`--reference`)", "orig"),
-                      ("ours, default", "ours")):
+    for name, key in (("peer: original MEMIT, the authors' loop", "peer"),
+                      ("ours, original MEMIT (`--reference`)", "orig"), ("ours, default", "ours")):
         r = mres[key]
         diff = "-" if key != "orig" else (f"{mdiff(r, mres['peer']):.1e} (scores "
                                          f"{'identical' if r[1][1] == mres['peer'][1][1] else 'DIFFER'})")
@@ -297,7 +305,8 @@ def write(args, raw, layer, memit_layers, n_memit, n_tokens) -> None:
     ours_memit, orig_memit = mres["ours"][0], mres["orig"][0]
     lines += [""] + goals_block([
         (f"ROME <= 3 s per edit ({args.model}, statistics cached, {torch.get_num_threads()} threads)",
-         f"the authors' loop {peer_s:.1f} s", f"ours {mean(res['ours'][0]):.1f} s ({peer_s / mean(res['ours'][0]):.1f}x the peer)",
+         f"the authors' loop {peer_s:.1f} s",
+         f"ours {mean(res['ours'][0]):.1f} s ({peer_s / mean(res['ours'][0]):.1f}x the peer)",
          mean(res["ours"][0]) <= 3.0),
         (f"MEMIT <= 3 s per fact in a batch of 10 (this run: {n_memit})", f"the authors' loop {mpeer:.1f} s",
          f"ours {ours_memit:.1f} s, the original MEMIT through our loop {orig_memit:.1f} s",

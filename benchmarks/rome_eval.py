@@ -261,7 +261,8 @@ def pair_lines(results: dict, out_dir: Path, pairs=MAIN_PAIRS) -> list[str]:
     for a, b, what in pairs:
         if measured(results, out_dir, a) and measured(results, out_dir, b):
             d, lo, hi = paired_difference(results, out_dir, a, b)
-            out.append(f"- {what}: S {d:+.2f}, paired 95% bootstrap interval over the same facts [{lo:+.2f}, {hi:+.2f}].")
+            out.append(f"- {what}: S {d:+.2f}, paired 95% bootstrap interval over the same facts "
+                       f"[{lo:+.2f}, {hi:+.2f}].")
     return out + [""] if out else []
 
 
@@ -300,7 +301,8 @@ def table_lines(table: str, rows, results: dict, with_fluency: bool, out_dir: Pa
                 f"| {s['before']['neighborhood']:.2f} | {flipped:.2f} "
                 f"| {score_cell(facts_table(out_dir, results, row), s)} |")
         if with_fluency:
-            line += f" {s['before']['fluency']:.2f} -> {s['fluency']:.2f}{fluency_change(facts_table(out_dir, results, row))} |"
+            change = fluency_change(facts_table(out_dir, results, row))
+            line += f" {s['before']['fluency']:.2f} -> {s['fluency']:.2f}{change} |"
         line += f" {s['seconds_per_edit']:.1f} |"
         lines.append(line)
     return lines

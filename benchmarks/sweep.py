@@ -75,8 +75,9 @@ def main() -> None:
 
     model = load_model(args.model)
     serial, serial_all = {}, {}
-    for name, run in (("edit-eval", lambda: run_edit_eval(model, edit_params, records=records)),
-                      ("trace --facts", lambda: run_trace(model, trace_params))):
+    # both lambdas run inside this loop, before `del model` below frees it (not an undefined name)
+    for name, run in (("edit-eval", lambda: run_edit_eval(model, edit_params, records=records)),  # noqa: F821
+                      ("trace --facts", lambda: run_trace(model, trace_params))):  # noqa: F821
         for n_threads, into in ((all_threads, serial_all), (threads, serial)):
             torch.set_num_threads(n_threads)
             t0 = time.perf_counter()
@@ -113,7 +114,8 @@ def main() -> None:
 
 def write(args, rows, ray_init, threads, all_threads) -> None:
     lines = [f"# Sweeps on Ray: serial vs {args.workers} local workers", "",
-             f"Model {args.model}, fp32, CPU ({platform.machine()}, {os.cpu_count()} cores), torch {torch.__version__}; "
+             f"Model {args.model}, fp32, CPU ({platform.machine()}, {os.cpu_count()} cores), "
+             f"torch {torch.__version__}; "
              f"{args.facts} facts of experiments/data/facts.json; trace with --samples {args.samples}. Each worker "
              f"runs {threads} torch thread(s), and so does the serial run it is compared with (same kernels, so "
              f"the outputs can be compared byte for byte); the serial run with all {all_threads} threads is what "
@@ -134,7 +136,8 @@ def write(args, rows, ray_init, threads, all_threads) -> None:
     for r in rows:
         total = r["workers_s"] + r["startup_s"] + ray_init
         lines.append(f"| {r['sweep']} | {r['serial_all_s']:.1f} | {r['serial_s']:.1f} | {r['workers_s']:.1f} "
-                     f"| {r['startup_s']:.1f} | {r['serial_all_s'] / total:.2f}x | {r['serial_s'] / r['workers_s']:.2f}x "
+                     f"| {r['startup_s']:.1f} | {r['serial_all_s'] / total:.2f}x "
+                     f"| {r['serial_s'] / r['workers_s']:.2f}x "
                      f"| {r['shards']} | {yes(r['identical'])} / {yes(r['same_as_all_threads'])} |")
     ee = next(r for r in rows if r["sweep"] == "edit-eval")
     per_fact = ee["per_fact_serial"]
