@@ -9,10 +9,9 @@ wraps an analysis entry point with them).
 from __future__ import annotations
 
 import functools
-
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import click
 
@@ -50,19 +49,22 @@ def text_source(option: str, path: Path | None) -> None:
                     return
         except OSError as exc:
             raise InvalidInputError(f"{option} {f} cannot be read: {exc.strerror or exc}.") from None
-    raise InvalidInputError(f"{option} {path} holds no text; give a .txt file or a folder of .txt files with text in them.")
+    raise InvalidInputError(
+        f"{option} {path} holds no text; give a .txt file or a folder of .txt files with text in them.")
 
 
 def top_k_fits(model, top_k: int) -> None:
     if top_k > model.cfg.d_vocab:
-        raise InvalidInputError(f"--top-k {top_k} is more than {model.cfg.name}'s vocabulary of {model.cfg.d_vocab} tokens.")
+        raise InvalidInputError(
+            f"--top-k {top_k} is more than {model.cfg.name}'s vocabulary of {model.cfg.d_vocab} tokens.")
 
 
 def layers_exist(model, option: str, layers) -> None:
     n = model.cfg.n_layers
     for layer in layers or ():
         if not 0 <= layer < n:
-            raise InvalidInputError(f"{option} names layer {layer}, which {model.cfg.name} does not have (layers 0-{n - 1}).")
+            raise InvalidInputError(
+                f"{option} names layer {layer}, which {model.cfg.name} does not have (layers 0-{n - 1}).")
 
 
 def single_token_note(model, target: str | None) -> None:
