@@ -33,6 +33,11 @@ class TLModelAPI:
         # a weak reference back to the model lets cfg.device / cfg.dtype follow .to(...)
         self.__dict__["_tl_cfg"] = TLConfig(config, model=self)
 
+    def __setstate__(self, state: dict) -> None:
+        """After unpickling or deepcopy, bind the config to this copy (a config travels without its model)."""
+        super().__setstate__(state)
+        self.cfg = self.cfg
+
     # -- helpers -----------------------------------------------------------------------------------------
     def _per_query_head(self, w: torch.Tensor, dim: int = 1) -> torch.Tensor:
         """Key/value heads repeated to one per query head along `dim` (a no-op without GQA)."""

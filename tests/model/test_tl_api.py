@@ -81,6 +81,9 @@ def test_cfg_keeps_interp_fields_and_stays_read_only():
     assert type(model)(cfg).cfg == cfg  # a model built from another's cfg gets the same config
     model.to(torch.float64)
     assert cfg.dtype == torch.float64 and cfg.device == "cpu"  # live: follows .to(...)
+    copy = __import__("copy").deepcopy(model)  # a copy's config follows the copy, not the original
+    model.to(torch.float32)
+    assert copy.cfg.dtype == torch.float64 and model.cfg.dtype == torch.float32 and copy.cfg == cfg
 
 
 def test_default_prepend_bos_is_settable_as_in_tl():
