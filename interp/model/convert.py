@@ -11,12 +11,13 @@ device before the next is read, and every tensor must be consumed: `hf_tensors` 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
 from interp.errors import CorruptModelError
 from interp.model.config import ModelConfig
+
 
 def _expected_names(cfg: ModelConfig) -> set[str]:
     from interp.model.transformer import Transformer
@@ -176,7 +177,8 @@ def _gpt_neox(cfg: ModelConfig) -> dict[str, Source]:
     for layer in range(cfg.n_layers):
         ours, theirs = f"blocks.{layer}.", f"gpt_neox.layers.{layer}."
         for norm, name in (("ln1", "input_layernorm"), ("ln2", "post_attention_layernorm")):
-            out[ours + norm + ".w"], out[ours + norm + ".b"] = _plain(theirs + name + ".weight"), _plain(theirs + name + ".bias")
+            out[ours + norm + ".w"] = _plain(theirs + name + ".weight")
+            out[ours + norm + ".b"] = _plain(theirs + name + ".bias")
         for i, x in enumerate("qkv"):
             for kind, suffix in (("w", "weight"), ("b", "bias")):
                 out[ours + f"attn.{kind}_{x}"] = _neox_qkv(theirs + f"attention.query_key_value.{suffix}", i,
@@ -185,7 +187,8 @@ def _gpt_neox(cfg: ModelConfig) -> dict[str, Source]:
                                        ("mlp.{}_out", "mlp.dense_4h_to_h")):
             out[ours + ours_name.format("w")] = _plain(theirs + theirs_name + ".weight")
             out[ours + ours_name.format("b")] = _plain(theirs + theirs_name + ".bias")
-    out.update({"embed.W_E": _plain("gpt_neox.embed_in.weight"), "ln_final.w": _plain("gpt_neox.final_layer_norm.weight"),
+    out.update({"embed.W_E": _plain("gpt_neox.embed_in.weight"),
+                "ln_final.w": _plain("gpt_neox.final_layer_norm.weight"),
                 "ln_final.b": _plain("gpt_neox.final_layer_norm.bias"), "unembed.W_U_rows": _plain("embed_out.weight")})
     return out
 
@@ -193,19 +196,24 @@ def _gpt_neox(cfg: ModelConfig) -> dict[str, Source]:
 def _gpt2(cfg: ModelConfig) -> dict[str, Source]:
     """GPT-2's Conv1D weights are stored (in, out): transposed here; c_attn stacks [q | k | v] columns."""
     d = cfg.d_model
-    out: dict[str, Source] = {"embed.W_E": _plain("transformer.wte.weight"), "pos_embed.W_pos": _plain("transformer.wpe.weight"),
-                              "ln_final.w": _plain("transformer.ln_f.weight"), "ln_final.b": _plain("transformer.ln_f.bias"),
+    out: dict[str, Source] = {"embed.W_E": _plain("transformer.wte.weight"),
+                              "pos_embed.W_pos": _plain("transformer.wpe.weight"),
+                              "ln_final.w": _plain("transformer.ln_f.weight"),
+                              "ln_final.b": _plain("transformer.ln_f.bias"),
                               "unembed.W_U_rows": _plain("lm_head.weight")}
     for layer in range(cfg.n_layers):
         ours, theirs = f"blocks.{layer}.", f"transformer.h.{layer}."
         for i, x in enumerate("qkv"):
-            out[ours + f"attn.w_{x}"] = (lambda read, n=theirs + "attn.c_attn.weight", i=i: read(n)[:, i * d:(i + 1) * d].T)
+            out[ours + f"attn.w_{x}"] = (lambda read, n=theirs + "attn.c_attn.weight", i=i:
+                                         read(n)[:, i * d:(i + 1) * d].T)
             out[ours + f"attn.b_{x}"] = (lambda read, n=theirs + "attn.c_attn.bias", i=i: read(n)[i * d:(i + 1) * d])
-        for ours_name, theirs_name in (("attn.{}_o", "attn.c_proj"), ("mlp.{}_in", "mlp.c_fc"), ("mlp.{}_out", "mlp.c_proj")):
+        for ours_name, theirs_name in (("attn.{}_o", "attn.c_proj"), ("mlp.{}_in", "mlp.c_fc"),
+                                       ("mlp.{}_out", "mlp.c_proj")):
             out[ours + ours_name.format("w")] = (lambda read, n=theirs + theirs_name + ".weight": read(n).T)
             out[ours + ours_name.format("b")] = _plain(theirs + theirs_name + ".bias")
         for norm, name in (("ln1", "ln_1"), ("ln2", "ln_2")):
-            out[ours + norm + ".w"], out[ours + norm + ".b"] = _plain(theirs + name + ".weight"), _plain(theirs + name + ".bias")
+            out[ours + norm + ".w"] = _plain(theirs + name + ".weight")
+            out[ours + norm + ".b"] = _plain(theirs + name + ".bias")
     return out
 
 

@@ -14,8 +14,9 @@ ModelConfig fields. Nothing is dropped silently:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from interp.errors import CorruptModelError
 from interp.model.components.rope import KNOWN_ROPE_TYPES
@@ -87,7 +88,8 @@ def _rope_fields(hf, d_head: int) -> dict:
     if partial != 1.0:
         out["rotary_dim"] = int(d_head * partial)
     if local is not None:
-        out.update(rope_base_local=float(local.get("rope_theta", 10_000.0)), rope_scaling_local=_rope_scaling(local, hf))
+        out.update(rope_base_local=float(local.get("rope_theta", 10_000.0)),
+                   rope_scaling_local=_rope_scaling(local, hf))
     return out
 
 
@@ -98,7 +100,8 @@ def _layer_fields(hf) -> dict:
     if types:
         unknown = sorted(set(types) - {"full_attention", "sliding_attention"})
         if unknown:
-            raise CorruptModelError(f"Layer type {unknown[0]!r} is not supported; interp knows full_attention and sliding_attention.")
+            raise CorruptModelError(
+                f"Layer type {unknown[0]!r} is not supported; interp knows full_attention and sliding_attention.")
         kinds = tuple("local" if t == "sliding_attention" else "global" for t in types)
     else:
         kinds = ("local" if window else "global",) * hf.num_hidden_layers
@@ -214,7 +217,8 @@ def family_of(model_type: str | None) -> Family:
 def check_config(hf, family: Family) -> None:
     """Refuse, by name, the first field that would change the computation and that interp does not read."""
     if getattr(hf, "quantization_config", None):
-        raise CorruptModelError("Quantized checkpoints (quantization_config) are not supported; use unquantized weights.")
+        raise CorruptModelError(
+            "Quantized checkpoints (quantization_config) are not supported; use unquantized weights.")
     defaults = type(hf)().to_dict()
     for key, value in hf.to_dict().items():
         if key in HARMLESS or key in COMMON or key in family.reads or key not in defaults:

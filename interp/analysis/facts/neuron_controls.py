@@ -74,7 +74,8 @@ def control_rows(model, fn: FactNeurons, groups: dict[str, list[tuple[str, int]]
     texts, answers = [t for _, t, _ in prompts], [a for _, _, a in prompts]
     before = answer_probs(model, texts, answers)
     sets = [("found", None, [(l, u) for l, u, _ in fn.neurons])]
-    sets += [("random", s, random_like(sets[0][2], model.cfg.d_mlp, params.seed + s)) for s in range(params.random_seeds)]
+    sets += [("random", s, random_like(sets[0][2], model.cfg.d_mlp, params.seed + s))
+             for s in range(params.random_seeds)]
     rows = []
     for action, factor in ACTIONS.items():
         for which, seed, units in sets:

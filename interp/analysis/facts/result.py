@@ -167,9 +167,11 @@ class TraceResult(ResultBase):
     def findings(self) -> list[Finding]:
         tr, out = self.single, []
         for kind, pk in self.peaks().items():
-            out.append(self.finding(f"peak_{kind}", f"Restoring the {KIND_LABEL[kind]} at {escape(repr(pk['token']))} in layer "
-                                    f"{pk['layer']} brings p({escape(tr.case.target)}) back from {tr.p_corrupted:.3f} to "
-                                    f"{pk['p']:.3f} (clean {tr.p_clean:.3f}).", pk["layer"], "layer"))
+            out.append(self.finding(
+                f"peak_{kind}",
+                f"Restoring the {KIND_LABEL[kind]} at {escape(repr(pk['token']))} in layer {pk['layer']} brings "
+                f"p({escape(tr.case.target)}) back from {tr.p_corrupted:.3f} to {pk['p']:.3f} "
+                f"(clean {tr.p_clean:.3f}).", pk["layer"], "layer"))
         if self.facts:
             for kind, pk in self.averaged_peaks().items():
                 out.append(self.finding(f"averaged_peak_{kind}", f"Over {len(self.facts)} facts, the {KIND_LABEL[kind]}"
@@ -181,13 +183,15 @@ class TraceResult(ResultBase):
         tr = self.single
         lines = [f"# Causal tracing on {self.model}", "",
                  f"Prompt: {escape(repr(tr.case.prompt.replace('{}', tr.case.subject)))} (subject "
-                 f"{escape(repr(tr.case.subject))}), answer {escape(repr(tr.case.target))}. Noise {self.params.noise} x sigma = {self.params.noise * self.sigma:.4f} on "
+                 f"{escape(repr(tr.case.subject))}), answer {escape(repr(tr.case.target))}. "
+                 f"Noise {self.params.noise} x sigma = {self.params.noise * self.sigma:.4f} on "
                  f"the subject embeddings, {self.params.samples} samples (seed {self.params.seed}), window "
                  f"{self.params.window}.", "",
                  f"p_clean = {tr.p_clean:.3f}, p_corrupted = {tr.p_corrupted:.3f}.", "",
                  "| kind | peak token | peak layer | p restored | indirect effect |", "|---|---|---|---|---|"]
         for kind, pk in self.peaks().items():
-            lines.append(f"| {kind} | {escape(repr(pk['token']))} (#{pk['position']}) | {pk['layer']} | {pk['p']:.3f} | {pk['ie']:+.3f} |")
+            lines.append(f"| {kind} | {escape(repr(pk['token']))} (#{pk['position']}) | {pk['layer']} "
+                         f"| {pk['p']:.3f} | {pk['ie']:+.3f} |")
         if self.facts:
             j = self.to_json()["averaged"]
             drawn = (f"{j['sample']} facts drawn at random (seed {self.params.seed}) from the set's {j['n_set']}"
@@ -346,8 +350,8 @@ class NeuronResult(ResultBase):
         lines += ["", "| fact | prompts | neurons (layer:unit, score) | per-prompt counts |", "|---|---|---|---|"]
         for f in self.facts:
             ns = ", ".join(f"L{l}:{u} ({s:.3g})" for l, u, s in f.neurons) or "none consistent"
-            lines.append(f"| {escape(f.case_id) if f.case_id is not None else '-'} ({escape(f.target)}) | {len(f.prompts)} | {ns} | "
-                         f"{f.per_prompt_counts} |")
+            case = escape(f.case_id) if f.case_id is not None else "-"
+            lines.append(f"| {case} ({escape(f.target)}) | {len(f.prompts)} | {ns} | {f.per_prompt_counts} |")
         lines += ["", f"Change of p(true) (relative %, mean delta p); random = same count from the same layers, "
                       f"{self.params.random_seeds} seeds:", "",
                   "| intervention | neurons | " + " | ".join(GROUPS) + " |", "|---|---|---|---|---|"]

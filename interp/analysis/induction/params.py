@@ -46,7 +46,8 @@ class InductionParams:
                   "path_seq_len": 4}
         for name, least in minima.items():
             if getattr(self, name) < least:
-                raise InvalidInputError(f"--{name.replace('_', '-')} must be at least {least}, got {getattr(self, name)}.")
+                raise InvalidInputError(
+                    f"--{name.replace('_', '-')} must be at least {least}, got {getattr(self, name)}.")
         if self.circuit not in ("weights", "path"):
             raise InvalidInputError(f"--circuit must be weights or path, got {self.circuit!r}.")
         if self.text_mode not in ("zero", "mean"):

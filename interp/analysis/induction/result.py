@@ -96,7 +96,8 @@ class InductionResult(ResultBase):
                  f"Repeated random tokens, batch {p.batch} x (1 + 2 x {p.seq_len}), seed {p.seed}. "
                  f"Loss on the first repeat {self.loss_first:.2f} nats, on the second {self.loss_second:.2f} "
                  f"(in-context copying gap {self.loss_first - self.loss_second:.2f}).", "",
-                 "| head | induction | prev-token | duplicate | copying (OV eig.) | direct logit | ablation (zero, alone) |",
+                 "| head | induction | prev-token | duplicate | copying (OV eig.) | direct logit "
+                 "| ablation (zero, alone) |",
                  "|---|---|---|---|---|---|---|"]
         for r in top.itertuples():
             eff = "" if pd.isna(r.ablation_effect) else f"{r.ablation_effect:+.3f}"
@@ -105,13 +106,15 @@ class InductionResult(ResultBase):
         n_above = int((self.heads.induction > p.threshold).sum())
         lines += ["", f"{n_above} heads score above {p.threshold} (ARENA's threshold).", "",
                   f"**Ablation** of the top {ab['k']} heads raises second-repeat loss by {ab['top_loss_increase']:.3f} "
-                  f"(zero) / {ab['mean_ablation']['top_loss_increase']:.3f} (mean); {ab['k']} random heads from the same "
+                  f"(zero) / {ab['mean_ablation']['top_loss_increase']:.3f} (mean); "
+                  f"{ab['k']} random heads from the same "
                   f"layers: {ab['random_loss_increase_mean']:.3f} +- {ab['random_loss_increase_std']:.3f} (zero) / "
                   f"{ab['mean_ablation']['random_loss_increase_mean']:.3f} +- "
                   f"{ab['mean_ablation']['random_loss_increase_std']:.3f} (mean), {ab['seeds']} seeds."]
         c = self.circuit
         if c and c["prev_heads_mean"] is not None and c["other_heads_mean"] is not None:
-            lines += ["", f"**Circuit** (K-composition): previous-token heads (prev-token score > {c['prev_threshold']}) "
+            lines += ["", "**Circuit** (K-composition): previous-token heads "
+                          f"(prev-token score > {c['prev_threshold']}) "
                           f"feed the top induction heads with mean K-composition {c['prev_heads_mean']:.3f} vs "
                           f"{c['other_heads_mean']:.3f} for other earlier heads. Strongest edges: "
                       + ", ".join(f"{e['source']}->{e['target']} ({e['k_comp']:.3f})" for e in c["edges"][:5]) + "."]
@@ -133,9 +136,10 @@ class InductionResult(ResultBase):
         pr = self.peer
         if pr:
             if pr.get("bridge_top10_overlap") is not None:
-                lines += ["", f"**Peer**: TransformerLens `detect_head` on a TransformerBridge of the same model: top-10 "
-                              f"overlap with our induction score {pr['bridge_top10_overlap']}/10; TL's detector logic on "
-                              f"our patterns vs the bridge: {pr['tl_logic_vs_bridge_top10_overlap']}/10."]
+                lines += ["", "**Peer**: TransformerLens `detect_head` on a TransformerBridge of the same model: "
+                              f"top-10 overlap with our induction score {pr['bridge_top10_overlap']}/10; TL's "
+                              f"detector logic on our patterns vs the bridge: "
+                              f"{pr['tl_logic_vs_bridge_top10_overlap']}/10."]
             else:
                 why = (f"could not be built ({pr['bridge_error']})" if pr.get("bridge_error")
                        else "was not requested (peer_bridge = false)")
@@ -149,7 +153,8 @@ class InductionResult(ResultBase):
         ab, top = self.ablation_summary(), self.heads.iloc[0]
         gap = self.loss_first - self.loss_second
         out = [
-            self.finding("strongest_head", f"The strongest induction head is {label(int(top['layer']), int(top['head']))} "
+            self.finding("strongest_head",
+                         f"The strongest induction head is {label(int(top['layer']), int(top['head']))} "
                          f"(induction score {top.induction:.2f}; the median head scores "
                          f"{self.heads.induction.median():.3f}).", float(top.induction), "attention"),
             self.finding("copying_gap", f"Loss on the first repeat {self.loss_first:.2f} nats, on the second "
@@ -243,5 +248,6 @@ class InductionResult(ResultBase):
             for name, (layer, head, kind) in nodes.items():
                 ax.scatter([layer], [head], s=260, color="tab:orange" if kind == "ind" else "tab:blue", zorder=3)
                 ax.annotate(name, (layer, head), ha="center", va="center", fontsize=6, zorder=4)
-        ax.set(xlabel="layer", ylabel="head", title="K-composition: previous-token heads (blue) -> induction heads (orange)")
+        ax.set(xlabel="layer", ylabel="head",
+               title="K-composition: previous-token heads (blue) -> induction heads (orange)")
         return fig

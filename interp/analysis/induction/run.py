@@ -28,7 +28,8 @@ from interp.progress import Progress
 Head = tuple[int, int]
 
 
-def run_induction(model, params: InductionParams = InductionParams(), progress: Progress | None = None) -> InductionResult:
+def run_induction(model, params: InductionParams = InductionParams(),
+                  progress: Progress | None = None) -> InductionResult:
     """Heads scored on ``[BOS] + r + r``, their copying and K-composition, the ablation proof against random
     heads from the same layers, the natural-text check and the peer comparison (see the package docstring)."""
     start = time.perf_counter()
@@ -61,7 +62,8 @@ def path_circuit(model, p: InductionParams, ps: PatternScores) -> pd.DataFrame |
     one row per sender with its effect on the second-copy log-probability and its previous-token score."""
     from interp.patching.induction import induction_paths
 
-    receivers = [h for h in top_heads(ps.induction, model.cfg.n_layers * model.cfg.n_heads) if h[0] > 0][:p.path_receivers]
+    ranked = top_heads(ps.induction, model.cfg.n_layers * model.cfg.n_heads)
+    receivers = [h for h in ranked if h[0] > 0][:p.path_receivers]
     if not receivers:
         return None
     found = induction_paths(model, receivers, seq_len=p.path_seq_len, n=p.path_pairs, seed=p.seed)

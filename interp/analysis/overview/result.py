@@ -49,9 +49,10 @@ class OverviewResult(ResultBase):
 
     def findings(self) -> list[Finding]:
         out = []
-        for i, (prompt, rows) in enumerate(self.logit_lens.groupby("prompt", sort=False)):
+        for i, (prompt, _rows) in enumerate(self.logit_lens.groupby("prompt", sort=False)):
             top = self._top(prompt)
-            out.append(self.finding(f"top_next_{i}", f"{escape(repr(prompt))} → {escape(repr(top.token))} with p = {top.prob:.3f}.",
+            out.append(self.finding(f"top_next_{i}",
+                                    f"{escape(repr(prompt))} → {escape(repr(top.token))} with p = {top.prob:.3f}.",
                                     float(top.prob), "probability"))
         return out
 
@@ -61,7 +62,8 @@ class OverviewResult(ResultBase):
         for prompt, rows in self.logit_lens.groupby("prompt", sort=False):
             top = self._top(prompt)
             first = rows[rows.answer_rank == 0].layer
-            depth = f"first top-1 under the logit lens after layer {int(first.iloc[0])}" if len(first) else "never top-1 before the last layer"
+            depth = (f"first top-1 under the logit lens after layer {int(first.iloc[0])}" if len(first)
+                     else "never top-1 before the last layer")
             lines.append(f"- {escape(repr(prompt))} → {escape(repr(top.token))} with p = {top.prob:.3f}; {depth} of "
                          f"{c['n_layers']}.")
         lines += ["", f"**{self.model}**: {c['n_layers']} layers, d_model {c['d_model']}, {c['n_heads']} query heads "

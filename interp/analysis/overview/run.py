@@ -20,7 +20,8 @@ def run_overview(model, params: OverviewParams = OverviewParams(), progress: Pro
     preds, lens = [], []
     for prompt in track(progress, list(params.prompts), "logit lens"):
         res = inspect_prompt(model, prompt, top_k=params.top_k)
-        preds += [{"prompt": prompt, "rank": i + 1, "token": t["token"], "prob": t["prob"]} for i, t in enumerate(res.top_next)]
+        preds += [{"prompt": prompt, "rank": i + 1, "token": t["token"], "prob": t["prob"]}
+                  for i, t in enumerate(res.top_next)]
         lens.append(res.logit_lens.assign(prompt=prompt))
     table = pd.concat(lens, ignore_index=True)[["prompt", "layer", "top_token", "prob", "answer_prob", "answer_rank"]]
     return OverviewResult(model.cfg.name, params, time.perf_counter() - start, config_dict(model),

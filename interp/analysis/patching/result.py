@@ -82,7 +82,8 @@ class PatchReport(ResultBase):
     def summary_markdown(self) -> str:
         first = next(iter(self.results.values()))
         lines = [f"Patching `{self.params.kind}` of **{self.model}**, {self.params.direction}: logit difference "
-                 f"{escape(repr(self.params.answer))} - {escape(repr(self.params.wrong))} is {float(first.clean.mean()):.2f} on the clean "
+                 f"{escape(repr(self.params.answer))} - {escape(repr(self.params.wrong))} "
+                 f"is {float(first.clean.mean()):.2f} on the clean "
                  f"prompt and {float(first.corrupted.mean()):.2f} on the corrupted one.", ""]
         lines += [f"- {f.text}" for f in self.findings()]
         return "\n".join(lines)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-
 from interp.analysis.patching.params import PatchParams
 from interp.analysis.patching.result import PatchReport
 from interp.errors import InvalidInputError

@@ -58,7 +58,8 @@ def resolve_positions(spec: str, k: int) -> list[int]:
     try:
         values = [int(v) for v in spec.split(",") if v.strip()]
     except ValueError:
-        raise InvalidInputError(f"Positions {spec!r} must be 'all', a count like '5', or indices like '0,4,9'.")
+        raise InvalidInputError(
+            f"Positions {spec!r} must be 'all', a count like '5', or indices like '0,4,9'.") from None
     if not values:
         raise InvalidInputError("No gold positions given; use 'all', a count like '5', or indices like '0,4,9'.")
     if "," not in spec:

@@ -7,9 +7,9 @@ cache of one "trunk" prompt, cut at token s, *is* the cache of any prompt that s
 tokens. `plan_batches` picks a trunk per group and the shared length of each member, and keeps the plan
 only when it runs fewer token positions than plain length-sorted batches (so reuse is never the slower
 choice); `prefix_cache` lays the trunks' cut caches out as one left-padded `KVCache` for a batch (rows
-of several groups, each on its own trunk), so the batch's suffixes (also left-padded) run on top of it. Padding sits in the middle of a row (between its cached prefix and its
-suffix); the model takes positions from the mask, so a row's positions and scores are exactly those of
-its unpadded prompt.
+of several groups, each on its own trunk), so the batch's suffixes (also left-padded) run on top of it.
+Padding sits in the middle of a row (between its cached prefix and its suffix); the model takes positions
+from the mask, so a row's positions and scores are exactly those of its unpadded prompt.
 
 A `KVCache` grows by concatenation (`torch.cat` makes new tensors; the old ones are never written), so
 `fork` may share the tensors between branches: each branch gets its own lists, and appending to one

@@ -55,12 +55,14 @@ class RecallResult(ResultBase):
                 "condition": r.condition, "n_items": int(r.n_items), "gold_position": int(r.gold_position),
                 "accuracy": _num(r.accuracy), "accuracy_ci": [_num(r.accuracy_lo), _num(r.accuracy_hi)],
                 "choice_accuracy": _num(r.choice_accuracy),
-                "choice_accuracy_ci": [_num(r.choice_accuracy_lo), _num(r.choice_accuracy_hi)], "logprob": _num(r.logprob),
+                "choice_accuracy_ci": [_num(r.choice_accuracy_lo), _num(r.choice_accuracy_hi)],
+                "logprob": _num(r.logprob),
                 "logprob_ci": [_num(r.logprob_lo), _num(r.logprob_hi)], "median_rank": _num(r.median_rank),
                 "n": int(r.n),
             })
         return {
-            "model": self.model, "seconds": self.seconds, "task": self.params.task, "file": self.params.file, "seed": self.params.seed,
+            "model": self.model, "seconds": self.seconds, "task": self.params.task, "file": self.params.file,
+            "seed": self.params.seed,
             "curves": curves,
             "retrieval_heads": [{"layer": int(h.layer), "head": int(h.head), "gold_mass": float(h.gold_mass),
                                  "distractor_mass": float(h.distractor_mass)} for h in self.heads.itertuples()],
@@ -137,8 +139,9 @@ class RecallResult(ResultBase):
         """The curves as a Markdown table: one row per (condition, size, gold position), each metric with its
         95% interval (Wilson for accuracies, percentile bootstrap for log p) and the point's n."""
         cols = [c for c in ("accuracy", "choice_accuracy", "logprob") if self.curves[c].notna().any()]
-        lines = ["| condition | items | gold position | n | " + " | ".join(c.replace("_", " ") + " [95% CI]" for c in cols)
-                 + " |", "|---|---|---|---|" + "---|" * len(cols)]
+        lines = ["| condition | items | gold position | n | "
+                 + " | ".join(c.replace("_", " ") + " [95% CI]" for c in cols) + " |",
+                 "|---|---|---|---|" + "---|" * len(cols)]
         for r in self.curves.sort_values(["condition", "n_items", "gold_position"]).to_dict("records"):
             cells = [f"{r[c]:.2f} [{r[c + '_lo']:.2f}, {r[c + '_hi']:.2f}]" for c in cols]
             lines.append(f"| {r['condition']} | {r['n_items']} | {r['gold_position'] + 1} | {r['n']} | "
@@ -187,7 +190,8 @@ class RecallResult(ResultBase):
         if not self.heads.empty:
             top = ", ".join(f"L{r.layer}H{r.head} ({r.gold_mass:.3f} vs {r.distractor_mass:.3f})"
                             for r in self.heads.head(5).itertuples())
-            out.append(self.finding("top_retrieval_head", "Top retrieval heads (attention mass at the answer position on the "
+            out.append(self.finding("top_retrieval_head",
+                                    "Top retrieval heads (attention mass at the answer position on the "
                                     f"gold item vs a distractor item): {top}.", float(self.heads.iloc[0].gold_mass),
                                     "attention"))
         for r in self.correlations.itertuples():

@@ -37,21 +37,21 @@ it touches a weight) and are importable from here.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
 from interp.analysis.rome.covariance import StatsCache, second_moment
+
+# The edit-file classes live in editfile.py (checked loading, all-or-nothing apply, safe saving); kept
+# importable from here.
+from interp.analysis.rome.editfile import FORMAT, Edit, LayerDelta, export_model, weight_hash  # noqa: F401
 from interp.analysis.rome.hparams import ROMEParams, default_layer
 from interp.analysis.rome.key import EditRequest, context_templates, subject_keys, target_ids
 from interp.analysis.rome.value import optimise_delta
 from interp.errors import EditError
 from interp.model.generate import generate
 from interp.progress import Progress
-
-# The edit-file classes live in editfile.py (checked loading, all-or-nothing apply, safe saving); kept
-# importable from here.
-from interp.analysis.rome.editfile import FORMAT, Edit, LayerDelta, export_model, weight_hash  # noqa: E402,F401
 
 
 # -- computing a ROME edit ------------------------------------------------------------------------------
@@ -114,7 +114,8 @@ def rome_edit(model, request: EditRequest, params: ROMEParams = ROMEParams(), ap
         val = optimise_delta(model, request, contexts, layer, mlp, v0, params, shares)
     left, right = rank_one_factors(mlp.w_out, fitted, val.delta, c, params.ridge, u)
     info = {"layer": layer, "update": params.update, "steps": val.steps,
-            "shares": None if shares is None else [round(float(x), 3) for x in shares], "nll_before": val.nll_before, "nll_after": val.nll_after,
+            "shares": None if shares is None else [round(float(x), 3) for x in shares],
+            "nll_before": val.nll_before, "nll_after": val.nll_after,
             "delta_norm": float(val.delta.norm()), "v0_norm": val.v0_norm}
     edit = Edit(model.cfg.name, "rome", [LayerDelta(layer, left, right, weight_hash(mlp.w_out))], [request], info)
     return edit.apply(model, check=False) if apply else edit
@@ -126,7 +127,8 @@ def check_target(model, request: EditRequest) -> None:
     tgt = target_ids(model, request.target_new)
     out = generate(model, request.text, max_new_tokens=len(tgt), return_text=False)
     if out[0].tolist() == tgt:
-        raise EditError(f"The model already answers {request.target_new!r} to {request.text!r}; choose a different target.")
+        raise EditError(
+            f"The model already answers {request.target_new!r} to {request.text!r}; choose a different target.")
 
 
 def apply_all(model, edits: Sequence[Edit]) -> None:

@@ -84,7 +84,7 @@ class Edit:
     deltas: list[LayerDelta]
     requests: list[EditRequest]
     info: dict = field(default_factory=dict)  # optimisation diagnostics, parameters
-    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
     _originals: dict[int, torch.Tensor] = field(default_factory=dict, repr=False)
     _applied: dict[int, torch.Tensor] = field(default_factory=dict, repr=False)
 
@@ -144,7 +144,8 @@ class Edit:
             raise EditError("This edit is not applied, so there is nothing to undo.")
         for layer, after in self._applied.items():
             if not torch.equal(model.blocks[layer].mlp.w_out, after):
-                raise EditError(f"Layer {layer} changed since this edit was applied; undo later edits first (reverse order).")
+                raise EditError(
+                    f"Layer {layer} changed since this edit was applied; undo later edits first (reverse order).")
         for layer, original in self._originals.items():
             model.blocks[layer].mlp.w_out.copy_(original)
         self._originals.clear()
@@ -282,11 +283,12 @@ def validate(meta: object, tensors: dict[str, torch.Tensor], path: object = "the
     for i, r in enumerate(meta["requests"]):
         if not isinstance(r, dict) or not all(isinstance(r.get(k), str) for k in ("prompt", "subject", "target_new")):
             raise _bad(path, f"request {i} needs the strings 'prompt', 'subject' and 'target_new'")
-        if set(r) - {"prompt", "subject", "target_new", "target_true", "case_id"}:
-            raise _bad(path, f"request {i} has unknown fields {sorted(set(r) - {'prompt', 'subject', 'target_new', 'target_true', 'case_id'})}")
+        if unknown := set(r) - {"prompt", "subject", "target_new", "target_true", "case_id"}:
+            raise _bad(path, f"request {i} has unknown fields {sorted(unknown)}")
         if r.get("target_true") is not None and not isinstance(r["target_true"], str):
             raise _bad(path, f"request {i}: 'target_true' must be a string")
-        if r.get("case_id") is not None and (not isinstance(r["case_id"], (int, str)) or isinstance(r["case_id"], bool)):
+        case_id = r.get("case_id")
+        if case_id is not None and (not isinstance(case_id, (int, str)) or isinstance(case_id, bool)):
             raise _bad(path, f"request {i}: 'case_id' must be a number or a string")
     layers = meta["layers"]
     if not layers:
@@ -313,7 +315,8 @@ def validate(meta: object, tensors: dict[str, torch.Tensor], path: object = "the
         left, right = tensors[f"{i}.left"], tensors[f"{i}.right"]
         _check_factors(left, right, None, f"layer {m['layer']}", path=path)
         if left.shape[1] != m["rank"]:
-            raise _bad(path, f"layer {m['layer']}: the factors have rank {left.shape[1]}, the metadata says {m['rank']}")
+            raise _bad(path,
+                       f"layer {m['layer']}: the factors have rank {left.shape[1]}, the metadata says {m['rank']}")
     if meta["format"] != "interp-edit/1" or "factors_sha256" in meta:
         if meta.get("factors_sha256") != factors_hash(tensors):
             raise _bad(path, "its factors do not match their recorded sha256 (the file was changed after it was saved)")
@@ -322,7 +325,8 @@ def validate(meta: object, tensors: dict[str, torch.Tensor], path: object = "the
 def from_parts(meta: object, tensors: dict[str, torch.Tensor], path: object = "the edit") -> Edit:
     """An Edit from a file's metadata and tensors, after `validate`."""
     validate(meta, tensors, path)
-    deltas = [LayerDelta(m["layer"], tensors[f"{i}.left"].float(), tensors[f"{i}.right"].float(), m["base_weights_sha256"])
+    deltas = [LayerDelta(m["layer"], tensors[f"{i}.left"].float(), tensors[f"{i}.right"].float(),
+                         m["base_weights_sha256"])
               for i, m in enumerate(meta["layers"])]
     try:
         requests = [EditRequest(**r) for r in meta["requests"]]

@@ -86,7 +86,8 @@ class ROMEParams:
                    "kl_direction": ("orig", "edited"), "early_stop": ("nll", "loss")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
-                raise InvalidInputError(f"ROME {name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}.")
+                raise InvalidInputError(
+                    f"ROME {name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}.")
 
     @classmethod
     def reference(cls, **changes) -> ROMEParams:

@@ -11,8 +11,8 @@ update is also fitted to the bare prompt's own key (edit.py explains why).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
@@ -42,7 +42,8 @@ class EditRequest:
             if self.subject in self.prompt:
                 hint = self.prompt.replace(self.subject, "{}", 1)
                 raise EditError(f"The prompt has no '{{}}' where the subject goes; write it as {hint!r}.")
-            raise EditError(f"The subject {self.subject!r} is not in the prompt, and the prompt has no '{{}}' to put it in.")
+            raise EditError(
+                f"The subject {self.subject!r} is not in the prompt, and the prompt has no '{{}}' to put it in.")
         if self.prompt.count("{}") != 1:
             raise EditError("The prompt must contain exactly one '{}' (where the subject goes).")
         if not self.target_new.strip():
@@ -73,7 +74,8 @@ def encode_with_subject(model, template: str, subject: str) -> tuple[list[int], 
     return span.ids, span.last
 
 
-def pad_left(model, seqs: Sequence[list[int]], indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def pad_left(model, seqs: Sequence[list[int]],
+             indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Left-padded (tokens, mask) (b, p) and the given per-sequence indices shifted by the padding (b,)."""
     tokens, mask = model.pad_left(seqs)
     n = tokens.shape[1]
@@ -132,7 +134,8 @@ def subject_states(model, templates: Sequence[str], subjects: Sequence[str], nam
     return {n: torch.cat(v) for n, v in out.items()}
 
 
-def subject_keys(model, request: EditRequest, layer: int, contexts: Sequence[str], *extra_templates: str) -> torch.Tensor:
+def subject_keys(model, request: EditRequest, layer: int, contexts: Sequence[str],
+                 *extra_templates: str) -> torch.Tensor:
     """hook_post at `layer` at the subject's last token in every prefixed prompt, then in each extra
     template: (len(contexts) + len(extra_templates), d_mlp). k* is the mean of the prefixed rows."""
     name = hook_names.mlp_post(layer)

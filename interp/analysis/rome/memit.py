@@ -33,7 +33,7 @@ a post-MLP norm the two are the same.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -109,7 +109,8 @@ def through_norm(norm, m: torch.Tensor, resid: torch.Tensor) -> torch.Tensor:
     return u * (ms + norm.eps).sqrt() - m  # x = u * sqrt(ms + eps) has mean square ms: norm(x) = g u
 
 
-def layer_update(keys: torch.Tensor, resid: torch.Tensor, c: torch.Tensor, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+def layer_update(keys: torch.Tensor, resid: torch.Tensor, c: torch.Tensor,
+                 lam: float) -> tuple[torch.Tensor, torch.Tensor]:
     """MEMIT's least-squares update of one layer, in float64 on the CPU: left (d_model, n) = R^T and right
     (n, d_mlp) = K (lambda C + K^T K)^-1, so delta W = left @ right moves each key k_i by about R_i (exactly as
     lambda -> 0 when the keys are independent) and typical keys little. keys (n, d_mlp), resid (n, d_model)."""

@@ -43,7 +43,8 @@ class EditEvalResult(ResultBase):
 
     def to_json(self) -> dict:
         m = self.means()
-        return {"model": self.model, "seconds": self.seconds, "n": len(self.per_fact), "skipped_unknown": self.n_unknown, "method": self.params.method,
+        return {"model": self.model, "seconds": self.seconds, "n": len(self.per_fact),
+                "skipped_unknown": self.n_unknown, "method": self.params.method,
                 "edits": self.params.edits, **{k: m[k]["mean"] for k in (*METRICS, "fluency")},
                 "seconds_per_edit": self.seconds_per_edit, "ci95": {k: v["ci95"] for k, v in m.items()},
                 "before": {k: m[f"{k}_before"]["mean"] for k in (*METRICS, "fluency")},
@@ -68,26 +69,30 @@ class EditEvalResult(ResultBase):
             ax.bar(x + off, means, 0.4, yerr=err, capsize=3, label=label)
         ax.set_xticks(x, METRICS)
         ax.set_ylim(0, 1.05)
-        ax.set_title(f"{self.params.method.upper()} on {self.model}: {len(self.per_fact)} facts, {self.params.edits} at a time")
+        ax.set_title(f"{self.params.method.upper()} on {self.model}: {len(self.per_fact)} facts, "
+                     f"{self.params.edits} at a time")
         ax.legend()
         return {"edit_eval": fig}
 
     def findings(self) -> list[Finding]:
         m, n = self.means(), len(self.per_fact)
-        return [self.finding(k, f"{k.capitalize()} after {self.params.method.upper()} over {n} facts: {m[k]['mean']:.2f} "
-                             f"(before the edit {m[k + '_before']['mean']:.2f}).", m[k]["mean"], "fraction")
+        return [self.finding(k, f"{k.capitalize()} after {self.params.method.upper()} over {n} facts: "
+                             f"{m[k]['mean']:.2f} (before the edit {m[k + '_before']['mean']:.2f}).", m[k]["mean"],
+                             "fraction")
                 for k in METRICS]
 
     def summary_markdown(self) -> str:
         m = self.means()
-        lines = [f"### {self.params.method.upper()} on {self.model} ({len(self.per_fact)} facts, {self.params.edits} edits at a time)",
+        lines = [f"### {self.params.method.upper()} on {self.model} ({len(self.per_fact)} facts, "
+                 f"{self.params.edits} edits at a time)",
                  "", "| metric | before | after (95% CI) |", "|---|---|---|"]
         for k in (*METRICS, "fluency"):
             a = m[k]
             if np.isnan(a["mean"]):  # --gen-prompts 0
                 lines.append(f"| {k} | not measured | not measured |")
                 continue
-            lines.append(f"| {k} | {m[k + '_before']['mean']:.3f} | {a['mean']:.3f} [{a['ci95'][0]:.3f}, {a['ci95'][1]:.3f}] |")
+            lines.append(f"| {k} | {m[k + '_before']['mean']:.3f} "
+                         f"| {a['mean']:.3f} [{a['ci95'][0]:.3f}, {a['ci95'][1]:.3f}] |")
         if "neighborhood_flipped" in m:
             f = m["neighborhood_flipped"]
             lines.append(f"| neighbours flipped (right before, wrong after) | - | {f['mean']:.3f} "
@@ -95,7 +100,8 @@ class EditEvalResult(ResultBase):
         lines += ["", f"Seconds per edit (statistics cached): {self.seconds_per_edit:.1f}."]
         if self.n_unknown:
             n = self.n_unknown
-            lines += ["", f"{n} fact{'s' if n != 1 else ''} the model does not know {'were' if n != 1 else 'was'} skipped."]
+            lines += ["", f"{n} fact{'s' if n != 1 else ''} the model does not know "
+                          f"{'were' if n != 1 else 'was'} skipped."]
         if self.samples:
             s = self.samples[0]
             lines += ["", f"Before: {escape(repr(s['before']))}", "", f"After: {escape(repr(s['after']))}"]
@@ -149,7 +155,8 @@ class EditResult(ResultBase):
     def findings(self) -> list[Finding]:
         r = self.request
         out = [self.finding("p_new_after", f"After the edit of layer {', '.join(map(str, self.edit.layers))}, "
-                            f"p({escape(r.target_new)}) after {escape(repr(r.text))} is {self.after['p_new']:.3f} (before "
+                            f"p({escape(r.target_new)}) after {escape(repr(r.text))} "
+                            f"is {self.after['p_new']:.3f} (before "
                             f"{self.before['p_new']:.3f}).", self.after["p_new"], "probability")]
         if self.undo is not None:
             out.append(self.finding("undo_exact", "Undo restores the original weights bit for bit: "

@@ -11,8 +11,15 @@ import torch
 from interp.analysis.facts.records import draw
 from interp.analysis.rome.covariance import StatsCache, second_moment
 from interp.analysis.rome.edit import Edit, check_target, export_model, resolve_layer, rome_edit, undo_all
-from interp.analysis.rome.evaluate import (fact_generations, fact_scores, first_word, known_facts, neighborhood_flips,
-                                          ngram_entropy, probe)
+from interp.analysis.rome.evaluate import (
+    fact_generations,
+    fact_scores,
+    first_word,
+    known_facts,
+    neighborhood_flips,
+    ngram_entropy,
+    probe,
+)
 from interp.analysis.rome.hparams import MEMITParams, default_memit_layers
 from interp.analysis.rome.key import EditRequest
 from interp.analysis.rome.params import METRICS, EditEvalParams, EditParams

@@ -63,7 +63,8 @@ class ValueResult:
     nll_before: float
     nll_after: float
     steps: int  # forward passes of the optimisation loop
-    v0: torch.Tensor | None = None  # the value delta is added to (the reference's target_init when taken at the bare prompt)
+    # the value delta is added to (the reference's target_init when taken at the bare prompt)
+    v0: torch.Tensor | None = None
 
 
 @contextlib.contextmanager

@@ -19,8 +19,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from interp.model.components.hook import HookPoint, is_watched
 
+from interp.model.components.hook import HookPoint, is_watched
 from interp.model.components.norm import RMSNorm
 from interp.model.components.rope import Rotary, apply_rotary
 from interp.model.config import ModelConfig
@@ -100,7 +100,7 @@ class Attention(nn.Module):
         self,
         x: torch.Tensor | tuple[torch.Tensor, torch.Tensor, torch.Tensor],
         inputs: AttentionInputs,  # positions and masks of this forward, shared by all layers
-        cache: "LayerCache | None" = None,
+        cache: LayerCache | None = None,
     ) -> torch.Tensor:
         """x: the normalised stream (b, p, d_model), or per-head normalised inputs of the queries (b, p, h,
         d_model), keys and values (b, p, g, d_model) when the block splits them (path patching)."""

@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from interp.model.components.hook import HookPoint
 
+from interp.model.components.hook import HookPoint
 from interp.model.config import ModelConfig
 
 _ACTS = {

@@ -20,13 +20,15 @@ import torch
 from interp.errors import CorruptModelError
 
 # rope_type -> does inv_freq depend on how long the sequence is?
-KNOWN_ROPE_TYPES = {"default": False, "linear": False, "llama3": False, "yarn": False, "dynamic": True, "longrope": True}
+KNOWN_ROPE_TYPES = {"default": False, "linear": False, "llama3": False, "yarn": False, "dynamic": True,
+                    "longrope": True}
 
 
 class Rotary:
     """cos/sin tables for one RoPE setting; a plain object, not a module (nothing to train)."""
 
-    def __init__(self, rot_dim: int, base: float, scaling: dict | None = None, n_ctx: int = 2048, d_head: int | None = None):
+    def __init__(self, rot_dim: int, base: float, scaling: dict | None = None, n_ctx: int = 2048,
+                 d_head: int | None = None):
         self.rot_dim, self.base = rot_dim, base
         self.d_head = d_head or rot_dim
         self.scaling = dict(scaling or {})
