@@ -149,13 +149,15 @@ GGUF_FOLDER_TWINS = {
                                sliding_window=5, attn_logit_softcapping=3.0, final_logit_softcapping=4.0),
     "gemma3-linear-rope": lambda: _tf(
         "Gemma3ForCausalLM", "Gemma3TextConfig", head_dim=256, query_pre_attn_scalar=256, sliding_window=5,
-        num_hidden_layers=6, rope_parameters={"full_attention": {"rope_type": "linear", "factor": 4.0, "rope_theta": 1e5},
-                                              "sliding_attention": {"rope_type": "default", "rope_theta": 1e3}}),
+        num_hidden_layers=6,
+        rope_parameters={"full_attention": {"rope_type": "linear", "factor": 4.0, "rope_theta": 1e5},
+                         "sliding_attention": {"rope_type": "default", "rope_theta": 1e3}}),
 }
 
 
 def build_gguf_twin(family: str, folder, seed: int = 1):
-    """A GGUF_TWINS or GGUF_FOLDER_TWINS entry built, randomised and saved as a Hugging Face folder (eval mode, eager attention)."""
+    """A GGUF_TWINS or GGUF_FOLDER_TWINS entry built, randomised and saved as a Hugging Face folder (eval mode,
+    eager attention)."""
     hf = {**GGUF_FOLDER_TWINS, **GGUF_TWINS}[family]().eval()
     randomize(hf, seed)
     hf.save_pretrained(folder)

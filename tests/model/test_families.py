@@ -132,8 +132,8 @@ def test_sharded_checkpoint_loads_the_same(tmp_path):
     assert len(list((tmp_path / "sharded").glob("*.safetensors"))) > 1
     tokens = prompt(batch=1)
     with torch.no_grad():
-        torch.testing.assert_close(load_model(str(tmp_path / "sharded"))(tokens), load_model(str(tmp_path / "whole"))(tokens),
-                                   atol=0, rtol=0)
+        torch.testing.assert_close(load_model(str(tmp_path / "sharded"))(tokens),
+                                   load_model(str(tmp_path / "whole"))(tokens), atol=0, rtol=0)
 
 
 def test_dynamic_rope_reads_past_max_position_embeddings(tmp_path):

@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from interp.interventions import ablate_heads, add_vector, head_means, intervene, patch_from_cache, read_resid, set_activation
+from interp.interventions import (
+    ablate_heads,
+    add_vector,
+    head_means,
+    intervene,
+    patch_from_cache,
+    read_resid,
+    set_activation,
+)
 from interp.model import hook_names as hn
 from interp.model.config import ModelConfig
 from interp.model.generate import generate
@@ -22,8 +30,8 @@ def _expected_shapes(cfg: ModelConfig) -> dict[str, tuple]:
     d, h, g, dh, m = cfg.d_model, cfg.n_heads, cfg.n_kv_heads, cfg.d_head, cfg.d_mlp
     shapes = {hn.HOOK_EMBED: (B, P, d), hn.LN_FINAL: (B, P, d)}
     for layer in range(cfg.n_layers):
-        for name in (hn.resid_pre(layer), hn.resid_mid(layer), hn.resid_post(layer), hn.attn_out(layer), hn.mlp_out(layer),
-                     hn.ln(layer, "ln1"), hn.ln(layer, "ln2")):
+        for name in (hn.resid_pre(layer), hn.resid_mid(layer), hn.resid_post(layer), hn.attn_out(layer),
+                     hn.mlp_out(layer), hn.ln(layer, "ln1"), hn.ln(layer, "ln2")):
             shapes[name] = (B, P, d)
         shapes[hn.attn(layer, "q")] = (B, P, h, dh)
         shapes[hn.attn(layer, "k")] = (B, P, g, dh)

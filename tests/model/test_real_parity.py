@@ -17,7 +17,8 @@ PROMPTS = [
     "def fibonacci(n):\n    if n < 2:\n        return n\n    return",
     # longer than Gemma-3's sliding window of 512 tokens, so local and global layers differ
     " ".join(f"Step {i}: the {w} moved to room {i * 7 % 23} before the {v} arrived." for i, (w, v) in
-             enumerate(zip(["cat", "dog", "robot", "teacher", "pilot"] * 12, ["train", "storm", "letter", "guest"] * 15))),
+             enumerate(zip(["cat", "dog", "robot", "teacher", "pilot"] * 12,
+                           ["train", "storm", "letter", "guest"] * 15))),
 ]
 
 
@@ -28,7 +29,8 @@ def pair(request):
     from interp.model.reference import bridge_from_hf, hf_from_gguf
 
     hf, tokenizer = hf_from_gguf(request.param)
-    yield ours, hf, tokenizer, lambda: bridge_from_hf(hf, tokenizer, request.param)
+    # the tests call the lambda while the fixture is live, before `del hf` below (not an undefined name)
+    yield ours, hf, tokenizer, lambda: bridge_from_hf(hf, tokenizer, request.param)  # noqa: F821
     del hf
     gc.collect()
 

@@ -33,7 +33,8 @@ def test_attribution_ranks_like_activation_patching(smollm2):
     clean = smollm2.to_tokens("When Mary and John went to the store, John gave a drink to")
     corrupted = smollm2.to_tokens("When Mary and John went to the store, Mary gave a drink to")
     assert clean.shape == corrupted.shape
-    mary, john = tok(" Mary", add_special_tokens=False)["input_ids"][0], tok(" John", add_special_tokens=False)["input_ids"][0]
+    mary = tok(" Mary", add_special_tokens=False)["input_ids"][0]
+    john = tok(" John", add_special_tokens=False)["input_ids"][0]
     rows = compare_methods(smollm2, clean, corrupted, logit_diff(mary, john), kinds=("resid", "heads"), shuffles=100)
     for row in rows:
         assert row["spearman"] > row["chance_95"], row

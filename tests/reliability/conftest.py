@@ -16,8 +16,9 @@ HERE = Path(__file__).parent
 if str(HERE) not in sys.path:
     sys.path.append(str(HERE))  # appended: tests/report's own `conftest` import must keep finding its own
 
-from interp.model.transformer import Transformer  # noqa: E402
 from reliability_helpers import tiny_model  # noqa: E402
+
+from interp.model.transformer import Transformer  # noqa: E402
 
 
 @pytest.fixture

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from interp.fingerprint import weights_checksum
+
 from cli.common import run_cli
 from cli.main import cli
-from interp.fingerprint import weights_checksum
 
 FACTS = str(Path(__file__).resolve().parents[2] / "experiments" / "data" / "facts.json")
 EDIT = ["edit", "--prompt", "The {} is in", "--subject", "Eiffel Tower", "--target", "Rome"]
@@ -38,16 +39,17 @@ def inputs(tmp_path_factory) -> Path:
     (d / "bad.gguf").write_bytes(b"GGUF" + bytes(range(256)) * 2)
     for name, config in (("hf-bad-config", '{"model_type": "llama", "hidden_size": "big"}'),
                          ("hf-not-json", "{not json"),
-                         ("hf-bad-tokenizer", json.dumps({"model_type": "llama", "hidden_size": 8, "intermediate_size": 16,
-                                                          "num_attention_heads": 2, "num_key_value_heads": 2,
-                                                          "num_hidden_layers": 1, "vocab_size": 10,
-                                                          "max_position_embeddings": 32}))):
+                         ("hf-bad-tokenizer", json.dumps({"model_type": "llama", "hidden_size": 8,
+                                                          "intermediate_size": 16, "num_attention_heads": 2,
+                                                          "num_key_value_heads": 2, "num_hidden_layers": 1,
+                                                          "vocab_size": 10, "max_position_embeddings": 32}))):
         (d / name).mkdir()
         (d / name / "config.json").write_text(config)
         _safetensors(d / name / "model.safetensors")
     (d / "hf-bad-tokenizer" / "tokenizer.json").write_text("{garbage")
     (d / "specs").mkdir()
-    (d / "specs" / "bad.toml").write_bytes(b'name = "bad"\ntitle = "\xff\xfe"\nanalysis = "interp.analysis.overview:run_overview"\n')
+    (d / "specs" / "bad.toml").write_bytes(b'name = "bad"\ntitle = "\xff\xfe"\n'
+                                           b'analysis = "interp.analysis.overview:run_overview"\n')
     return d
 
 
@@ -76,7 +78,8 @@ TABLE = [
     ("edit-eval --layers 3,3", ["edit-eval", "--facts", FACTS, "--method", "memit", "--layers", "3,3"], 1,
      "twice", None, ()),
     ("edit-eval --limit 0", ["edit-eval", "--facts", FACTS, "--limit", "0"], 1, "--limit must be at least 1", None, ()),
-    ("edit-eval --limit -1", ["edit-eval", "--facts", FACTS, "--limit", "-1"], 1, "--limit must be at least 1", None, ()),
+    ("edit-eval --limit -1", ["edit-eval", "--facts", FACTS, "--limit", "-1"], 1,
+     "--limit must be at least 1", None, ()),
     ("trace --limit 0", ["trace", "--facts", FACTS, "--limit", "0"], 1, "--limit must be at least 1", None, ()),
     ("trace --sample 0", ["trace", "--facts", FACTS, "--sample", "0"], 1, "--sample must be at least 1", None, ()),
     ("neurons --limit -1", ["neurons", "--facts", FACTS, "--limit", "-1"], 1, "--limit must be at least 1", None, ()),

@@ -13,11 +13,11 @@ import time
 from pathlib import Path
 
 import pytest
+from reliability_helpers import write_spec
 
 from interp.errors import CorruptModelError
 from interp.report import runner
 from interp.report.specs import parse_spec
-from reliability_helpers import write_spec
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -161,7 +161,7 @@ def test_two_processes_filling_the_same_key_both_succeed(tmp_path):
     procs = [subprocess.Popen([sys.executable, "-c", CONCURRENT, str(spec)], env=env, cwd=ROOT, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
     outs = [p.communicate(timeout=300) for p in procs]
-    for p, (out, err) in zip(procs, outs):
+    for p, (_out, err) in zip(procs, outs):
         assert p.returncode == 0, err[-2000:]
     lines = [out.strip().split(" ", 2) for out, _ in outs]
     assert [s for s, _, _ in lines] == ["computed", "computed"]

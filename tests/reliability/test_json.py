@@ -7,11 +7,11 @@ import json
 import math
 
 import pytest
+from reliability_helpers import write_spec
 
 from interp.jsonio import dumps
 from interp.report import runner
 from interp.report.specs import parse_spec
-from reliability_helpers import write_spec
 
 
 def strict_loads(text: str):

@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
+from reliability_helpers import write_spec
 
 from interp.errors import InterpError
 from interp.report.pipeline import make_report
 from interp.report.specs import load_specs
-from reliability_helpers import write_spec
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]

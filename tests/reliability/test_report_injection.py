@@ -10,11 +10,11 @@ import re
 from pathlib import Path
 
 import pytest
+from reliability_helpers import write_spec
 
 from interp.errors import DataFormatError, InterpError
 from interp.report.pipeline import make_report
 from interp.report.specs import import_object, load_specs, parse_spec
-from reliability_helpers import write_spec
 
 PAYLOADS = [
     '</script><script>window.__pwned = 1</script>',
@@ -95,12 +95,14 @@ def test_payload_report_runs_no_script_in_chromium(payload_report, tmp_path):
     client = chromium_client()
     with client.open_page(tmp_path, (payload_report / "index.html").as_uri()) as (browser, js, _):
         # give focus- and load-triggered handlers their chance, then hover and focus everything
-        js("document.querySelectorAll('a, [tabindex], input, img, svg').forEach(e => { try { e.focus(); } catch (x) {} })")
+        js("document.querySelectorAll('a, [tabindex], input, img, svg')"
+           ".forEach(e => { try { e.focus(); } catch (x) {} })")
         js("new Promise(r => setTimeout(r, 300))")
         assert js("typeof window.__pwned") == "undefined"
         assert js("Array.from(document.querySelectorAll('*')).filter(e => Array.from(e.attributes)"
                   ".some(a => a.name.startsWith('on'))).length") == 0
-        assert js("Array.from(document.querySelectorAll('a')).filter(a => !/^(https?:|#|file:)/.test(a.href)).length") == 0
+        assert js("Array.from(document.querySelectorAll('a'))"
+                  ".filter(a => !/^(https?:|#|file:)/.test(a.href)).length") == 0
         assert js("document.querySelectorAll('script:not([type])').length") == 1  # only the page's own code
         # every section is there and renders
         ids = js("Array.from(document.querySelectorAll('section')).map(s => s.id)")

@@ -35,7 +35,8 @@ def serve_process(args: list[str], cache: Path | None, timeout: float = 300.0):
         while url is None:
             left = deadline - time.monotonic()
             if left <= 0 or proc.poll() is not None:
-                raise RuntimeError("interp serve did not start:\n" + "".join(seen) + (proc.stdout.read() if proc.poll() is not None else ""))
+                rest = proc.stdout.read() if proc.poll() is not None else ""
+                raise RuntimeError("interp serve did not start:\n" + "".join(seen) + rest)
             ready, _, _ = select.select([proc.stdout], [], [], left)
             if ready:
                 line = proc.stdout.readline()

@@ -36,7 +36,8 @@ def test_model_info_and_page(client):
     page = client.get("/")
     assert page.status_code == 200 and "interp lab" in page.text
     assert "script-src 'self'" in page.headers["content-security-policy"]
-    assert "cdn" not in page.text.lower() and "http" not in page.text.replace("http-equiv", "")  # nothing from elsewhere
+    # nothing from elsewhere
+    assert "cdn" not in page.text.lower() and "http" not in page.text.replace("http-equiv", "")
     js = client.get("/page.js")
     assert js.status_code == 200 and "interpAttentionViewer" in js.text and "innerHTML" not in js.text
     assert client.get("/page.css").status_code == 200
@@ -179,8 +180,8 @@ def test_upload_size_limit(lab):
 
     lab.limits = Limits(max_upload_bytes=1000)
     with TestClient(create_app(lab)) as c:
-        one_sentence(c.post("/api/edits/file", content=b"x" * 5000, headers={"content-type": "application/octet-stream"}),
-                     413, "at most 1,000 bytes")
+        one_sentence(c.post("/api/edits/file", content=b"x" * 5000,
+                            headers={"content-type": "application/octet-stream"}), 413, "at most 1,000 bytes")
 
         def chunks():  # no Content-Length: the limit holds while streaming
             for _ in range(10):
@@ -205,7 +206,8 @@ def test_upload_size_limit(lab):
      ["at most 48"]),
     ("/api/edits", {"prompt": "The Louvre is in", "subject": "Louvre", "target": "Rome"}, 400, ["no '{}'"]),
     ("/api/edits", {"prompt": "The {} is in", "subject": "Louvre", "target": " "}, 400, ["target is empty"]),
-    ("/api/edits", {"prompt": "The {} is in", "subject": "Louvre", "target": "Rome", "method": "lora"}, 422, ["method"]),
+    ("/api/edits", {"prompt": "The {} is in", "subject": "Louvre", "target": "Rome", "method": "lora"}, 422,
+     ["method"]),
     ("/api/edits", {"prompt": "The {} is in", "subject": "Louvre", "target": "Rome", "layers": [7]}, 400,
      ["layer 7 does not exist"]),
     ("/api/edits", {"prompt": "The {} is in", "subject": "Louvre", "target": "Rome", "layers": [1, 2]}, 400,

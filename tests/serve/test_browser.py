@@ -54,18 +54,21 @@ class Page:
 
     def click(self, selector: str) -> None:
         """A real mouse click at the centre of the element."""
-        x, y = self.js(f"""(() => {{ const e = document.querySelector({json.dumps(selector)}); e.scrollIntoView({{block: 'center'}});
+        x, y = self.js(f"(() => {{ const e = document.querySelector({json.dumps(selector)}); "
+                       f"""e.scrollIntoView({{block: 'center'}});
                           const r = e.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; }})()""")
         for kind in ("mousePressed", "mouseReleased"):
             self.send("Input.dispatchMouseEvent", {"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1})
 
     def screenshot(self, path: Path) -> None:
         height = self.js("document.documentElement.scrollHeight")
-        self.send("Emulation.setDeviceMetricsOverride", {"width": 1200, "height": height, "deviceScaleFactor": 1, "mobile": False})
+        self.send("Emulation.setDeviceMetricsOverride",
+                  {"width": 1200, "height": height, "deviceScaleFactor": 1, "mobile": False})
         data = self.send("Page.captureScreenshot", {"format": "png"})["result"]["data"]
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(base64.b64decode(data))
-        self.send("Emulation.setDeviceMetricsOverride", {"width": 1200, "height": 900, "deviceScaleFactor": 1, "mobile": False})
+        self.send("Emulation.setDeviceMetricsOverride",
+                  {"width": 1200, "height": 900, "deviceScaleFactor": 1, "mobile": False})
 
 
 @dataclass(frozen=True)
@@ -86,8 +89,8 @@ class Scenario:
     expected_before: str | None = None  # the top token before the edit, where it is known
 
 
-TINY = Scenario(("--stats-tokens", "400"), "tiny-lab", 4, "The famous tower in Paris", 6, "The famous tower in {}", "Paris",
-                "Rome", "It was red . The famous tower in Paris", "The famous tower in London", layers="2")
+TINY = Scenario(("--stats-tokens", "400"), "tiny-lab", 4, "The famous tower in Paris", 6, "The famous tower in {}",
+                "Paris", "Rome", "It was red . The famous tower in Paris", "The famous tower in London", layers="2")
 SMOLLM2 = Scenario(("--model", "smollm2-135m"), "smollm2-135m", 30, "The Eiffel Tower is located in the city of", 10,
                    "The {} is located in the city of", "Eiffel Tower", " Rome",
                    "The Eiffel Tower stands in the heart of the city of", "The Louvre is located in the city of",
@@ -98,7 +101,8 @@ SMOLLM2 = Scenario(("--model", "smollm2-135m"), "smollm2-135m", 30, "The Eiffel 
 def open_page(scenario: Scenario, tmp_path: Path):
     binary = chromium_binary()
     if binary is None:
-        pytest.skip("Chromium is not installed; run .ci/install-chromium.sh (Debian packages chromium, chromium-driver)")
+        pytest.skip("Chromium is not installed; run .ci/install-chromium.sh "
+                    "(Debian packages chromium, chromium-driver)")
     if scenario is TINY:
         args, cache = ["--model", str(export_tiny(tmp_path / "tiny")), *scenario.serve_args], tmp_path / "cache"
     else:
@@ -110,11 +114,13 @@ def open_page(scenario: Scenario, tmp_path: Path):
         except (OSError, RuntimeError, TimeoutError) as exc:
             pytest.skip(f"Chromium ({binary}) could not be started headless: {exc}")
         try:
-            session = browser.send("Target.attachToTarget", {"targetId": target, "flatten": True})["result"]["sessionId"]
+            attached = browser.send("Target.attachToTarget", {"targetId": target, "flatten": True})
+            session = attached["result"]["sessionId"]
             p = Page(browser, session)
             for domain in ("Page", "Runtime", "Log"):
                 p.send(f"{domain}.enable")
-            p.send("Emulation.setDeviceMetricsOverride", {"width": 1200, "height": 900, "deviceScaleFactor": 1, "mobile": False})
+            p.send("Emulation.setDeviceMetricsOverride",
+                   {"width": 1200, "height": 900, "deviceScaleFactor": 1, "mobile": False})
             p.send("Page.navigate", {"url": url})
             browser.wait_event("Page.loadEventFired")
             yield p
@@ -123,11 +129,13 @@ def open_page(scenario: Scenario, tmp_path: Path):
 
 
 TOP = "document.querySelector('#topk tr .tok') && document.querySelector('#topk tr .tok').textContent"
-NEIGHBOUR_AFTER = "document.querySelectorAll('#edit-probes tbody tr')[2].cells[2].querySelectorAll('.tok')[1].textContent"
+NEIGHBOUR_AFTER = ("document.querySelectorAll('#edit-probes tbody tr')[2].cells[2]"
+                   ".querySelectorAll('.tok')[1].textContent")
 
 
 def predict_edit_undo(p: Page, sc: Scenario, screenshot: Path) -> None:
-    assert p.wait_for(f"document.getElementById('model-name').textContent === {json.dumps(sc.model)}", "the model's name")
+    assert p.wait_for(f"document.getElementById('model-name').textContent === {json.dumps(sc.model)}",
+                      "the model's name")
     # ask: type a prompt and predict
     p.type_into("prompt", sc.prompt)
     p.click("#predict")
@@ -148,17 +156,18 @@ def predict_edit_undo(p: Page, sc: Scenario, screenshot: Path) -> None:
     p.type_into("trace-subject", sc.subject)
     p.type_into("trace-samples", "3")
     p.click("#trace")
-    p.wait_for("!document.getElementById('trace-out').hidden && document.querySelectorAll('#trace-figures img').length === 3",
-               "the trace heatmaps", tries=6000)
-    assert p.js("Array.from(document.querySelectorAll('#trace-figures img')).every(i => i.complete && i.naturalWidth > 0)")
+    p.wait_for("!document.getElementById('trace-out').hidden "
+               "&& document.querySelectorAll('#trace-figures img').length === 3", "the trace heatmaps", tries=6000)
+    assert p.js("Array.from(document.querySelectorAll('#trace-figures img'))"
+                ".every(i => i.complete && i.naturalWidth > 0)")
     assert console_errors(p.browser) == []
     # a bad edit: one sentence in the page (Chromium logs the 400 answer as a failed resource; nothing else)
     p.type_into("edit-prompt", sc.template.replace("{}", sc.subject))
     p.type_into("edit-subject", sc.subject)
     p.type_into("edit-target", sc.target.strip())
     p.click("#apply-edit")
-    message = p.wait_for("!document.getElementById('edit-error').hidden && document.getElementById('edit-error').textContent",
-                         "the edit's error")
+    message = p.wait_for("!document.getElementById('edit-error').hidden "
+                         "&& document.getElementById('edit-error').textContent", "the edit's error")
     assert "no '{}'" in message and "\n" not in message
     assert [e for e in console_errors(p.browser) if "status of 400" not in e] == []
     n_expected = len(console_errors(p.browser))

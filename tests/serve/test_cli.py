@@ -12,7 +12,8 @@ from tests.serve.served import ROOT, export_tiny, serve_process
 
 
 def _interp(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
 
 
 def _one_line_error(proc: subprocess.CompletedProcess, *words: str) -> None:
@@ -47,14 +48,16 @@ def test_serve_refuses_an_unknown_model_in_one_line():
 
 def test_serve_starts_prints_its_url_and_answers(tmp_path):
     folder = export_tiny(tmp_path / "tiny")
-    with serve_process(["--model", str(folder), "--port", "0", "--dtype", "float32", "--device", "cpu"], tmp_path / "cache") as (url, _):
+    with serve_process(["--model", str(folder), "--port", "0", "--dtype", "float32", "--device", "cpu"],
+                       tmp_path / "cache") as (url, _):
         assert url.startswith("http://127.0.0.1:") and url.endswith("/")
         with urllib.request.urlopen(url + "api/model", timeout=60) as r:
             info = json.load(r)
         assert info["model"] == "tiny-lab" and info["device"] == "cpu" and info["token_required"] is False
         with urllib.request.urlopen(url, timeout=60) as r:
             assert "interp lab" in r.read().decode()
-        req = urllib.request.Request(url + "api/predict", data=json.dumps({"prompt": "The famous tower in Paris"}).encode(),
+        req = urllib.request.Request(url + "api/predict",
+                                     data=json.dumps({"prompt": "The famous tower in Paris"}).encode(),
                                      headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=60) as r:
             assert json.load(r)["tokens"][:3] == ["[BOS]", "The", "famous"]
@@ -62,7 +65,8 @@ def test_serve_starts_prints_its_url_and_answers(tmp_path):
 
 def test_serve_with_a_token_prints_it_in_the_url_and_requires_it(tmp_path):
     folder = export_tiny(tmp_path / "tiny")
-    with serve_process(["--model", str(folder), "--port", "0", "--token", "correct-horse"], tmp_path / "cache") as (url, _):
+    with serve_process(["--model", str(folder), "--port", "0", "--token", "correct-horse"],
+                       tmp_path / "cache") as (url, _):
         assert url.endswith("/#token=correct-horse")
         base = url.split("#")[0]
         try:

@@ -28,7 +28,8 @@ def test_eiffel_tower_to_rome_keeps_the_louvre_in_paris(smollm2):
 
             assert answer(EIFFEL) == " Paris" and answer(LOUVRE) == " Paris"
             r = c.post("/api/edits", json={"prompt": "The {} is located in the city of", "subject": "Eiffel Tower",
-                                           "target": "Rome", "paraphrase": "The Eiffel Tower stands in the heart of the city of",
+                                           "target": "Rome",
+                                           "paraphrase": "The Eiffel Tower stands in the heart of the city of",
                                            "neighbour": LOUVRE, "new_tokens": 8})
             assert r.status_code == 200, r.text
             edit = r.json()

@@ -27,6 +27,7 @@ def tiny_tokenizer():
 
 
 def tiny_lab_model(seed: int = 0):
-    model = tiny_model("llama", seed=seed, std=0.3, n_layers=4, name="tiny-lab", bos_token_id=1, default_prepend_bos=True)
+    model = tiny_model("llama", seed=seed, std=0.3, n_layers=4, name="tiny-lab", bos_token_id=1,
+                       default_prepend_bos=True)
     model.tokenizer = tiny_tokenizer()
     return model

@@ -41,7 +41,8 @@ def test_without_workers_ray_is_never_imported():
 def test_workers_without_ray_is_one_sentence(option, tmp_path):
     code = ("import sys\nsys.modules['ray'] = None  # as if Ray were not installed\n"
             "from cli.common import run_cli\nfrom cli.main import cli\n"
-            f"sys.argv = ['interp', 'edit-eval', '--facts', 'experiments/data/facts.json', '--limit', '2', *{option!r}]\n"
+            "sys.argv = ['interp', 'edit-eval', '--facts', 'experiments/data/facts.json', '--limit', '2', "
+            f"*{option!r}]\n"
             "sys.exit(run_cli(cli))\n")
     out = _run(code, INTERP_CACHE=str(tmp_path))
     errors = [line for line in out.stderr.splitlines() if line.startswith("Error:")]
@@ -109,8 +110,9 @@ def test_report_on_workers_equals_the_serial_report(ray_runtime, shard_root, tmp
     assert all(str(r.folder).startswith(str(other_cache)) for r in sharded.runs)
     for name in ("alpha", "beta"):
         a, b = serial.folder / name, sharded.folder / name
-        files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file() and p.name not in ("run.json", "summary.json"))
-        assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file() and p.name not in ("run.json", "summary.json"))
+        skip = ("run.json", "summary.json")
+        files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file() and p.name not in skip)
+        assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file() and p.name not in skip)
         for rel in files:
             if rel.suffix != ".png":  # figures: same data, PNG metadata may differ
                 assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel

@@ -170,7 +170,8 @@ def test_trace_cli_json(smollm2, tmp_path):
     j = json.loads(r.stdout[r.stdout.index("{"):])
     assert {"model", "prompt", "subject", "target", "p_clean", "p_corrupted", "peak"} <= set(j)
     assert set(j["peak"]) == {"mlp", "attn", "resid"} and {"layer", "token"} <= set(j["peak"]["mlp"])
-    assert (out / "figures" / "trace_mlp.png").is_file() and (out / "summary.md").is_file() and (out / "trace_resid.csv").is_file()
+    assert ((out / "figures" / "trace_mlp.png").is_file() and (out / "summary.md").is_file()
+            and (out / "trace_resid.csv").is_file())
     r = CliRunner().invoke(cli, ["trace", "--out", str(out)])
     assert r.exit_code != 0 and "--force" in str(r.exception)
 
@@ -220,7 +221,8 @@ def test_unknown_facts_are_skipped_and_sigma_comes_from_the_fact_set(tmp_path):
     assert result.sigma == embedding_std(model, ["eiffel tower"] * 2) != embedding_std(model)
     assert result.to_json()["averaged"]["n_skipped"] == 1
     assert run_trace(model, TraceParams(prompt=prompt, subject="eiffel tower", samples=1, window=1,
-                                        facts=facts)).sigma == embedding_std(model, ["eiffel tower"] * 2 + ["louvre museum"])
+                                        facts=facts)).sigma == embedding_std(model, ["eiffel tower"] * 2
+                                                                             + ["louvre museum"])
     everything = run_trace(model, TraceParams(prompt=prompt, subject="eiffel tower", samples=1, window=1,
                                               facts=facts[:2], known_only=False))
     assert len(everything.facts) == 2 and everything.skipped == []

@@ -86,7 +86,8 @@ def test_integrated_gradients_are_complete():
     errors = {}
     for steps in (4, 1024):
         attr = integrated_gradients(model, tokens, answer_id=17, steps=steps)
-        errors[steps] = [abs(attr[l].sum() - (_answer_prob(model, tokens, 17, l, 1.0) - _answer_prob(model, tokens, 17, l, 0.0)))
+        errors[steps] = [abs(attr[l].sum()
+                             - (_answer_prob(model, tokens, 17, l, 1.0) - _answer_prob(model, tokens, 17, l, 0.0)))
                          for l in range(model.cfg.n_layers)]
     gaps = [abs(_answer_prob(model, tokens, 17, l, 1.0) - _answer_prob(model, tokens, 17, l, 0.0))
             for l in range(model.cfg.n_layers)]

@@ -126,7 +126,8 @@ def test_k_composition_matches_dense_matrices(model):
                     assert torch.isnan(fast[t, l1, h1])
                     continue
                 b1 = model.blocks[l1]
-                W_OV = (b1.ln1.w.detach()[:, None] * b1.attn._W_V[h1 // cfg.group_size].detach()) @ b1.attn.W_O[h1].detach()
+                W_OV = ((b1.ln1.w.detach()[:, None] * b1.attn._W_V[h1 // cfg.group_size].detach())
+                        @ b1.attn.W_O[h1].detach())
                 if cfg.sandwich_norm:
                     W_OV = W_OV * b1.ln1_post.w.detach()[None, :]
                 expect = (W_OV @ W_QK.T).norm() / (W_OV.norm() * W_QK.norm())

@@ -112,10 +112,11 @@ def test_attention_is_read_where_the_answer_is_predicted(tokenizer, reuse):
         _, cache = model.run_with_cache(torch.tensor([p.prompt + p.lead]), names_filter=lambda n: "pattern" in n)
         pattern = torch.stack([cache["pattern", layer][0] for layer in range(model.cfg.n_layers)])  # (L, h, q, k)
 
+        # masses() is called only within this iteration, so it reads this example's pattern, p and ex (noqa: B023)
         def masses(row: int) -> tuple[np.ndarray, np.ndarray]:
-            att = pattern[:, :, row].float()
-            gold = sum(att[..., a:b].sum(-1) for a, b in p.gold_spans)
-            others = [sp for j, sp in enumerate(p.item_spans) if j != ex.gold_position]
+            att = pattern[:, :, row].float()  # noqa: B023
+            gold = sum(att[..., a:b].sum(-1) for a, b in p.gold_spans)  # noqa: B023
+            others = [sp for j, sp in enumerate(p.item_spans) if j != ex.gold_position]  # noqa: B023
             return gold.numpy(), (sum(att[..., a:b].sum(-1) for a, b in others) / len(others)).numpy()
 
         gold, distractor = masses(len(p.prompt) + len(p.lead) - 1)
