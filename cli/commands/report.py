@@ -67,7 +67,8 @@ def run(experiment: str, model: str, device: str, dtype: str, recompute: bool, d
     where = out or result.folder
     how = "reused from cache" if result.status == "cached" else "computed"
     summary = (result.folder / "summary.md").read_text().strip()
-    human = f"{summary}\n\n{spec.title}: {how} ({result.seconds:.1f} s); files in {where}\nReproduce: {spec.run_command(model)}"
+    human = (f"{summary}\n\n{spec.title}: {how} ({result.seconds:.1f} s); files in {where}\n"
+             f"Reproduce: {spec.run_command(model)}")
     emit({"experiment": spec.name, "status": result.status, "seconds": result.seconds, "folder": str(where),
           "key": result.key, "summary": json.loads((result.folder / "summary.json").read_text())}, as_json, human)
 
@@ -113,7 +114,8 @@ def report(model: str, device: str, dtype: str, recompute: bool, demo: bool, onl
     if not force:
         for folder in folders:
             check_owned(folder)
-    opts = {"workers": workers, "ray_address": ray_address, "device": device, "dtype": dtype, "no_progress": no_progress}
+    opts = {"workers": workers, "ray_address": ray_address, "device": device, "dtype": dtype,
+            "no_progress": no_progress}
     runtime = None
     if workers is not None or ray_address:
         from interp.sweep.cli import start_runtime
@@ -158,7 +160,8 @@ def _finish(root: Path, models: list[str], folders: list[Path], summaries: list[
 
         comparison = write_comparison(root, folders, overwrite=force)[1]
     if len(models) == 1:
-        data, human = summaries[0], f"Report: {folders[0] / 'index.html'} (and report.md) in {summaries[0]['seconds']:.0f} s"
+        data = summaries[0]
+        human = f"Report: {folders[0] / 'index.html'} (and report.md) in {summaries[0]['seconds']:.0f} s"
     else:
         data = {"reports": summaries, "comparison": str(comparison)}
         human = "\n".join(f"Report: {Path(s['folder']) / 'index.html'} in {s['seconds']:.0f} s" for s in summaries) + \

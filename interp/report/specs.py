@@ -137,8 +137,26 @@ class ExperimentSpec:
         """Each parameter the demo profile changed for this model: name -> (demo value, full value)."""
         if self.full is None:
             return {}
-        full, mine = self.full.params_for(model_name), self.params_for(model_name)
-        return {k: (mine[k], full.get(k)) for k in self.demo.get("params", {}) if mine[k] != full.get(k)}
+        full, mine = dict(_flat(self.full.params_for(model_name))), dict(_flat(self.params_for(model_name)))
+        out = {}
+        for key, _ in _flat(self.demo.get("params", {})):
+            was = full[key] if key in full else self._default(key)
+            if mine[key] != was:
+                out[key] = (mine[key], was)
+        return out
+
+    def _default(self, dotted: str) -> Any:
+        """The params class' default of a (dotted) parameter the spec leaves unset."""
+        value: Any = import_object(self.params_class, self) if self.params_class else None
+        for part in dotted.split("."):
+            if isinstance(value, type) and dataclasses.is_dataclass(value):
+                f = {f.name: f for f in dataclasses.fields(value)}.get(part)
+                if f is None:
+                    return None
+                value = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            else:
+                value = getattr(value, part, None)
+        return value
 
     def run_command(self, model_name: str) -> str:
         """The exact command that reproduces this experiment's numbers (same spec, same cache key)."""
@@ -149,6 +167,15 @@ class ExperimentSpec:
         if self.profile == "demo":
             return ""
         return self.command.replace("{model}", model_name) if self.command else ""
+
+
+def _flat(params: dict, prefix: str = ""):
+    """(dotted name, value) of every leaf of nested parameter tables: rome.stats.n_tokens."""
+    for key, value in params.items():
+        if isinstance(value, dict):
+            yield from _flat(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
 
 
 def default_dir() -> Path:

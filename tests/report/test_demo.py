@@ -189,3 +189,9 @@ def test_the_lost_in_middle_demo_note_states_its_interval():
     n = spec.params["n_examples"]
     widest = max(max(k / n - lo, hi - k / n) for k in range(n + 1) for lo, hi in [wilson(k, n)])
     assert f"{widest:.2f}" in spec.demo["note"] and f"{n} prompts per point" in spec.demo["note"]
+
+
+def test_a_nested_demo_parameter_is_named_by_its_path_against_the_class_default(tmp_path):
+    extra = "[demo]\n[demo.params]\ninner = { scale = 0.5 }\n"
+    spec = parse_spec(write_spec(tmp_path, "alpha", extra=extra)).for_profile("demo")
+    assert spec.demo_changes("tiny") == {"inner.scale": (0.5, 1.0)}  # FakeParams.inner's default scale
