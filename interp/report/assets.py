@@ -44,8 +44,8 @@ summary { cursor: pointer; color: var(--accent); }
                          border: 1px solid var(--line); background: var(--bg); border-radius: 4px; cursor: pointer; }
 .viewer .heads button.active { background: var(--accent); color: #fff; border-color: var(--accent); }
 .viewer .tokens { line-height: 2.1; margin-top: 0.4rem; }
-.viewer .tok { display: inline-block; white-space: pre; padding: 0 0.05rem; margin: 1px 0; border-radius: 3px; cursor: default;
-               font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 0.85rem; }
+.viewer .tok { display: inline-block; white-space: pre; padding: 0 0.05rem; margin: 1px 0; border-radius: 3px;
+               cursor: default; font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 0.85rem; }
 .viewer .tok.query { outline: 2px solid #d6604d; }
 .viewer .tok.best { outline: 1px dashed var(--accent); }
 .viewer .tooltip { position: absolute; z-index: 5; background: #1d2430; color: #fff; font-size: 0.8rem;
@@ -101,7 +101,8 @@ JS = r"""
     data.heads.forEach(function (h, k) {
       var b = document.createElement("button");
       b.type = "button";
-      b.textContent = "L" + h.layer + "H" + h.head + (typeof h.score === "number" ? " (" + h.score.toFixed(2) + ")" : "");
+      b.textContent = "L" + h.layer + "H" + h.head +
+        (typeof h.score === "number" ? " (" + h.score.toFixed(2) + ")" : "");
       b.addEventListener("click", function () {
         current = k;
         heads.querySelectorAll("button").forEach(function (x) { x.classList.remove("active"); });
@@ -130,11 +131,13 @@ JS = r"""
       var h = data.heads[current], weights = h.pattern[i] || [];
       var order = weights.map(function (w, j) { return j; }).sort(function (a, b) { return weights[b] - weights[a]; });
       weights.forEach(function (w, j) {
-        spans[j].style.background = "rgba(33, 102, 172, " + Math.min(1, w * 0.9 + (w > 0.02 ? 0.08 : 0)).toFixed(3) + ")";
+        spans[j].style.background =
+          "rgba(33, 102, 172, " + Math.min(1, w * 0.9 + (w > 0.02 ? 0.08 : 0)).toFixed(3) + ")";
       });
       spans[i].classList.add("query");
       if (order.length) spans[order[0]].classList.add("best");
-      var lines = ["L" + h.layer + "H" + h.head + ": query " + shown(data.tokens[i]) + " (position " + i + ") attends to"];
+      var lines = ["L" + h.layer + "H" + h.head + ": query " + shown(data.tokens[i]) +
+                   " (position " + i + ") attends to"];
       order.slice(0, 3).forEach(function (j) {
         lines.push("  " + shown(data.tokens[j]) + " (position " + j + "): " + weights[j].toFixed(3));
       });

@@ -138,7 +138,8 @@ def render_markdown(report_dir: Path, manifest: dict) -> str:
                     f"*{caption(e, fig)}* Reproduce: `{e['run_command']}`", ""]
         for table in e.get("tables", []):
             out.append(f"- Data: [{table}]({e['folder']}/{table})")
-        out += ["", f"Reproduce: `{e['run_command']}`" + (f" (the analysis' own command: `{e['cli_command']}`)" if e.get("cli_command") else "")
+        own = f" (the analysis' own command: `{e['cli_command']}`)" if e.get("cli_command") else ""
+        out += ["", f"Reproduce: `{e['run_command']}`" + own
                 + f"; seed {e.get('seed', 0)}; {e.get('seconds', 0):.1f} s.", ""]
     out += _provenance_md(manifest)
     return "\n".join(out).rstrip() + "\n"
@@ -168,7 +169,8 @@ def _timing(manifest: dict) -> str:
 def _provenance_md(manifest: dict) -> list[str]:
     env = manifest["environment"]
     lines = ["## Provenance", "", f"- Model: `{manifest['model']['name']}`, weights hash `{manifest['model']['hash']}`",
-             f"- Python {env['python']} on {env['platform']} ({env['cpu_count']} CPUs, {env['torch_threads']} torch threads)",
+             f"- Python {env['python']} on {env['platform']} ({env['cpu_count']} CPUs, "
+             f"{env['torch_threads']} torch threads)",
              "- Packages: " + ", ".join(f"{k} {v}" for k, v in env["packages"].items()), "",
              "| experiment | status | seed | seconds | cache key |", "|---|---|---|---|---|"]
     for e in manifest["experiments"]:
@@ -227,7 +229,8 @@ def viewer_html(entry: dict, index: int) -> str:
 
 
 def _section_html(report_dir: Path, e: dict, index: int, full: str = "make report") -> str:
-    badge = {"computed": f"computed in {e.get('seconds', 0):.1f} s", "cached": f"from cache ({e.get('seconds', 0):.1f} s)"}
+    badge = {"computed": f"computed in {e.get('seconds', 0):.1f} s",
+             "cached": f"from cache ({e.get('seconds', 0):.1f} s)"}
     parts = [f'<section id="{_esc(e["name"])}"><h2>{_esc(e["title"])}'
              f'<span class="badge {_esc(e["status"])}">{_esc(badge.get(e["status"], e["status"]))}</span></h2>']
     if e.get("description"):
@@ -247,7 +250,8 @@ def _section_html(report_dir: Path, e: dict, index: int, full: str = "make repor
     for fig in e.get("figures", []):
         cap = caption(e, fig)
         parts.append(f"<figure>{_img(inside(folder, fig), cap)}<figcaption>{_esc(cap)} Reproduce: "
-                     f"<code>{_esc(e['run_command'])}</code> (PNG: {_esc(e['folder'] + '/' + fig)})</figcaption></figure>")
+                     f"<code>{_esc(e['run_command'])}</code> "
+                     f"(PNG: {_esc(e['folder'] + '/' + fig)})</figcaption></figure>")
     if e.get("viewer"):
         parts.append(viewer_html(e, index))
     for table in e.get("tables", []):
@@ -256,19 +260,24 @@ def _section_html(report_dir: Path, e: dict, index: int, full: str = "make repor
     return "".join(parts) + "</section>"
 
 
+VIEWPORT = '<meta name="viewport" content="width=device-width, initial-scale=1">'
+
+
 def render_html(report_dir: Path, manifest: dict) -> str:
     model = manifest["model"]["name"]
     entries = load_entries(report_dir, manifest)
     toc = "".join(f'<li><a href="#{_esc(e["name"])}">{_esc(e["title"])}</a>'
-                  f'{"" if e["status"] in ("computed", "cached") else " (" + _esc(e["status"]) + ")"}</li>' for e in entries)
+                  f'{"" if e["status"] in ("computed", "cached") else " (" + _esc(e["status"]) + ")"}</li>'
+                  for e in entries)
     full = manifest.get("full_command", "make report")
     findings = []
     for e in entries:
         picked = key_findings(e) if e["status"] in ("computed", "cached") else []
         demo = f' <span class="demo">{markdown.inline(demo_text(e, full))}</span>' if e.get("demo") else ""
         for f in picked:
-            findings.append(f'<li>{markdown.inline(f["text"])}{demo} <span class="muted">(<a href="#{_esc(e["name"])}">'
-                            f'{_esc(e["name"])}</a>; <code>{_esc(f["command"] or e["run_command"])}</code>)</span></li>')
+            findings.append(f'<li>{markdown.inline(f["text"])}{demo} <span class="muted">'
+                            f'(<a href="#{_esc(e["name"])}">{_esc(e["name"])}</a>; '
+                            f'<code>{_esc(f["command"] or e["run_command"])}</code>)</span></li>')
     sections = "".join(_section_html(report_dir, e, i, full) for i, e in enumerate(entries))
     banner = "".join(f'<p class="banner">{markdown.inline(line)}</p>' for line in _banner(manifest, entries))
     refresh = f'<meta http-equiv="refresh" content="{REFRESH_SECONDS}">' if pending(manifest) else ""
@@ -278,19 +287,21 @@ def render_html(report_dir: Path, manifest: dict) -> str:
         f"<td class='num'>{e.get('seconds', 0):.1f}</td><td class='num'>{e.get('wall_seconds', 0):.1f}</td>"
         f"<td><code>{_esc(e.get('key', '')[:16])}</code></td></tr>" for e in manifest["experiments"])
     packages = ", ".join(f"{_esc(k)} {_esc(v)}" for k, v in env["packages"].items())
+    weights = _esc(manifest["model"]["hash"])
+    short_weights = _esc(manifest["model"]["hash"][:16])
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">{refresh}
+<html lang="en"><head><meta charset="utf-8">{VIEWPORT}{refresh}
 <title>interp report: {_esc(model)}</title><style>{CSS}</style></head>
 <body><main>
 <header class="top"><h1>interp report: {_esc(model)}</h1>
-<p class="meta">Weights hash <code>{_esc(manifest['model']['hash'][:16])}</code> &middot; generated {_esc(manifest['created'])}
+<p class="meta">Weights hash <code>{short_weights}</code> &middot; generated {_esc(manifest['created'])}
  &middot; {_esc(_timing(manifest))} &middot; {env['cpu_count']} CPUs</p>
 <div class="repro">Reproduce the whole report: <code>{_esc(manifest['command'])}</code></div>{banner}</header>
 <nav class="toc"><strong>Contents</strong><ol>{toc}<li><a href="#provenance">Provenance</a></li></ol></nav>
 {'<section id="findings"><h2>Key findings</h2><ul>' + ''.join(findings) + '</ul></section>' if findings else ''}
 {sections}
 <section id="provenance"><h2>Provenance</h2>
-<p>Model <code>{_esc(model)}</code>, weights hash <code>{_esc(manifest['model']['hash'])}</code>. Python {_esc(env['python'])}
+<p>Model <code>{_esc(model)}</code>, weights hash <code>{weights}</code>. Python {_esc(env['python'])}
  on {_esc(env['platform'])}, {env['cpu_count']} CPUs, {env['torch_threads']} torch threads.</p>
 <p class="muted">{packages}</p>
 <div class="tablewrap"><table class="sortable"><thead><tr><th>experiment</th><th>status</th><th>seed</th>

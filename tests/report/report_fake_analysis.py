@@ -25,7 +25,7 @@ class FakeParams:
     fail: bool = False
     mutate: bool = False  # leave the weights changed (the runner must notice)
     numbers: tuple = ()  # filled from an [inputs] file
-    inner: "Inner" = field(default_factory=lambda: Inner())
+    inner: Inner = field(default_factory=lambda: Inner())
 
 
 @dataclass(frozen=True)
@@ -90,8 +90,11 @@ def run_fake(model, params: FakeParams, progress=None, extra=None) -> FakeResult
     names = [hook_names.resid_post(layer) for layer in range(model.cfg.n_layers)]
     _, cache = model.run_with_cache(tokens, names_filter=names + [hook_names.pattern(0)])
     layers = range(model.cfg.n_layers)
-    values = [float(cache[hook_names.resid_post(layer)].norm(dim=-1).mean()) for layer in (progress(layers) if progress else layers)]
+    values = [float(cache[hook_names.resid_post(layer)].norm(dim=-1).mean())
+              for layer in (progress(layers) if progress else layers)]
     pattern = cache[hook_names.pattern(0)][0]  # (h, q, k)
-    patterns = [[[round(float(w), 3) for w in pattern[h, i, : i + 1]] for i in range(params.n_tokens)] for h in range(2)]
+    patterns = [[[round(float(w), 3) for w in pattern[h, i, : i + 1]] for i in range(params.n_tokens)]
+                for h in range(2)]
     str_tokens = [f"t{int(t)}" if i % 3 else f" w<{int(t)}>" for i, t in enumerate(tokens[0])]  # spaces and < in tokens
-    return FakeResult(pd.DataFrame({"layer": list(layers), "value": values}), str_tokens, patterns, model.cfg.name, params)
+    return FakeResult(pd.DataFrame({"layer": list(layers), "value": values}), str_tokens, patterns, model.cfg.name,
+                      params)

@@ -120,7 +120,8 @@ def open_page(tmp_path: Path, url: str, viewport: dict | None = None):
     browser, a `js(expression)` that returns the value, and the page's session."""
     binary = chromium_binary()
     if binary is None:
-        pytest.skip("Chromium is not installed; run .ci/install-chromium.sh (Debian packages chromium, chromium-driver)")
+        pytest.skip("Chromium is not installed; run .ci/install-chromium.sh "
+                    "(Debian packages chromium, chromium-driver)")
     try:
         browser = Browser(binary, tmp_path / "profile")
         target = browser.send("Target.createTarget", {"url": "about:blank"})["result"]["targetId"]
@@ -186,7 +187,8 @@ def test_page_figures_viewer_and_sorting_work_in_chromium(page):
     assert tip[0] is False
     assert re.search(r'^L0H0: query "t\d+" \(position 7\) attends to', tip[1]), tip[1]  # head and hovered token
     assert re.search(r'"(t\d+| w<\d+>)" \(position \d\): [01]\.\d{3}', tip[1]), tip[1]  # a key token and its weight
-    shaded = js("Array.from(document.querySelectorAll('.viewer')[0].querySelectorAll('.tok')).filter(s => s.style.background).length")
+    shaded = js("Array.from(document.querySelectorAll('.viewer')[0].querySelectorAll('.tok'))"
+                ".filter(s => s.style.background).length")
     assert shaded == 8  # the hovered token and every earlier one carry a weight
     mouse_move(5, 5)
     assert js("document.querySelector('.viewer .tooltip').hidden") is True

@@ -31,5 +31,6 @@ def test_viewer_heads_are_induction_heads_against_the_median_head(smollm2):
     head = view["heads"][0]
     # on the readable text the best head also looks at the token after the earlier copy, mostly
     half = n // 2
-    hits = [max(range(len(row)), key=row.__getitem__) == i - half + 1 for i, row in enumerate(head["pattern"]) if i > half]
+    hits = [max(range(len(row)), key=row.__getitem__) == i - half + 1
+            for i, row in enumerate(head["pattern"]) if i > half]
     assert sum(hits) / len(hits) > 0.5

@@ -61,7 +61,8 @@ def test_rerender_from_folder_alone(built_report):
 
 
 def test_markdown_subset():
-    html = markdown.to_html("# Title\n\nSome **bold** and `a<b` and *it*.\n\n- one\n- two\n\n| a | b |\n|---|---|\n| 1 | 2 |")
+    html = markdown.to_html("# Title\n\nSome **bold** and `a<b` and *it*.\n\n- one\n- two\n\n"
+                            "| a | b |\n|---|---|\n| 1 | 2 |")
     assert "<h3>Title</h3>" in html and "<strong>bold</strong>" in html and "<code>a&lt;b</code>" in html
     assert "<em>it</em>" in html and "<ul><li>one</li><li>two</li></ul>" in html
     assert '<table class="sortable"><thead><tr><th>a</th><th>b</th>' in html and "<td>1</td>" in html

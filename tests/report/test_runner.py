@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import write_spec  # tests/report is on sys.path (see conftest)
 
 from interp.errors import DataFormatError, InterpError, InvalidInputError
 from interp.report import runner
 from interp.report.pipeline import check_owned, make_report, report_name
 from interp.report.specs import build_params, load_specs, parse_spec, select
-
-from conftest import write_spec  # noqa: E402  (tests/report is on sys.path, see conftest)
 
 
 def test_specs_load_in_order_and_select(spec_dir):
@@ -46,7 +45,8 @@ def test_invalid_toml_is_a_data_format_error(tmp_path):
 
 
 def test_params_overrides_seed_and_unknown_params(tmp_path):
-    spec = parse_spec(write_spec(tmp_path, "p", extra="", params='n_tokens = 8\n[overrides."big-model"]\nn_tokens = 4\n'))
+    spec = parse_spec(write_spec(tmp_path, "p", extra="",
+                                 params='n_tokens = 8\n[overrides."big-model"]\nn_tokens = 4\n'))
     assert build_params(spec, "small").n_tokens == 8
     assert build_params(spec, "big-model").n_tokens == 4
     assert build_params(spec, "small").seed == 3  # the spec's seed reaches a params class with a seed field
@@ -167,13 +167,16 @@ def test_inputs_from_files_reach_params_and_kwargs_and_the_key(tiny_llama, tmp_p
     (tmp_path / "nums.json").write_text("[9, 2, 3, 4]")  # the data changed: recomputed under a new key
     again = runner.run_experiment(tiny_llama, "tiny", spec, progress=False)
     assert again.status == "computed" and again.key != first.key
-    missing = parse_spec(write_spec(tmp_path, "gone", extra='[inputs.numbers]\nloader = "report_fake_analysis:load_numbers"\npath = "nope.json"\n'))
+    missing = parse_spec(write_spec(tmp_path, "gone", extra='[inputs.numbers]\n'
+                                                         'loader = "report_fake_analysis:load_numbers"\n'
+                                                         'path = "nope.json"\n'))
     with pytest.raises(InvalidInputError, match="nope.json does not exist"):
         runner.run_experiment(tiny_llama, "tiny", missing, progress=False)
 
 
 def test_optional_input_may_be_missing(tiny_llama, tmp_path, cache_env, fake_calls):
-    spec = parse_spec(write_spec(tmp_path, "opt", extra='[inputs.numbers]\nloader = "report_fake_analysis:load_numbers"\n'
+    spec = parse_spec(write_spec(tmp_path, "opt", extra='[inputs.numbers]\n'
+                                                      'loader = "report_fake_analysis:load_numbers"\n'
                                                       'path = "absent.json"\noptional = true\n'))
     run = runner.run_experiment(tiny_llama, "tiny", spec, progress=False)
     assert run.status == "computed" and fake_calls["last"][0].numbers == ()

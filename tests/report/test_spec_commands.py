@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from cli.main import cli
 from interp.report.specs import build_params, load_inputs, load_specs
+
+from cli.main import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 SPECS = [s for s in load_specs(ROOT / "experiments") if s.command]

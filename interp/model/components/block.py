@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from interp.model.components.hook import HookPoint, is_watched
 
 from interp.model.components.attention import Attention, AttentionInputs, LayerCache
+from interp.model.components.hook import HookPoint, is_watched
 from interp.model.components.mlp import MLP
 from interp.model.components.norm import NoNorm, make_norm
 from interp.model.config import ModelConfig
