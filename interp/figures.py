@@ -18,6 +18,15 @@ def new_figure(figsize: tuple[float, float], dpi: int = 110, **subplots):
     return fig, fig.subplots(**subplots)
 
 
+def finish_logit_lens_axes(ax, ylabel: str) -> None:
+    """The logit-lens plot's axes, one look for every result that draws one: layers across, a probability up."""
+    ax.set_xlabel("layer (residual stream after it)")
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left")
+
+
 def save_figure(fig, path: str | Path, dpi: int | None = None) -> Path:
     """tight_layout, save to `path` (dpi None: the figure's own), close it if pyplot manages it."""
     fig.tight_layout()

@@ -69,18 +69,14 @@ class InspectResult(ResultBase):
         return {"top_next": pd.DataFrame(self.top_next, columns=["token", "id", "prob"]), "logit_lens": self.logit_lens}
 
     def figures(self) -> dict:
-        from interp.figures import new_figure
+        from interp.figures import finish_logit_lens_axes, new_figure
 
         fig, ax = new_figure((6.0, 3.2), dpi=110)
         lens = self.logit_lens
         answer = self.top_next[0]["token"]
         ax.plot(lens.layer, lens.answer_prob, marker="o", ms=3, label=f"p({answer!r}), the final answer")
         ax.plot(lens.layer, lens.prob, ls="--", lw=1, label="p(top token after that layer)")
-        ax.set_xlabel("layer (residual stream after it)")
-        ax.set_ylabel("probability under the logit lens")
-        ax.set_ylim(0, 1)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="upper left")
+        finish_logit_lens_axes(ax, "probability under the logit lens")
         return {"logit_lens": fig}
 
     def _first_top_layer(self) -> int | None:

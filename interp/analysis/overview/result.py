@@ -8,7 +8,7 @@ import pandas as pd
 
 from interp.analysis.overview.params import CLI_FLAGS, OverviewParams
 from interp.analysis.result import Finding, ResultBase
-from interp.figures import new_figure
+from interp.figures import finish_logit_lens_axes, new_figure
 from interp.markdown import escape
 
 
@@ -37,11 +37,7 @@ class OverviewResult(ResultBase):
         fig, ax = new_figure((6.5, 3.4), dpi=110)
         for prompt, rows in self.logit_lens.groupby("prompt", sort=False):
             ax.plot(rows.layer, rows.answer_prob, marker="o", ms=3, label=f"{prompt} → {self._top(prompt).token!r}")
-        ax.set_xlabel("layer (residual stream after it)")
-        ax.set_ylabel("p(final answer) under the logit lens")
-        ax.set_ylim(0, 1)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="upper left")
+        finish_logit_lens_axes(ax, "p(final answer) under the logit lens")
         return {"logit_lens": fig}
 
     def _top(self, prompt: str):
