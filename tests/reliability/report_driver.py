@@ -3,7 +3,7 @@
     python report_driver.py SPECS OUT
 
 RELIABILITY_WAIT_TEXT / RELIABILITY_WAIT_FILE: the fake experiment with that text touches the file and
-sleeps (killed mid-experiment); RELIABILITY_PUBLISH_WAIT_FILE: the second copy of an experiment into the
+sleeps (killed mid-experiment); RELIABILITY_PUBLISH_WAIT_FILE: the second experiment's copy into the
 report touches it and sleeps (killed mid-publish, after the copy, before it is complete).
 """
 
@@ -29,7 +29,8 @@ def main() -> None:
 
         def copytree(src, dst, *args, **kwargs):
             result = real(src, dst, *args, **kwargs)
-            calls.append(dst)
+            if Path(dst).name.startswith(".tmp-"):  # a publish, not copytree's own recursion into a subfolder
+                calls.append(dst)
             if len(calls) == 2:
                 Path(wait).touch()
                 time.sleep(600)
