@@ -188,25 +188,9 @@ class Transformer(TLModelAPI, HookedRootModule):
         `padding_side="right"`): the rule is in `interp.model.tokenize`. With a mask, the loss averages
         over real tokens only. `stop_at_layer=l` returns the residual stream entering layer l.
         """
-        if isinstance(input, (str, list, tuple)):
-            # not truncated (TL's to_tokens would cut to n_ctx): text longer than the context is refused below
-            input = self.to_tokens(input, prepend_bos, padding_side, truncate=False)
-        if attention_mask is None and start_at_layer is None and past_kv is None:
-            from interp.model.tokenize import mask_for
-
-            attention_mask = mask_for(self, input, padding_side)  # None when nothing is padding
+        input, attention_mask = self._input_and_mask(input, prepend_bos, padding_side, attention_mask,
+                                                     start_at_layer, past_kv)
         tokens = input if start_at_layer is None else None
-        b, p = input.shape[:2]
-        if p == 0:
-            raise InvalidInputError("The prompt is empty; give some text.")
-        offset = past_kv.length if past_kv is not None else 0
-        if offset + p > self.cfg.n_ctx:
-            raise InvalidInputError(
-                f"The input is {offset + p} tokens but {self.cfg.name} reads at most {self.cfg.n_ctx}."
-            )
-        if attention_mask is None:
-            attention_mask = torch.ones((b, p), dtype=torch.bool, device=input.device)
-        attention_mask = attention_mask.bool()
         inputs = self._attention_inputs(attention_mask, positions, past_kv)
 
         if start_at_layer is None:
@@ -229,6 +213,29 @@ class Transformer(TLModelAPI, HookedRootModule):
             raise InvalidInputError("A loss needs token ids as input, not a residual stream.")
         loss = self.next_token_loss(logits, tokens, attention_mask, per_token=loss_per_token)
         return loss if return_type == "loss" else (logits, loss)
+
+    def _input_and_mask(self, input, prepend_bos: bool | None, padding_side: str | None,
+                        attention_mask: torch.Tensor | None, start_at_layer: int | None,
+                        past_kv: KVCache | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """`forward`'s input as a tensor and its (batch, pos) boolean mask of real tokens, its length checked."""
+        if isinstance(input, (str, list, tuple)):
+            # not truncated (TL's to_tokens would cut to n_ctx): text longer than the context is refused below
+            input = self.to_tokens(input, prepend_bos, padding_side, truncate=False)
+        if attention_mask is None and start_at_layer is None and past_kv is None:
+            from interp.model.tokenize import mask_for
+
+            attention_mask = mask_for(self, input, padding_side)  # None when nothing is padding
+        b, p = input.shape[:2]
+        if p == 0:
+            raise InvalidInputError("The prompt is empty; give some text.")
+        offset = past_kv.length if past_kv is not None else 0
+        if offset + p > self.cfg.n_ctx:
+            raise InvalidInputError(
+                f"The input is {offset + p} tokens but {self.cfg.name} reads at most {self.cfg.n_ctx}."
+            )
+        if attention_mask is None:
+            attention_mask = torch.ones((b, p), dtype=torch.bool, device=input.device)
+        return input, attention_mask.bool()
 
     def _attention_inputs(self, attention_mask: torch.Tensor, positions: torch.Tensor | None,
                           past_kv: KVCache | None) -> AttentionInputs:
