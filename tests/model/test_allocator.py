@@ -14,7 +14,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 PROGRAM = """
-import json, resource, sys, torch
+import ctypes, json, resource, sys, torch
+# count faults in 4 KiB pages whatever the machine's transparent-huge-page setting (PR_SET_THP_DISABLE)
+ctypes.CDLL(None).prctl(41, 1, 0, 0, 0)
 sys.path.insert(0, {root!r})
 from interp.allocator import keep_freed_memory
 from tests.tiny import tiny_model
@@ -44,7 +46,10 @@ def test_kept_memory_removes_the_repeated_page_faults():
     off, on = _faults(keep=False), _faults(keep=True)
     assert off["applied"] is False and on["applied"] is True
     # each call keeps its attention scores and patterns alive (64 MiB each, above any mmap threshold glibc
-    # picks by itself): with glibc's defaults every call faults them in again, 16,384 pages apiece
-    assert min(off["faults"][1:]) > 4 * 16384, off
-    assert on["faults"][-1] < min(off["faults"][1:]) / 10, (on, off)
-    assert sum(on["faults"][1:]) < sum(off["faults"][1:]) / 5, (on, off)
+    # picks by itself). With glibc's defaults the repeated calls fault pages in again: fewer each time as glibc
+    # raises its thresholds (measured 165k, 119k, 79k here; 128k, 106k, 49k on CI), but at least one 64 MiB
+    # array (16,384 pages) per call
+    repeated_off, repeated_on = sum(off["faults"][1:]), sum(on["faults"][1:])
+    assert repeated_off > 3 * 16384, off
+    # with freed memory kept the same repeated calls reuse the pages (measured 0 to 21k in all three calls)
+    assert repeated_on < repeated_off / 5, (on, off)
