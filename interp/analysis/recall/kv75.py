@@ -1,0 +1,189 @@
+"""The paper's KV figure on its own 75-key file, run one base example at a time so a run can stop and resume.
+
+Liu et al. (TACL 2024) move the queried pair of each 75-key JSON object to positions 0, 24, 49 and 74 and
+score the greedy answer (the value is a substring of the answer's first line, after the SQuAD normalisation
+of their ``best_subspan_em``). A 75-key prompt is ~5.4k tokens, about a minute of one CPU core on SmolLM2,
+so the full spec (``experiments/lost-in-middle-kv75.toml``: 43 examples x 4 positions) takes hours. This
+driver runs exactly the spec's scoring (``evaluate.score_examples`` with the spec's parameters) one base
+example at a time, in file order, appending each example's four scores to ``parts.jsonl`` with the git
+commit that made them; it stops before starting an example past ``--until`` and, on a later call, skips
+the examples already done. Whatever has been completed is then reduced by the analysis' own
+``reduce_scores`` and written in the analysis' result format (``summary.md``, ``curves.csv``, figures),
+with ``n_examples`` set to the number of complete examples, so every point has the same n.
+
+Which examples are run does not depend on any answer: always the file's first n, in its order.
+
+    python -m interp.analysis.recall.kv75 --model smollm2-135m --n 43 --until 01:40 \\
+        --out experiments/results/lost-in-middle-kv75/smollm2-135m
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from interp.analysis.recall.evaluate import Score, score_examples
+from interp.analysis.recall.params import RecallParams, resolve_positions
+from interp.analysis.recall.prompts import RecallExample
+from interp.errors import InvalidInputError
+
+REPO = Path(__file__).resolve().parents[3]
+KV_75_REL = "experiments/data/lost_in_the_middle/kv-retrieval-75_keys.jsonl.gz"
+PAPER_POSITIONS = "0,24,49,74"  # the paper's gold positions for 75 keys (its scripts' --gold-index values)
+# A 36-character UUID is 31-36 tokens in SmolLM2's and Gemma-3's tokenizers, plus the opening ' "': the
+# analysis' default of 32 greedy tokens would cut most values short, so the paper's rule could never match.
+KV_NEW_TOKENS = 40
+
+
+def spec_params(n_examples: int, seed: int = 0, n_boot: int = 1000) -> RecallParams:
+    """The parameters of ``experiments/lost-in-middle-kv75.toml`` for n base examples."""
+    return RecallParams(task="kv", n_items=(75,), positions=PAPER_POSITIONS, n_examples=n_examples, file=KV_75_REL,
+                        generate=True, max_new_tokens=KV_NEW_TOKENS, batch_size=1, seed=seed, reuse_prefix=True,
+                        n_boot=n_boot)
+
+
+def code_commit(paths: Sequence[str] = ("interp",)) -> str:
+    """The checked-out commit, with "+dirty" when files under `paths` differ from it ("unknown" without git)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", *paths], cwd=REPO, capture_output=True,
+                               text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
+def score_to_json(s: Score) -> dict:
+    out = dataclasses.asdict(s)
+    for k in ("gold_attention", "distractor_attention"):
+        out[k] = None if out[k] is None else np.asarray(out[k]).tolist()
+    return out
+
+
+def score_from_json(d: dict) -> Score:
+    d = dict(d)
+    for k in ("gold_attention", "distractor_attention"):
+        d[k] = None if d[k] is None else np.asarray(d[k], dtype=float)
+    return Score(**d)
+
+
+def base_examples(params: RecallParams) -> list[RecallExample]:
+    from interp.analysis.recall.loaders import load_kv_file
+
+    return load_kv_file(REPO / params.file, limit=params.n_examples)
+
+
+def read_parts(path: Path) -> dict[str, dict]:
+    """example_id -> its line of parts.jsonl (the last one wins)."""
+    if not path.is_file():
+        return {}
+    done = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            rec = json.loads(line)
+            done[rec["example_id"]] = rec
+    return done
+
+
+def run_kv75(model, n: int, out: Path, *, until: datetime | None = None, seed: int = 0, n_boot: int = 1000,
+             log=print):
+    """Score the file's first n examples at the paper's positions, resuming from ``out/parts.jsonl``; write the
+    result of the complete examples into ``out``. Returns the RecallResult (None when none is complete)."""
+    params = spec_params(n, seed, n_boot)
+    out.mkdir(parents=True, exist_ok=True)
+    parts = out / "parts.jsonl"
+    done = read_parts(parts)
+    commit = code_commit()
+    for base in base_examples(params):
+        if base.example_id in done:
+            continue
+        if until is not None and datetime.now(UTC) >= until:
+            log(f"stopping at {until:%H:%M} UTC with {len(done)} of {n} examples done")
+            break
+        swept = [base.with_gold_at(p) for p in resolve_positions(params.positions, base.n_items)]
+        t0 = time.perf_counter()
+        scores = score_examples(model, swept, batch_size=params.batch_size, generate=True,
+                                max_new_tokens=params.max_new_tokens, attention=True, reuse_prefix=True)
+        rec = {"example_id": base.example_id, "model": model.cfg.name, "commit": commit,
+               "seconds": time.perf_counter() - t0,
+               "finished": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+               "positions": [e.gold_position for e in swept], "scores": [score_to_json(s) for s in scores]}
+        with parts.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(rec) + "\n")
+        done[base.example_id] = rec
+        log(f"{len(done)}/{n} {base.example_id}: correct {[s.correct for s in scores]} "
+            f"({rec['seconds']:.0f} s)")
+    return write_result(model.cfg.name, n, out, seed=seed, n_boot=n_boot)
+
+
+def write_result(model_name: str, n: int, out: Path, *, seed: int = 0, n_boot: int = 1000):
+    """Reduce the complete examples of ``out/parts.jsonl`` (the file's first n, in order) and write the result."""
+    from interp.analysis.recall.run import reduce_scores
+
+    done = read_parts(out / "parts.jsonl")
+    bases = [b for b in base_examples(spec_params(n, seed, n_boot)) if b.example_id in done]
+    if not bases:
+        return None
+    params = spec_params(len(bases), seed, n_boot)
+    pairs, scores = [], []
+    for b in bases:
+        rec = done[b.example_id]
+        for pos, s in zip(rec["positions"], rec["scores"]):
+            pairs.append(("baseline", b.with_gold_at(pos)))
+            scores.append(score_from_json(s))
+    result = reduce_scores(model_name, params, pairs, scores, sum(done[b.example_id]["seconds"] for b in bases))
+    result.command = ("python -m interp.analysis.recall.kv75 " f"--model {model_name} --n {n} --out {out}")
+    result.write(out)
+    commits = sorted({done[b.example_id]["commit"] for b in bases})
+    (out / "run.json").write_text(json.dumps({
+        "model": model_name, "n_examples": len(bases), "asked": n, "commits": commits,
+        "params": dataclasses.asdict(params), "seconds": result.seconds,
+        "command": result.command, "equivalent": result.command_for(model_name, params)}, indent=1) + "\n")
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    import argparse
+
+    from interp.model.load import load_model
+
+    parser = argparse.ArgumentParser(description="The lost-in-the-middle KV figure on the paper's 75-key file.")
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--n", type=int, default=43, help="base examples: the file's first n (each at 4 positions)")
+    parser.add_argument("--until", default=None, help="HH:MM UTC: start no example after this time")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n-boot", type=int, default=1000)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    if args.n < 1:
+        raise SystemExit("--n must be at least 1.")
+    until = None
+    if args.until:
+        try:
+            hh, mm = (int(x) for x in args.until.split(":"))
+            now = datetime.now(UTC)
+            until = now.replace(hour=hh, minute=mm, second=0, microsecond=0)
+        except ValueError:
+            raise SystemExit(f"--until {args.until!r} must be HH:MM (UTC).") from None
+        if until < now:  # a time already past today means tomorrow
+            until += timedelta(days=1)
+    try:
+        result = run_kv75(load_model(args.model), args.n, args.out, until=until, seed=args.seed, n_boot=args.n_boot)
+    except InvalidInputError as e:
+        raise SystemExit(str(e)) from None
+    if result is None:
+        print("no example complete yet")
+        return
+    print(result.curve_table())
+
+
+if __name__ == "__main__":
+    main()
