@@ -20,7 +20,7 @@ from interp.analysis.facts.params import NeuronParams
 from interp.interventions import intervene
 from interp.model import hook_names
 
-GROUPS = ("fact", "paraphrases", "unrelated")
+GROUPS = ("fact", "paraphrases", "heldout", "unrelated")
 COLUMNS = ("case_id", "action", "neurons", "seed", "group", "prompt", "p_before", "p_after", "delta", "relative")
 ACTIONS = {"suppress": 0.0, "amplify": 2.0}
 

@@ -23,13 +23,15 @@ units from the same layers.
 
 Speed: the attribution for layer l changes only the last token from layer l on, and every earlier token
 is the clean run's, so the m scaled copies run one token each from layer l, reading the clean prompt's
-keys and values from a KV cache filled once per prompt.
+keys and values from a KV cache filled once per prompt. :func:`integrated_gradients_batch` does the same
+for several prompts at once (left-padded, so each keeps its own positions and mask): one pass per layer
+for all their m-step rows, which is what makes dozens of facts affordable on a CPU.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -51,6 +53,58 @@ def _expand_cache(prefix: KVCache, rows: int, from_layer: int) -> KVCache:
     cache.positions = prefix.positions.expand(rows, -1)  # (rows, p-1)
     cache.mask = prefix.mask.expand(rows, -1)
     return cache
+
+
+def _repeat_cache(prefix: KVCache, repeats: int, from_layer: int) -> KVCache:
+    """A fresh cache holding each prefix row's keys/values `repeats` times in a row (row i -> rows i*r..)."""
+    cache = KVCache(len(prefix.layers))
+    for layer in range(from_layer, len(prefix.layers)):
+        src, dst = prefix.layers[layer], cache.layers[layer]
+        dst.k = src.k.repeat_interleave(repeats, 0)  # (P * r, p-1, g, d)
+        dst.v = src.v.repeat_interleave(repeats, 0)
+    cache.positions = prefix.positions.repeat_interleave(repeats, 0)  # (P * r, p-1)
+    cache.mask = prefix.mask.repeat_interleave(repeats, 0)
+    return cache
+
+
+def integrated_gradients_batch(model, token_lists: Sequence[Sequence[int]], answer_ids: Sequence[int],
+                               steps: int = 20) -> list[np.ndarray]:
+    """`integrated_gradients` of several prompts (token id lists, each with its own answer) in one batch:
+    one (n_layers, d_mlp) array per prompt, equal to the one-prompt computation up to float error."""
+    n, d_mlp = model.cfg.n_layers, model.cfg.d_mlp
+    tokens, mask = model.pad_left(token_lists)  # (P, T), left-padded: every last token at -1
+    n_prompts, length = tokens.shape
+    names = [hook_names.resid_pre(l) for l in range(n)] + [hook_names.mlp_post(l) for l in range(n)]
+    store: dict = {}
+    with torch.no_grad():
+        with intervene(model, capture(names, store)):
+            model(tokens, attention_mask=mask, return_type=None)
+        prefix = None
+        if length > 1:
+            prefix = KVCache(n)
+            model(tokens[:, :-1], attention_mask=mask[:, :-1], past_kv=prefix, return_type=None)
+    alphas = torch.arange(steps, dtype=model.dtype, device=model.device) / steps  # (m,): 0, 1/m, .., (m-1)/m
+    answers = torch.tensor(list(answer_ids), device=model.device).repeat_interleave(steps)  # (P * m,)
+    out = np.zeros((n_prompts, n, d_mlp))
+    for layer in range(n):
+        a = store[hook_names.mlp_post(layer)][:, -1]  # (P, d_mlp)
+        scaled = (alphas[None, :, None] * a[:, None, :]).reshape(n_prompts * steps, d_mlp).requires_grad_(True)
+
+        def hook(act: torch.Tensor, hook, scaled=scaled) -> torch.Tensor:
+            act = act.clone()  # (P * m, 1, d_mlp): only the last token runs
+            act[:, -1] = scaled
+            return act
+
+        x = store[hook_names.resid_pre(layer)][:, -1:].repeat_interleave(steps, 0)  # (P * m, 1, d_model)
+        past = _repeat_cache(prefix, steps, layer) if prefix is not None else None
+        with torch.enable_grad(), intervene(model, [(hook_names.mlp_post(layer), hook)]):
+            final = model(x, start_at_layer=layer, past_kv=past, return_type="resid")  # (P * m, 1, d_model)
+            logits = model.logits_from_resid(final[:, -1])  # (P * m, vocab)
+            prob = torch.softmax(logits.float(), -1).gather(1, answers[:, None])[:, 0]
+            (grad,) = torch.autograd.grad(prob.sum(), scaled)
+        mean_grad = grad.reshape(n_prompts, steps, d_mlp).mean(1)  # (P, d_mlp)
+        out[:, layer] = (a * mean_grad).detach().double().cpu().numpy()
+    return list(out)
 
 
 def integrated_gradients(model, tokens: torch.Tensor, answer_id: int, steps: int = 20,
@@ -109,13 +163,24 @@ class Attribution:
 
 def attribute(model, prompts: Sequence[str], answer_id: int, params: NeuronParams, progress=None) -> Attribution:
     """Attribute p(answer) in every prompt and threshold each prompt's units."""
-    attrs, kept = [], []
-    for text in track(progress, prompts, "attribution"):
-        tokens = torch.tensor([model.encode(text)], device=model.device)  # (1, p)
-        attr = integrated_gradients(model, tokens, answer_id, params.steps)
-        attrs.append(attr)
-        kept.append(threshold_units(attr, params.threshold))
-    return Attribution(list(prompts), kept, np.mean(attrs, 0))
+    return attribute_many(model, [(prompts, answer_id)], params, progress)[0]
+
+
+def attribute_many(model, facts: Sequence[tuple[Sequence[str], int]], params: NeuronParams,
+                   progress=None) -> list[Attribution]:
+    """`attribute` for many (prompts, answer id) facts, their prompts batched params.batch_rows // steps at
+    a time (rows = prompts x steps)."""
+    flat = [(i, text, answer) for i, (prompts, answer) in enumerate(facts) for text in prompts]
+    per_batch = max(1, params.batch_rows // params.steps)
+    chunks = [flat[k:k + per_batch] for k in range(0, len(flat), per_batch)]
+    attrs: list[list[np.ndarray]] = [[] for _ in facts]
+    for chunk in track(progress, chunks, "attribution"):
+        found = integrated_gradients_batch(model, [model.encode(t) for _, t, _ in chunk], [a for _, _, a in chunk],
+                                           params.steps)
+        for (i, _, _), attr in zip(chunk, found):
+            attrs[i].append(attr)
+    return [Attribution(list(prompts), [threshold_units(a, params.threshold) for a in attrs[i]],
+                        np.mean(attrs[i], 0)) for i, (prompts, _) in enumerate(facts)]
 
 
 def consistent_units(kept: list[set], p: float, min_prompts: int) -> list[tuple[int, int]]:
@@ -142,6 +207,14 @@ def refine_relation(facts: list[Attribution], params: NeuronParams) -> tuple[lis
         p += params.p_step if mean > params.max_neurons else -params.p_step
     units = [sorted(u, key=lambda x, f=f: -f.mean_attr[x]) for u, f in zip(units, facts)]
     return units, history
+
+
+def refine_fixed(facts: list[Attribution], p: float, params: NeuronParams) -> tuple[list[list], list[dict]]:
+    """The units of each fact at a p chosen elsewhere (on the tuning part): no tuning on these facts."""
+    units = [consistent_units(f.kept, p, params.min_prompts) for f in facts]
+    mean = float(np.mean([len(u) for u in units])) if units else 0.0
+    units = [sorted(u, key=lambda x, f=f: -f.mean_attr[x]) for u, f in zip(units, facts)]
+    return units, [{"p": round(p, 4), "mean_count": round(mean, 4)}]
 
 
 def relation_templates(facts: Sequence) -> dict:
@@ -181,8 +254,11 @@ class FactNeurons:
     answer_id: int
     neurons: list[tuple[int, int, float]]  # (layer, neuron, mean attribution); empty: none consistent
     per_prompt_counts: list[int]  # units at or above the threshold in each prompt
-    history: list[dict]  # its relation's refinement rounds
+    history: list[dict]  # its relation's refinement rounds (on the tuning part when p was tuned there)
     relation: object = None
+    heldout: list[str] = field(default_factory=list)  # prompts kept out of the search (controls only)
+    p: float | None = None  # the refinement p these neurons were kept at
+    tuned_on: str = "facts"  # "tune" (p chosen on the tuning part) or "facts" (on these facts themselves)
 
 
 def find_neurons(model, prompts: Sequence[str], answer_id: int, params: NeuronParams, case_id: object = None,
@@ -194,8 +270,9 @@ def find_neurons(model, prompts: Sequence[str], answer_id: int, params: NeuronPa
 
 
 def neurons_of(attr: Attribution, units: list, history: list[dict], case_id, target: str, answer_id: int,
-               relation=None) -> FactNeurons:
+               relation=None, heldout: Sequence[str] = (), tuned_on: str = "facts") -> FactNeurons:
     """The FactNeurons record of one fact's attribution and refined units."""
     neurons = [(l, u, float(attr.mean_attr[l, u])) for l, u in units]
+    p = history[-1]["p"] if history else None
     return FactNeurons(case_id, attr.prompts, target, answer_id, neurons, [len(k) for k in attr.kept], history,
-                       relation)
+                       relation, list(heldout), p, tuned_on)

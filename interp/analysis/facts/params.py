@@ -26,7 +26,10 @@ TRACE_FLAGS = {"prompt": "--prompt", "subject": "--subject", "target": "--target
                "noise": "--noise", "window": "--window", "seed": "--seed", "kinds": "--kinds",
                "batch_size": "--batch-size"}
 NEURON_FLAGS = {"prompt": "--prompt", "subject": "--subject", "target": "--target", "paraphrases": "--paraphrase*",
-                "steps": "--steps", "threshold": "--threshold", "random_seeds": "--random-seeds", "seed": "--seed"}
+                "steps": "--steps", "threshold": "--threshold", "random_seeds": "--random-seeds", "seed": "--seed",
+                "heldout": "--heldout", "max_prompts": "--max-prompts", "relations": "--relations",
+                "per_relation": "--per-relation", "tune_per_relation": "--tune-per-relation",
+                "n_unrelated": "--unrelated"}
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,12 @@ class NeuronParams:
     max_rounds: int = 6  # rounds of tuning p (the reference's loop)
     min_prompts: int = 3  # the reference's least count of prompts sharing a unit
     max_prompts: int = 8  # prompts per fact: its own, then its relation's templates (the paper averages 8.63)
+    heldout: int = 0  # of those, prompts drawn (seeded) per fact and kept out of the search: the held-out control
+    tune_facts: tuple = ()  # FactRecords on which p is tuned per relation (a tuning part); (): tuned on `facts`
+    relations: tuple[str, ...] = ()  # only the facts (and tune_facts) of these relations; (): all
+    per_relation: int | None = None  # facts drawn at random (seed) per relation from facts (None: all)
+    tune_per_relation: int | None = None  # the same for tune_facts (None: all)
+    batch_rows: int = 200  # integrated-gradient rows (prompts x steps) per forward pass
     random_seeds: int = 5
     n_unrelated: int = 8  # unrelated facts per fact (from the fact set, another relation)
     unrelated: tuple[tuple[str, str], ...] = DEFAULT_UNRELATED  # (prompt, target) for the single prompt
@@ -123,3 +132,11 @@ class NeuronParams:
                 f"{self.min_prompts} of them); give more --paraphrase options, or use --facts.")
         if self.random_seeds < 1:
             raise InvalidInputError(f"random_seeds must be at least 1, got {self.random_seeds}.")
+        if self.heldout < 0 or self.max_prompts - self.heldout < self.min_prompts:
+            raise InvalidInputError(f"--heldout {self.heldout} must leave at least {self.min_prompts} of the "
+                                    f"{self.max_prompts} prompts per fact for the search.")
+        for name in ("per_relation", "tune_per_relation"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise InvalidInputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}.")
+        if self.batch_rows < 1:
+            raise InvalidInputError(f"batch_rows must be at least 1, got {self.batch_rows}.")

@@ -16,7 +16,14 @@ from interp.analysis.facts.causal_trace import (
     trace_case,
 )
 from interp.analysis.facts.neuron_controls import COLUMNS, control_rows
-from interp.analysis.facts.neurons import attribute, fact_prompts, neurons_of, refine_relation, relation_templates
+from interp.analysis.facts.neurons import (
+    attribute_many,
+    fact_prompts,
+    neurons_of,
+    refine_fixed,
+    refine_relation,
+    relation_templates,
+)
 from interp.analysis.facts.params import NOISE_SUBJECTS, NeuronParams, TraceParams
 from interp.analysis.facts.records import draw
 from interp.analysis.facts.result import NeuronResult, TraceResult
@@ -71,39 +78,86 @@ def run_trace(model, params: TraceParams = TraceParams(), progress: Progress | N
     return trace_result(model.cfg.name, params, time.perf_counter() - start, sigma, single, outcomes)
 
 
-def _fact_jobs(model, params: NeuronParams) -> list[dict]:
-    """One job per fact: its relation, prompts, answer and the unrelated facts to control on."""
-    if not params.facts:
-        case = prepare_case(model, params.prompt, params.subject, params.target)
-        prompts = [case.prompt.replace("{}", case.subject), *params.paraphrases][: params.max_prompts]
-        unrelated = [(text, answer_token(model, ans)) for text, ans in params.unrelated]
-        return [{"case_id": None, "relation": None, "target": case.target, "answer": case.answer_id,
-                 "prompts": prompts, "unrelated": unrelated}]
+def relation_sample(facts, params: NeuronParams, per_relation: int | None) -> list:
+    """The facts of params.relations (all when empty), `per_relation` of each drawn at random (params.seed),
+    in file order."""
+    keep = [f for f in facts if not params.relations or f.relation_id in params.relations]
+    if per_relation is None:
+        return keep
+    chosen: set[int] = set()
+    for relation in dict.fromkeys(f.relation_id for f in keep):
+        members = [i for i, f in enumerate(keep) if f.relation_id == relation]
+        chosen.update(draw(members, per_relation, params.seed))
+    return [f for i, f in enumerate(keep) if i in chosen]
+
+
+def _jobs_of(model, facts: list, pool: list, params: NeuronParams) -> list[dict]:
+    """One job per fact: its relation, search prompts, held-out prompts, answer and unrelated facts (from
+    `pool`, the part the facts were drawn from, another relation); templates also come from `pool`."""
     jobs = []
-    facts = list(params.facts)
-    templates = relation_templates(facts)
+    templates = relation_templates(pool)
     for i, fact in enumerate(facts):
-        others = [f for f in facts if f is not fact and (fact.relation_id is None or f.relation_id != fact.relation_id)]
+        others = [f for f in pool if f is not fact and (fact.relation_id is None or f.relation_id != fact.relation_id)]
         pick = random.Random(params.seed + i).sample(others, min(params.n_unrelated, len(others)))
         # a fact without a relation id is a relation of its own
         relation = fact.relation_id if fact.relation_id is not None else ("fact", i)
+        prompts = fact_prompts(fact, templates.get(fact.relation_id, ()), params.max_prompts)
+        held = random.Random(f"{params.seed}:{fact.case_id}").sample(range(1, len(prompts)),
+                                                                      min(params.heldout, len(prompts) - 1))
         jobs.append({"case_id": fact.case_id, "relation": relation, "target": fact.target_true,
                      "answer": answer_token(model, fact.target_true),
-                     "prompts": fact_prompts(fact, templates.get(fact.relation_id, ()), params.max_prompts),
+                     "prompts": [t for k, t in enumerate(prompts) if k not in held],
+                     "heldout": [prompts[k] for k in sorted(held)],
                      "unrelated": [(f.text, answer_token(model, f.target_true)) for f in pick]})
     return jobs
 
 
-def refine_facts(jobs: list[dict], attrs: list, params: NeuronParams) -> list:
-    """Each fact's FactNeurons, with p tuned over the facts of its relation."""
+def _fact_jobs(model, params: NeuronParams) -> list[dict]:
+    """One job per fact to report (see `_jobs_of`); the single prompt's job without a fact set."""
+    if not params.facts:
+        case = prepare_case(model, params.prompt, params.subject, params.target)
+        prompts = [case.prompt.replace("{}", case.subject), *params.paraphrases][: params.max_prompts]
+        unrelated = [(text, answer_token(model, ans)) for text, ans in params.unrelated]
+        held = prompts[len(prompts) - params.heldout:] if params.heldout else []
+        return [{"case_id": None, "relation": None, "target": case.target, "answer": case.answer_id,
+                 "prompts": prompts[: len(prompts) - len(held)], "heldout": held, "unrelated": unrelated}]
+    pool = list(params.facts)
+    return _jobs_of(model, relation_sample(pool, params, params.per_relation), pool, params)
+
+
+def _tune_jobs(model, params: NeuronParams) -> list[dict]:
+    """The tuning part's jobs (p is chosen on them); none without tune_facts."""
+    pool = list(params.tune_facts)
+    return _jobs_of(model, relation_sample(pool, params, params.tune_per_relation), pool, params) if pool else []
+
+
+def tuned_p(jobs: list[dict], attrs: list, params: NeuronParams) -> dict:
+    """relation -> (p, refinement history) tuned on the tuning part's facts of that relation."""
+    out = {}
+    for relation in dict.fromkeys(job["relation"] for job in jobs):
+        idx = [i for i, job in enumerate(jobs) if job["relation"] == relation]
+        _, history = refine_relation([attrs[i] for i in idx], params)
+        out[relation] = (history[-1]["p"], history)
+    return out
+
+
+def refine_facts(jobs: list[dict], attrs: list, params: NeuronParams, tuned: dict | None = None) -> list:
+    """Each fact's FactNeurons: p as tuned on the tuning part for its relation (`tuned`), else tuned over
+    the facts of its relation themselves."""
     found: list = [None] * len(jobs)
     for relation in dict.fromkeys(job["relation"] for job in jobs):
         idx = [i for i, job in enumerate(jobs) if job["relation"] == relation]
-        units, history = refine_relation([attrs[i] for i in idx], params)
+        if tuned and relation in tuned:
+            p, history = tuned[relation]
+            units, _ = refine_fixed([attrs[i] for i in idx], p, params)
+            where = "tune"
+        else:
+            units, history = refine_relation([attrs[i] for i in idx], params)
+            where = "facts"
         for i, u in zip(idx, units):
             job = jobs[i]
             found[i] = neurons_of(attrs[i], u, history, job["case_id"], job["target"], job["answer"],
-                                  None if isinstance(relation, tuple) else relation)
+                                  None if isinstance(relation, tuple) else relation, job.get("heldout", ()), where)
     return found
 
 
@@ -113,6 +167,7 @@ def fact_controls(model, job: dict, fn, params: NeuronParams) -> list[dict]:
         return []  # nothing consistent: nothing to suppress
     groups = {"fact": [(job["prompts"][0], job["answer"])],
               "paraphrases": [(p, job["answer"]) for p in job["prompts"][1:]],
+              "heldout": [(p, job["answer"]) for p in job.get("heldout", ())],
               "unrelated": job["unrelated"]}
     return control_rows(model, fn, groups, params)
 
@@ -123,12 +178,15 @@ def neuron_result(model_name: str, n_layers: int, params: NeuronParams, seconds:
 
 
 def run_neurons(model, params: NeuronParams = NeuronParams(), progress: Progress | None = None) -> NeuronResult:
-    """Attribute every fact, refine per relation, then run the suppress / amplify controls on each fact that
-    kept neurons."""
+    """Attribute every fact, refine per relation (p tuned on params.tune_facts when given), then run the
+    suppress / amplify controls on each fact that kept neurons."""
     start = time.perf_counter()
-    jobs = _fact_jobs(model, params)
-    attrs = [attribute(model, job["prompts"], job["answer"], params, progress=progress if len(jobs) == 1 else None)
-             for job in track(progress if len(jobs) > 1 else None, jobs, "facts")]
-    found = refine_facts(jobs, attrs, params)
+    jobs, tune = _fact_jobs(model, params), _tune_jobs(model, params)
+    tuned = None
+    if tune:
+        tuned = tuned_p(tune, attribute_many(model, [(j["prompts"], j["answer"]) for j in tune], params, progress),
+                        params)
+    attrs = attribute_many(model, [(j["prompts"], j["answer"]) for j in jobs], params, progress)
+    found = refine_facts(jobs, attrs, params, tuned)
     rows = [row for job, fn in zip(jobs, found) for row in fact_controls(model, job, fn, params)]
     return neuron_result(model.cfg.name, model.cfg.n_layers, params, time.perf_counter() - start, found, rows)

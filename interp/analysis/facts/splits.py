@@ -156,3 +156,40 @@ def group_labels(records: Sequence[FactRecord], split: dict[str, Any]) -> list[i
     if missing:
         raise InterpError(f"The split's groups do not cover case_id {missing[0]}; re-make the split for these facts.")
     return [index[r.case_id] for r in records]
+
+
+SPLITS_DIR = Path(__file__).resolve().parents[3] / "experiments" / "data" / "splits"
+
+
+def load_fact_file(path: str | Path) -> list[FactRecord]:
+    """The records of a fact file in either format: ROME's known_1000 (a JSON array of objects with
+    "known_id") or CounterFact-style (`interp.analysis.facts.records.load_facts`)."""
+    from interp.analysis.facts.known import load_known
+    from interp.analysis.facts.records import _read_text, load_facts
+
+    path = Path(path)
+    try:
+        data = json.loads(_read_text(path))
+    except json.JSONDecodeError:
+        data = None  # JSONL, or broken: load_facts says which
+    if isinstance(data, list) and data and isinstance(data[0], dict) and "known_id" in data[0]:
+        return load_known(path)
+    return load_facts(path)
+
+
+def load_part(path: str | Path, part: str, split_path: str | Path | None = None) -> list[FactRecord]:
+    """One part ("tune" or "test") of a fact file, by its committed split (default:
+    ``experiments/data/splits/<file name>``), in file order."""
+    path = Path(path)
+    split = load_split(split_path if split_path is not None else SPLITS_DIR / path.name)
+    return select(load_fact_file(path), split, part)
+
+
+def load_tune_part(path: str | Path) -> list[FactRecord]:
+    """The tuning part of a fact file (an experiment spec's input loader)."""
+    return load_part(path, "tune")
+
+
+def load_test_part(path: str | Path) -> list[FactRecord]:
+    """The test part of a fact file (an experiment spec's input loader)."""
+    return load_part(path, "test")
