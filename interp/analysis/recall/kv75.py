@@ -49,8 +49,9 @@ def spec_params(n_examples: int, seed: int = 0, n_boot: int = 1000) -> RecallPar
                         n_boot=n_boot)
 
 
-def code_commit(paths: Sequence[str] = ("interp",)) -> str:
-    """The checked-out commit, with "+dirty" when files under `paths` differ from it ("unknown" without git)."""
+def code_commit(paths: Sequence[str] = ("interp/analysis/recall", "interp/model", "interp/errors.py")) -> str:
+    """The checked-out commit, with "+dirty" when files under `paths` (by default the code that computes the
+    recall results) differ from it ("unknown" without git)."""
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
                               check=True).stdout.strip()

@@ -127,10 +127,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=None, help="questions drawn at random (default: all 2,655)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--max-new-tokens", type=int, default=QA_NEW_TOKENS,
+                        help=f"greedy tokens per answer (default {QA_NEW_TOKENS}; the paper generated up to 100)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    out = run_nq(load_model(args.model), args.n, args.seed, batch_size=args.batch_size)
-    args.out.write_text(json.dumps({"model": args.model, **out}, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    from interp.analysis.recall.kv75 import code_commit
+
+    commit = code_commit()
+    out = run_nq(load_model(args.model), args.n, args.seed, batch_size=args.batch_size,
+                 max_new_tokens=args.max_new_tokens)
+    command = (f"python -m interp.analysis.recall.paper_data --model {args.model}"
+               + (f" --n {args.n}" if args.n is not None else "") + f" --seed {args.seed}"
+               f" --batch-size {args.batch_size} --max-new-tokens {args.max_new_tokens} --out {args.out}")
+    head = {"model": args.model, "commit": commit, "command": command, "max_new_tokens": args.max_new_tokens,
+            "rule": "a gold answer, SQuAD-normalised, is a substring of the normalised first line of the greedy "
+                    "answer (the paper's evaluate_qa_responses.py / best_subspan_em)"}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({**head, **out}, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"{args.model}: oracle {out['oracle']['accuracy']:.3f} {out['oracle']['ci95']}, closed-book "
           f"{out['closed_book']['accuracy']:.3f} {out['closed_book']['ci95']} on n = {out['n']}; wrote {args.out}")
 
