@@ -13,13 +13,14 @@
 | DELETE | /api/edits/{id} | undo that edit exactly |
 | GET | /api/edits/{id}/file | the edit as an edit file (safetensors) |
 | POST | /api/edits/file | load and apply an edit file (raw bytes, application/octet-stream) |
+| POST | /api/edits/facts | write a fact file's requests as one edit (raw bytes; ?method=&batch_size=&limit=) |
 
 Every error is JSON ``{"error": "<one sentence>"}`` with a 4xx status (a bug: 500 and the same shape,
 the traceback only in the server's log). Before the framework sees a request, `interp.serve.guard` checks
 its Host (loopback only, bound to loopback without a token), its token (``Authorization: Bearer <token>``,
 constant time, on every path but the page's static files), its Origin (this server's own or none), its
 Content-Type (``application/json`` on every state-changing request, ``application/octet-stream`` for
-uploads) and the size of a JSON body. Every text field has a length bound here and a token bound in `Lab`.
+the two uploads) and the size of a JSON body. Every text field has a length bound here and a token bound in `Lab`.
 """
 
 from __future__ import annotations
@@ -219,17 +220,25 @@ def _add_api(app: FastAPI, lab: Lab, token: str | None) -> None:
         data = await _read_limited(request, lab.limits.max_upload_bytes)
         return await run_in_threadpool(lab.load_edit_file, data)
 
+    @app.post("/api/edits/facts", summary="Write every request of a fact file (the raw bytes as the body) as one edit",
+              openapi_extra={"requestBody": {"required": True, "content": {"application/octet-stream": {
+                  "schema": {"type": "string", "format": "binary"}}}}})
+    async def apply_facts(request: Request, method: Literal["rome", "memit", "alphaedit", "ft", "ft-l"] = "memit",
+                          batch_size: int = 100, limit: int | None = None) -> dict:
+        data = await _read_limited(request, lab.limits.max_upload_bytes, "fact files")
+        return await run_in_threadpool(lab.apply_facts, data, method, batch_size, limit)
 
-async def _read_limited(request: Request, limit: int) -> bytes:
+
+async def _read_limited(request: Request, limit: int, what: str = "edit files") -> bytes:
     """The request body, refused in one sentence once it passes `limit` bytes (never read whole first)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise TooLargeError(f"The file is {int(declared):,} bytes; this server takes edit files of at most "
+        raise TooLargeError(f"The file is {int(declared):,} bytes; this server takes {what} of at most "
                             f"{limit:,} bytes.")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise TooLargeError(f"The file is over {limit:,} bytes, this server's limit for edit files.")
+            raise TooLargeError(f"The file is over {limit:,} bytes, this server's limit for {what}.")
         chunks.append(chunk)
     return b"".join(chunks)

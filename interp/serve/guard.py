@@ -9,7 +9,8 @@ Each one is the app's own, so none depends on a framework version's defaults:
   ``Sec-Fetch-Site: cross-site`` / ``same-site``) is refused, whatever its method or body; only the
   page's static files may be opened from elsewhere (a link), as they hold no data.
 - Content-Type: every state-changing request (any method but GET, HEAD, OPTIONS) to a route of the app
-  must say ``application/json`` (``application/octet-stream`` for the edit-file upload). A page elsewhere
+  must say ``application/json`` (``application/octet-stream`` for the two uploads: an edit file, a fact
+  file). A page elsewhere
   can send neither without a CORS preflight, which this server never grants; ``fetch(..., {mode:
   "no-cors"})`` with a Blob sends none at all.
 - Size: a JSON body is read up to ``max_json_bytes`` and refused past it, before any parser sees it.
@@ -27,7 +28,7 @@ from starlette.routing import Match
 
 PUBLIC_PATHS = ("/", "/page.js", "/page.css")  # the page holds no data; it reads the token from #token=
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
-UPLOAD_PATH = "/api/edits/file"
+UPLOAD_PATHS = ("/api/edits/file", "/api/edits/facts")  # raw file bytes: an edit file, a fact file
 SECURITY_HEADERS = {
     # the page loads nothing from elsewhere: its script and style come from this server, images are data: URLs
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
@@ -93,7 +94,7 @@ class Guard:
         if not public and _foreign(headers):  # the page itself may be opened from a link anywhere: it holds no data
             return 403, "This lab answers only its own page; requests from other sites are refused."
         if self._changes_state(scope):
-            want = "application/octet-stream" if path == UPLOAD_PATH else "application/json"
+            want = "application/octet-stream" if path in UPLOAD_PATHS else "application/json"
             if media_type(headers) != want:
                 return 415, f"Send this request with Content-Type: {want}."
         return None

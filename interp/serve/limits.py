@@ -30,6 +30,8 @@ class Limits:
     max_trace_samples: int = 50
     max_trace_rows: int = 200_000  # kinds x layers x tokens x samples: restored forward rows of one trace
     max_edits: int = 16  # active edits; each keeps exact copies of the matrices it changed, for undo
+    max_batch_facts: int = 100  # requests of one fact file written as one edit (each takes seconds to minutes)
+    heldout_tokens: int = 512  # tokens of the held-out text whose perplexity a batch is checked on
     max_upload_bytes: int = 16 * 2**20  # an edit file holds low-rank factors: kilobytes to a few MiB
     max_json_bytes: int = 2**20  # a JSON request body: five texts of a 256-token prompt fit many times over
     max_target_tokens: int = 16  # an answer (trace target, edit target): figure titles and the optimised tokens

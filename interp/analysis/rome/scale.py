@@ -278,18 +278,9 @@ def run_edit_facts(model, params: EditFactsParams, progress: Progress | None = N
     session = EditSession(model, params.method, params.editors, StatsCache(), progress)
     session.prepare()
     requests = [EditRequest.from_fact(f) for f in facts]
-    ppls: dict[int, float] = {}
     try:
-        batches = session.batches(requests, params.batch_size)
-        for i, batch in enumerate(track(progress, batches, f"{params.method} edits")):
-            st = session.step(batch)
-            if st.index % params.check_every == 0 or i == len(batches) - 1:
-                ppls[st.index] = ppl = perplexity(model, ids)
-                if not ppl <= params.editors.collapse_factor * base_ppl:
-                    raise EditError(f"The model collapsed after {session.n_edits} edits: perplexity on the held-out "
-                                    f"text rose from {base_ppl:.1f} to {ppl:.1f} "
-                                    f"(over {params.editors.collapse_factor:g}x); "
-                                    "every edit was undone and nothing was saved.")
+        ppls = write_requests(session, requests, params.batch_size, ids, base_ppl, params.check_every, progress,
+                              "every edit was undone and nothing was saved")
         scores = fact_scores(model, facts)
         saved = str(session.combined().save(params.save)) if params.save else None
     except BaseException:
@@ -303,10 +294,29 @@ def run_edit_facts(model, params: EditFactsParams, progress: Progress | None = N
                            base_ppl, saved, undo, norms)
 
 
+def write_requests(session: EditSession, requests: list, batch_size: int, ids: list[int], base_ppl: float,
+                   check_every: int, progress=None, undone: str = "every edit was undone") -> dict[int, float]:
+    """Write `requests` through the session (batches of `batch_size` for MEMIT / AlphaEdit, one a step otherwise),
+    measuring the held-out perplexity every `check_every` steps and after the last: {step: perplexity}. Above
+    the collapse factor times `base_ppl` it raises EditError (the caller restores the session: a collapsed model
+    is never kept); `undone` ends that sentence."""
+    factor = session.params.collapse_factor
+    ppls: dict[int, float] = {}
+    batches = session.batches(requests, batch_size)
+    for i, batch in enumerate(track(progress, batches, f"{session.method} edits")):
+        st = session.step(batch)
+        if st.index % check_every == 0 or i == len(batches) - 1:
+            ppls[st.index] = ppl = perplexity(session.model, ids)
+            if not ppl <= factor * base_ppl:
+                raise EditError(f"The model collapsed after {session.n_edits} edits: perplexity on the held-out "
+                                f"text rose from {base_ppl:.1f} to {ppl:.1f} (over {factor:g}x); {undone}.")
+    return ppls
+
+
 def torch_equal(a, b) -> bool:
     import torch
 
     return bool(torch.equal(a, b))
 
 
-__all__ = ["EditScaleParams", "EditFactsParams", "run_edit_scale", "run_edit_facts", "BATCHED"]
+__all__ = ["EditScaleParams", "EditFactsParams", "run_edit_scale", "run_edit_facts", "write_requests", "BATCHED"]

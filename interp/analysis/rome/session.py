@@ -182,6 +182,16 @@ class EditSession:
             self.model.blocks[layer].mlp.w_out.copy_(w0)
         return all(torch.equal(self.model.blocks[l].mlp.w_out, w0) for l, w0 in self.originals.items())
 
+    def as_applied_edit(self) -> Edit:
+        """The whole sequence as one applied :class:`Edit` (`combined()`) whose undo puts back this session's own
+        copies of the unedited matrices: bit for bit, as `restore()` does. The weights stay as the steps left them
+        (not re-applied from the factors), and the session hands its copies over (it holds none afterwards)."""
+        edit = self.combined()
+        edit._originals = dict(self.originals)
+        edit._applied = {l: self.model.blocks[l].mlp.w_out.detach().clone() for l in self.originals}
+        self.originals = {}
+        return edit
+
     def combined(self) -> Edit:
         """The whole sequence as one Edit for the unedited weights (see the module docstring)."""
         if not self.steps:

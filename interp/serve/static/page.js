@@ -201,10 +201,11 @@
     var tb = el("tbody");
     edits.forEach(function (e) {
       var fact = el("span");
-      e.requests.forEach(function (r, i) {
+      e.requests.slice(0, 3).forEach(function (r, i) {
         if (i) fact.appendChild(el("br"));
         add(fact, el("span", null, r.text), el("span", "arrow", "→"), tok(r.target_new, "new"));
       });
+      if (e.requests.length > 3) add(fact, el("br"), el("span", "muted", "and " + (e.requests.length - 3) + " more facts"));
       var undo = el("button", "danger", "Undo"), save = el("button", null, "Save file");
       undo.type = save.type = "button";
       undo.setAttribute("data-edit", String(e.id));
@@ -229,6 +230,25 @@
     if (INFO && f.size > INFO.limits.max_upload_bytes) throw new Error("The file is " + f.size + " bytes; this server takes edit files of at most " + INFO.limits.max_upload_bytes + " bytes.");
     await api("POST", "api/edits/file", f);
     $("edit-file").value = "";
+    await edited();
+  }
+  async function applyFacts() {
+    var f = $("facts-file").files[0];
+    if (!f) throw new Error("Choose a fact file first.");
+    if (INFO && f.size > INFO.limits.max_upload_bytes) throw new Error("The file is " + f.size + " bytes; this server takes fact files of at most " + INFO.limits.max_upload_bytes + " bytes.");
+    var query = "?method=" + encodeURIComponent($("facts-method").value) + "&batch_size=" + num("facts-batch", "The batch size");
+    if ($("facts-limit").value.trim()) query += "&limit=" + num("facts-limit", "The number of facts");
+    $("facts-out").hidden = true;
+    var stop = watchProgress($("facts-progress"));
+    var data;
+    try { data = await api("POST", "api/edits/facts" + query, f); } finally { stop(); }
+    var text = data.facts + " facts written with " + data.edit.method.toUpperCase() + " in " + data.steps + " steps (edit #" + data.edit.id +
+      "); the rewrite prompt now prefers the new answer for " + data.rewritten + " of them; held-out perplexity " +
+      data.perplexity_before.toFixed(2) + " → " + data.perplexity_after.toFixed(2) + ".";
+    if (data.flagged_steps.length) text += " Update norm far outside the earlier ones at steps " + data.flagged_steps.join(", ") + ".";
+    $("facts-out").textContent = text;
+    $("facts-out").hidden = false;
+    $("facts-file").value = "";
     await edited();
   }
   async function edited() {  // after an edit, an undo or a load: the list, and the prediction again
@@ -258,5 +278,6 @@
   $("edit-form").addEventListener("submit", function (ev) { ev.preventDefault(); run($("apply-edit"), $("edit-error"), applyEdit); });
   $("edit-method").addEventListener("change", methodChanged);
   $("load-edit").addEventListener("click", function () { run($("load-edit"), $("edits-error"), loadEdit); });
+  $("apply-facts").addEventListener("click", function () { run($("apply-facts"), $("facts-error"), applyFacts); });
   start();
 })();
