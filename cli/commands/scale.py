@@ -91,12 +91,13 @@ def _ints(option: str, text: str) -> tuple[int, ...]:
 
 
 def edit_scale_params(facts, methods, checkpoints, batch_size, all_facts, sample, controls, heldout, heldout_tokens,
-                      gen_prompts, gen_tokens, check_every, layer, stats_tokens, corpus, reference, seed, **opts):
+                      gen_prompts, gen_tokens, check_every, layer, stats_tokens, corpus, reference, seed,
+                      max_minutes=None, **opts):
     """The EditScaleParams these options stand for."""
     from interp.analysis.rome.scale import EditScaleParams
     from interp.errors import InvalidInputError
 
-    from cli.checks import at_least
+    from cli.checks import at_least, finite
     from cli.commands.edit import _rome_params
 
     for name, value in (("--batch-size", batch_size), ("--heldout-tokens", heldout_tokens),
@@ -104,6 +105,7 @@ def edit_scale_params(facts, methods, checkpoints, batch_size, all_facts, sample
         at_least(name, value)
     for name, value in (("--controls", controls), ("--gen-prompts", gen_prompts), ("--gen-tokens", gen_tokens)):
         at_least(name, value, 0)
+    finite("--max-minutes", max_minutes, 0, low_open=True)
     names = tuple(m.strip() for m in methods.split(",") if m.strip())
     unknown = [m for m in names if m not in EDITORS]
     if unknown or not names:
@@ -112,7 +114,8 @@ def edit_scale_params(facts, methods, checkpoints, batch_size, all_facts, sample
     return EditScaleParams(facts=str(facts), methods=names, checkpoints=_ints("--checkpoints", checkpoints),
                            batch_size=batch_size, known_only=not all_facts, sample=sample, n_control=controls,
                            heldout=str(heldout) if heldout else None, heldout_tokens=heldout_tokens,
-                           n_gen_prompts=gen_prompts, gen_tokens=gen_tokens, check_every=check_every or 1, seed=seed,
+                           n_gen_prompts=gen_prompts, gen_tokens=gen_tokens, check_every=check_every or 1,
+                           max_minutes=max_minutes, seed=seed,
                            editors=editor_params(rp, reference, **opts))
 
 
@@ -135,6 +138,8 @@ def edit_scale_params(facts, methods, checkpoints, batch_size, all_facts, sample
 @click.option("--corpus", type=click.Path(exists=True, path_type=Path), default=None,
               help="A .txt file or folder for the statistics instead of text sampled from the model.")
 @click.option("--reference", is_flag=True, help="The original ROME / MEMIT objectives (the authors' code).")
+@click.option("--max-minutes", type=float, default=None,
+              help="Per editor: stop after a checkpoint when the next would end past this many minutes.")
 @editor_options
 @seed_option
 @output_options

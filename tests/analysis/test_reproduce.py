@@ -48,7 +48,7 @@ CASES = {
                     "64", "--gen-prompts", "1", "--gen-tokens", "5", "--check-every", "2", "--seed", "7", "--layer",
                     "1", "--layers", "1,2", "--stats-tokens", "40", "--corpus", "{text}", "--null-threshold", "0.5",
                     "--null-relative", "0.01", "--alpha-l2", "2", "--ft-eps", "0.001", "--collapse-factor", "5",
-                    "--on-outlier", "stop"]],
+                    "--on-outlier", "stop", "--max-minutes", "30"]],
     "patch": [["--clean", "ab cd ab", "--corrupted", "ab ce ab", "--answer", " c", "--wrong", " d", "--kind",
                "heads", "--method", "both", "--direction", "noise"]],
 }

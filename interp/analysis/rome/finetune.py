@@ -39,6 +39,10 @@ class FTParams:
     norm_constraint: float | None = 5e-4  # FT-L's eps on |Delta W| entries; None: unconstrained FT
     weight_decay: float = 0.0
     stop_loss: float = 1e-2  # no step (and stop) once the loss is below this
+    # Speed only (the same numbers to float rounding; tests/analysis/rome/test_finetune.py): the layers below the
+    # tuned one run once (nothing there depends on W_out), and logits are computed only where the loss reads
+    # them (the unembedding of every position was a fifth of each forward on SmolLM2). benchmarks/edit_speed.py
+    reuse_prefix: bool = True
 
     def __post_init__(self) -> None:
         if self.lr <= 0 or self.steps < 1:
@@ -89,6 +93,29 @@ def target_loss(model, tokens, mask, where) -> torch.Tensor:
     return torch.stack(losses).mean()
 
 
+class _Loss:
+    """target_loss as a function of the tuned W_out; with ``reuse``, the residual entering `layer` is computed
+    once and each call runs only layers `layer`.. and reads logits only at the target positions."""
+
+    def __init__(self, model, tokens, mask, where, layer: int, reuse: bool):
+        self.model, self.tokens, self.mask, self.where = model, tokens, mask, where
+        self.layer, self.reuse = layer, reuse
+        if reuse:
+            with torch.no_grad():
+                self.resid_in = model(tokens, attention_mask=mask, stop_at_layer=layer)  # (b, p, d_model)
+
+    def __call__(self) -> torch.Tensor:
+        m = self.model
+        if not self.reuse:
+            return target_loss(m, self.tokens, self.mask, self.where)
+        final = m(self.resid_in, attention_mask=self.mask, start_at_layer=self.layer, return_type="resid")
+        losses = []
+        for r, (pos, ids) in enumerate(self.where):
+            lp = torch.log_softmax(m.logits_from_resid(final[r, pos.to(final.device)]).float(), -1)  # (len(t), vocab)
+            losses.append(-lp[torch.arange(len(ids)), ids.to(lp.device)].mean())
+        return torch.stack(losses).mean()
+
+
 def ft_edit(model, requests: Sequence[EditRequest], params: FTParams = FTParams(), apply: bool = True) -> Edit:
     """Fine-tune W_out of one layer on the requests (FT, or FT-L with params.norm_constraint) and return the
     change as an Edit (applied unless apply=False); the model's weights are as before when it is not applied."""
@@ -105,10 +132,11 @@ def ft_edit(model, requests: Sequence[EditRequest], params: FTParams = FTParams(
     opt = torch.optim.Adam([w], lr=params.lr, weight_decay=params.weight_decay)
     losses = []
     try:
+        compute_loss = _Loss(model, tokens, mask, where, layer, params.reuse_prefix)
         with _only_trainable(model, w), torch.enable_grad():
             for _ in range(params.steps):
                 opt.zero_grad()
-                loss = target_loss(model, tokens, mask, where)
+                loss = compute_loss()
                 losses.append(float(loss.detach()))
                 if losses[-1] < params.stop_loss:  # the reference: no step below 1e-2, and stop
                     break

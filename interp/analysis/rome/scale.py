@@ -16,7 +16,8 @@ and, after 1, 10, 100, 1,000 edits (``checkpoints``), measures:
 The collapse rail: the perplexity is also measured every `check_every` steps; above `collapse_factor` (10)
 times the unedited model's, the run for that editor stops there, and the result says where. The update-norm
 rail flags outliers before they are applied (`session.py`). Every editor starts from the unedited weights,
-and the model is restored bit for bit at the end (checked, in the result).
+and the model is restored bit for bit at the end (checked against a hash of every W_out taken before the
+first editor, in the result). ``max_minutes`` stops an editor after a checkpoint when the next would not fit.
 
 `run_edit_facts` is `interp edit --facts FILE`: every request of a fact file written with one editor, saved
 as one edit file, optionally undone, with the same collapse check (a collapsed model is restored and the
@@ -64,10 +65,15 @@ class EditScaleParams:
     n_gen_prompts: int = 4  # control facts' generation prompts for fluency (0: not measured)
     gen_tokens: int = 50
     check_every: int = 1  # steps between collapse checks (perplexity)
+    # per editor: after a checkpoint, stop when the next one would end past this many minutes of editing and
+    # measuring (projected at the seconds per edit so far); the result notes where. None: no limit.
+    max_minutes: float | None = None
     seed: int = 0
     editors: EditorParams = field(default_factory=EditorParams)
 
     def __post_init__(self) -> None:
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise InvalidInputError("max-minutes must be a positive number of minutes.")
         bad = [m for m in self.methods if m not in EDITORS]
         if not self.methods or bad:
             raise InvalidInputError(f"Unknown editor {bad[0] if bad else '(none)'}; use {', '.join(EDITORS)}.")
@@ -140,6 +146,12 @@ class Probe:
                 "fluency": fluency(m, self.gen_prompts, p.gen_tokens, p.seed)}
 
 
+def _w_out_hashes(model) -> list[str]:
+    from interp.analysis.rome.edit import weight_hash
+
+    return [weight_hash(b.mlp.w_out) for b in model.blocks]
+
+
 def _mean(xs) -> float:
     xs = [float(x) for x in xs if x == x]
     return float(np.mean(xs)) if xs else float("nan")
@@ -157,13 +169,14 @@ def run_edit_scale(model, params: EditScaleParams, progress: Progress | None = N
     base = {"method": "none", "n_edits": 0, **probe.row([], []), "dw_norm": 0.0, "dw_norm_relative": 0.0,
             "seconds_per_edit": np.nan, "peak_memory_mb": peak_memory_mb(model), "flagged": 0, "collapsed": False}
     restored = {}
+    hashes = _w_out_hashes(model)  # every W_out before any editor: the restore is checked against these
     for method in params.methods:
         session = EditSession(model, method, params.editors, stats, progress)
         session.prepare()
         try:
             r, n, s, note = _one_editor(session, edited, probe, params, progress)
         finally:
-            restored[method] = session.restore()
+            restored[method] = session.restore() and _w_out_hashes(model) == hashes
         rows += r
         norms += n
         steps += s
@@ -185,7 +198,7 @@ def _one_editor(session: EditSession, edited: list, probe: Probe, params: EditSc
     held_after: list[bool] = []
     rows, norms, step_rows, note = [], [], [], None
     pending = sorted({min(c, len(edited)) for c in params.checkpoints})  # fewer facts: the last is all of them
-    edit_seconds, segment_start = 0.0, 0
+    edit_seconds, segment_start, started = 0.0, 0, time.perf_counter()
     for batch in track(progress, planned_batches(requests, pending, params.batch_size, method), f"{method} edits"):
         facts = [facts_by_request[id(r)] for r in batch]
         try:
@@ -215,7 +228,22 @@ def _one_editor(session: EditSession, edited: list, probe: Probe, params: EditSc
                 break
             if not pending:
                 break
+            if (late := _past_budget(params.max_minutes, time.perf_counter() - started, session.n_edits, pending[0])):
+                note = f"{method}: stopped after {session.n_edits} edits: {late}"
+                break
     return rows, norms, step_rows, note
+
+
+def _past_budget(max_minutes: float | None, elapsed: float, done: int, next_point: int) -> str | None:
+    """Why the next checkpoint does not fit the editor's time budget (projected at the seconds per edit so far,
+    measuring included), or None when it fits or there is no budget."""
+    if max_minutes is None:
+        return None
+    projected = elapsed + elapsed / done * (next_point - done)
+    if projected <= 60 * max_minutes:
+        return None
+    return (f"{next_point} edits would take about {projected / 60:.0f} minutes at {elapsed / done:.1f} s per edit "
+            f"so far, past the budget of {max_minutes:g} minutes (--max-minutes).")
 
 
 def planned_batches(requests: list, checkpoints: list[int], batch_size: int, method: str) -> list[list]:

@@ -27,6 +27,7 @@ SCALE_FLAGS = {"facts": "--facts", "methods": "--methods", "checkpoints": "--che
                "batch_size": "--batch-size", "known_only": "--all-facts", "sample": "--sample",
                "n_control": "--controls", "heldout": "--heldout", "heldout_tokens": "--heldout-tokens",
                "n_gen_prompts": "--gen-prompts", "gen_tokens": "--gen-tokens", "check_every": "--check-every",
+               "max_minutes": "--max-minutes",
                "seed": "--seed", **_EDITOR_FLAGS}
 FACTS_FLAGS = {"facts": "--facts", "method": "--method", "batch_size": "--batch-size", "limit": "--limit",
                "sample": "--sample", "save": "--save", "undo": "--undo", "heldout": "--heldout",

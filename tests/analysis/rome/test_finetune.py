@@ -67,3 +67,19 @@ def test_ft_params_and_requests_are_checked():
 
     with pytest.raises(EditError, match="Layer 9"):
         ft_edit(_model(), REQUESTS, FTParams(layer=9))
+
+
+@pytest.mark.parametrize("eps", [None, 1e-3])
+def test_reusing_the_layers_below_and_reading_only_target_logits_gives_the_same_change(eps):
+    """FTParams.reuse_prefix is speed only: two requests of different lengths (left padding) and targets of
+    several tokens, FT and FT-L, give the same change as running the whole model and every logit each step."""
+    model = _model()
+    requests = REQUESTS + [EditRequest("People say {} is found in", "Big Ben", "Madrid city")]
+    base = FTParams(layer=1, lr=1e-2, steps=6, norm_constraint=eps)
+    fast = ft_edit(model, requests, base, apply=False)
+    slow = ft_edit(model, requests, dataclasses.replace(base, reuse_prefix=False), apply=False)
+    change = slow.deltas[0].matrix
+    assert float(change.abs().max()) > 1e-3  # the edit moved the weights
+    torch.testing.assert_close(fast.deltas[0].matrix, change, rtol=0, atol=1e-6)
+    assert fast.info["loss_first"] == pytest.approx(slow.info["loss_first"], rel=1e-5)
+    assert fast.info["loss_last"] == pytest.approx(slow.info["loss_last"], rel=1e-4)

@@ -43,14 +43,14 @@ def _model():
     return m
 
 
-@pytest.mark.parametrize("method", ["rome", "alphaedit", "ft-l"])
+@pytest.mark.parametrize("method", ["rome", "memit", "alphaedit", "ft", "ft-l"])
 def test_undo_after_many_sequential_edits_is_bit_exact(method):
     model = _model()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     session = EditSession(model, method, EDITORS)
     for batch in session.batches([EditRequest.from_fact(f) for f in FACTS[:6]], batch_size=2):
         session.step(batch)
-    assert session.n_edits == 6 and len(session.steps) == (3 if method == "alphaedit" else 6)
+    assert session.n_edits == 6 and len(session.steps) == (3 if method in ("memit", "alphaedit") else 6)
     assert any(not torch.equal(v, before[k]) for k, v in model.state_dict().items())
     assert session.restore()
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
@@ -232,3 +232,30 @@ def test_runs_of_one_editor_each_merge_into_one_result(tmp_path):
     assert merged.params.methods == ("ft-l", "ft") and merged.restored == {"ft-l": True, "ft": True}
     assert (tmp_path / "both" / "figures" / "edit_scale.png").exists()
     assert "--methods ft-l ; interp edit-scale --methods ft" in merged.findings()[0].command
+
+
+def test_a_time_budget_stops_an_editor_after_a_checkpoint_and_says_so():
+    from interp.analysis.rome.scale import _past_budget
+
+    assert _past_budget(None, 1e9, 1, 10) is None
+    assert _past_budget(10, 60.0, 10, 100) is None  # 6 s per edit: 100 edits in 10 minutes, just fits
+    assert "100 edits would take about 11 minutes" in _past_budget(10, 66.0, 10, 100)
+    params = EditScaleParams(methods=("ft-l",), checkpoints=(1, 3, 6), known_only=False, n_control=2,
+                             n_gen_prompts=0, max_minutes=1e-9, editors=EDITORS)
+    model = _model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    result = run_edit_scale(model, params, records=FACTS)
+    assert result.rows["n_edits"].tolist() == [0, 1] and "stopped after 1 edits: 3 edits would" in result.notes[0]
+    assert result.restored == {"ft-l": True} and all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_edit_scale_options_round_trip():
+    from interp.analysis.rome.scale_result import EditScaleResult as Result
+
+    args = ["interp", "edit-scale", "--facts", "f.json", "--methods", "rome,ft-l", "--checkpoints", "1,10,100",
+            "--controls", "38", "--check-every", "10", "--max-minutes", "25.5", "--seed", "3"]
+    params = _parse(args)
+    assert params.max_minutes == 25.5 and params.n_control == 38 and params.check_every == 10
+    assert _parse(shlex.split(Result.command_for("smollm2-135m", params))) == params
+    with pytest.raises(Exception, match="max-minutes must be above 0"):
+        _parse(args[:-4] + ["--max-minutes", "0"])
