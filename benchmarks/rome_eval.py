@@ -29,6 +29,12 @@ ROOT = Path(__file__).resolve().parents[1]
 METRICS = ("efficacy", "paraphrase", "neighborhood")
 
 
+# The baselines are our re-implementations of the authors' algorithms; ROME's update is checked against the authors'
+# formula by tests/analysis/rome/test_original_update.py, MEMIT's against nothing of theirs.
+ORIGINAL_ROME = "original ROME (our re-implementation, equal to the authors' update within 1e-5 on 5 facts)"
+ORIGINAL_MEMIT = "original MEMIT (our re-implementation of the authors' algorithm)"
+
+
 def rows_of(table: str, model_name: str, n_layers: int) -> list[tuple[str, str, dict]]:
     """(row id, label, EditEvalParams changes) of one table."""
     from interp.analysis.rome import MEMITParams, ROMEParams
@@ -42,11 +48,11 @@ def rows_of(table: str, model_name: str, n_layers: int) -> list[tuple[str, str, 
     ours = ROMEParams(layer=at)
     quiet = {"n_gen_prompts": 0}
     if table == "main":
-        return [("rome-original", "original ROME (the authors' code, `--reference`)", {"rome": ref()}),
+        return [("rome-original", ORIGINAL_ROME + " (`--reference`)", {"rome": ref()}),
                 ("rome-r-rome", "r-ROME (the paper's equation, `--reference --update r-rome`)",
                  {"rome": ref(update="r-rome")}),
                 ("rome-ours", "ROME, ours (the default objective and update)", {"rome": ours}),
-                ("memit-original", "original MEMIT (the authors' code, `--method memit --reference`)",
+                ("memit-original", ORIGINAL_MEMIT + " (`--method memit --reference`)",
                  {"method": "memit", "memit": MEMITParams.reference()}),
                 ("memit-ours", "MEMIT, ours (`--method memit`)", {"method": "memit", "memit": MEMITParams()})] + (
                 # where a norm follows the MLP: ours as it was before it solved for the target through that norm
@@ -182,21 +188,52 @@ def facts_table(out_dir: Path, results: dict, row: str):
     return pd.read_csv(path) if path.exists() else None
 
 
-def resample(k: int, n: int = 1000, seed: int = 0):
-    """n bootstrap draws of k item indices: (n, k). The same seed gives every row of one fact set the same
-    draws, so two rows' statistics are paired."""
+_FACTS: dict = {}
+
+
+def fact_groups(df) -> list[int]:
+    """Each row's neighbourhood group among the row's facts (`facts.splits.neighbourhood_groups`: facts sharing
+    a prompt, or a relation and true object): the table's "group" column, else computed from facts.json by
+    case_id (rows kept before the column existed)."""
+    if "group" in df:
+        return df["group"].tolist()
+    from interp.analysis.facts.records import load_facts
+    from interp.analysis.facts.splits import neighbourhood_groups
+
+    if not _FACTS:
+        _FACTS.update({r.case_id: r for r in load_facts(ROOT / "experiments" / "data" / "facts.json")})
+    return neighbourhood_groups([_FACTS[c] for c in df["case_id"]])
+
+
+def resample(df, n: int = 1000, seed: int = 0):
+    """(n, k) weights: how often each of the k facts is in each of n cluster-bootstrap resamples, whole
+    neighbourhood groups drawn with replacement (`rome.evaluate.bootstrap_weights`). The same seed and facts
+    give every row the same draws, so two rows' statistics are paired."""
+    from interp.analysis.rome.evaluate import bootstrap_weights
+
+    return bootstrap_weights(len(df), n, seed, fact_groups(df))
+
+
+def weighted_means(values, w):
+    """The mean of values (k,) under each resample's weights (n, k): (n,)."""
+    return (w @ values) / w.sum(1)
+
+
+def metric_interval(df, metric: str, n: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """95% cluster-bootstrap interval of a metric's mean over the facts."""
     import numpy as np
 
-    return np.random.default_rng(seed).integers(0, k, size=(n, k))
+    lo, hi = np.percentile(weighted_means(df[metric].to_numpy(float), resample(df, n, seed)), [2.5, 97.5])
+    return float(lo), float(hi)
 
 
 def score_draws(df, n: int = 1000, seed: int = 0):
-    """S (the harmonic mean of the mean ES, PS, NS) on n bootstrap resamples of the facts: (n,). The same
-    seed draws the same fact indices for every row of one fact set, so two rows' draws are paired."""
+    """S (the harmonic mean of the mean ES, PS, NS) on n cluster-bootstrap resamples of the facts: (n,). The
+    same seed draws the same groups for every row of one fact set, so two rows' draws are paired."""
     import numpy as np
 
-    idx = resample(len(df), n, seed)
-    means = np.stack([df[m].to_numpy(float)[idx].mean(1) for m in METRICS])  # (3, n)
+    w = resample(df, n, seed)
+    means = np.stack([weighted_means(df[m].to_numpy(float), w) for m in METRICS])  # (3, n)
     return np.where(means.min(0) > 0, 3 / (1 / np.maximum(means, 1e-12)).sum(0), 0.0)
 
 
@@ -239,8 +276,8 @@ def best_line(rows, results: dict, out_dir: Path, baseline: str, what: str) -> l
         return [f"Highest S: {label} ({row_score(results, best):.2f}), {what} itself.", ""]
     d, lo, hi = paired_difference(results, out_dir, best, baseline)
     return [f"Highest S: {label} ({row_score(results, best):.2f}); S minus {what}'s "
-            f"({row_score(results, baseline):.2f}): {d:+.2f}, paired 95% bootstrap interval over the same facts "
-            f"[{lo:+.2f}, {hi:+.2f}].", ""]
+            f"({row_score(results, baseline):.2f}): {d:+.2f}, paired 95% cluster-bootstrap interval over the same "
+            f"facts [{lo:+.2f}, {hi:+.2f}].", ""]
 
 
 MAIN_PAIRS = (("rome-ours", "rome-original", "ROME, ours minus the original"),
@@ -261,7 +298,7 @@ def pair_lines(results: dict, out_dir: Path, pairs=MAIN_PAIRS) -> list[str]:
     for a, b, what in pairs:
         if measured(results, out_dir, a) and measured(results, out_dir, b):
             d, lo, hi = paired_difference(results, out_dir, a, b)
-            out.append(f"- {what}: S {d:+.2f}, paired 95% bootstrap interval over the same facts "
+            out.append(f"- {what}: S {d:+.2f}, paired 95% cluster-bootstrap interval over the same facts "
                        f"[{lo:+.2f}, {hi:+.2f}].")
     return out + [""] if out else []
 
@@ -273,12 +310,16 @@ def fluency_change(df) -> str:
     if df is None or "fluency" not in df or df["fluency"].isna().all():
         return ""
     change = (df["fluency"] - df["fluency_before"]).to_numpy(float)
-    lo, hi = np.percentile(change[resample(len(change))].mean(1), [2.5, 97.5])
+    lo, hi = np.percentile(weighted_means(change, resample(df)), [2.5, 97.5])
     return f" ({change.mean():+.2f} [{lo:+.2f}, {hi:+.2f}])"
 
 
-def fmt(summary: dict, metric: str) -> str:
+def fmt(summary: dict, metric: str, df=None) -> str:
+    """mean [95% interval]: the cluster bootstrap over the row's per-fact table when there is one, else the
+    interval the row's result stored."""
     mean, (lo, hi) = summary[metric], summary["ci95"][metric]
+    if df is not None:
+        lo, hi = metric_interval(df, metric)
     return f"{mean:.2f} [{lo:.2f}, {hi:.2f}]"
 
 
@@ -296,10 +337,11 @@ def table_lines(table: str, rows, results: dict, with_fluency: bool, out_dir: Pa
             lines.append(f"| {label} | not run |" + " |" * (head.count("|") - 3))
             continue
         s = results[row]["summary"]
+        df = facts_table(out_dir, results, row)
         flipped = s.get("neighborhood_flipped")
-        line = (f"| {label} | {fmt(s, 'efficacy')} | {fmt(s, 'paraphrase')} | {fmt(s, 'neighborhood')} "
-                f"| {s['before']['neighborhood']:.2f} | {flipped:.2f} "
-                f"| {score_cell(facts_table(out_dir, results, row), s)} |")
+        line = (f"| {label} | {fmt(s, 'efficacy', df)} | {fmt(s, 'paraphrase', df)} "
+                f"| {fmt(s, 'neighborhood', df)} | {s['before']['neighborhood']:.2f} | {flipped:.2f} "
+                f"| {score_cell(df, s)} |")
         if with_fluency:
             change = fluency_change(facts_table(out_dir, results, row))
             line += f" {s['before']['fluency']:.2f} -> {s['fluency']:.2f}{change} |"
@@ -359,16 +401,21 @@ def write(args, tables, results, n_layers) -> None:
     if first is None:
         return
     n = first["summary"]["n"]
+    tables_kept = (facts_table(out_dir, results, r) for r in results)
+    some = next((df for df in tables_kept if df is not None), None)
+    n_groups = len(set(fact_groups(some))) if some is not None else "?"
     threads = "/".join(sorted({str(r.get("threads", "?")) for r in results.values()}))
     lines += [f"`.venv/bin/python benchmarks/rome_eval.py --model {args.model} --facts {args.facts} --tables "
               f"{','.join(tables)}`; torch {torch.__version__}, {platform.machine()}, CPU, fp32. "
               "The same facts in every row: drawn at random (seed 0) from those the model knows, "
-              f"{n} of them, one edit at a time, each undone before the next. 95% bootstrap intervals over facts "
-              "in brackets. ES / PS / NS: the fraction of rewrite / paraphrase / neighbourhood prompts where "
+              f"{n} of them, one edit at a time, each undone before the next. 95% cluster-bootstrap intervals in "
+              f"brackets: the {n} facts fall into {n_groups} neighbourhood groups (facts sharing a prompt, or a "
+              "relation and true object), and each resample draws whole groups. ES / PS / NS: the fraction of "
+              "rewrite / paraphrase / neighbourhood prompts where "
               "p(new) > p(true) (NS: p(true) > p(new)), after the edit; NS before: the same on the unedited "
               "model (neighbours are chosen by relation and object only, not by whether the model answers "
               "them); neighbours flipped: right before, wrong after; S: the harmonic mean of ES, PS and NS, "
-              "the paper's score, with a 95% bootstrap interval over facts (a row's fact sample redrawn, "
+              "the paper's score, with its 95% cluster-bootstrap interval (a row's groups redrawn, "
               f"its S recomputed). Seconds per edit: the edit alone, statistics cached, {threads} torch thread(s) "
               "per process on a 2-core machine where other work ran too (rows may run in processes side by side): "
               "a rough guide only; `benchmarks/rome.md` has the timing.", ""]

@@ -31,19 +31,29 @@ class EditEvalResult(ResultBase):
     cli_name = "edit-eval"
     cli_flags = EVAL_FLAGS
 
+    def groups(self) -> list | None:
+        """Each fact's neighbourhood group (facts sharing prompts, `facts.splits.neighbourhood_groups`), the
+        clusters the intervals resample; None for results written before the column existed (then facts are
+        resampled one by one)."""
+        return self.per_fact["group"].tolist() if "group" in self.per_fact else None
+
     def means(self) -> dict:
+        """Mean of each score with its 95% cluster-bootstrap interval (whole neighbourhood groups resampled)."""
         out = {}
+        groups = self.groups()
         for col in (*METRICS, "fluency", *(f"{m}_before" for m in METRICS), "fluency_before", "neighborhood_flipped"):
             if col not in self.per_fact:  # results written before the column existed
                 continue
             vals = self.per_fact[col].to_numpy(dtype=float)
-            lo, hi = bootstrap_ci(vals, self.params.seed)
+            lo, hi = bootstrap_ci(vals, self.params.seed, groups=groups)
             out[col] = {"mean": float(np.nanmean(vals)), "ci95": [lo, hi]}
         return out
 
     def to_json(self) -> dict:
         m = self.means()
+        groups = self.groups()
         return {"model": self.model, "seconds": self.seconds, "n": len(self.per_fact),
+                "n_groups": None if groups is None else len(set(groups)),
                 "skipped_unknown": self.n_unknown, "method": self.params.method,
                 "edits": self.params.edits, **{k: m[k]["mean"] for k in (*METRICS, "fluency")},
                 "seconds_per_edit": self.seconds_per_edit, "ci95": {k: v["ci95"] for k, v in m.items()},
@@ -97,6 +107,11 @@ class EditEvalResult(ResultBase):
             f = m["neighborhood_flipped"]
             lines.append(f"| neighbours flipped (right before, wrong after) | - | {f['mean']:.3f} "
                          f"[{f['ci95'][0]:.3f}, {f['ci95'][1]:.3f}] |")
+        groups = self.groups()
+        if groups is not None:
+            lines += ["", f"Intervals: 95% cluster bootstrap over the {len(set(groups))} neighbourhood groups of the "
+                          f"{len(groups)} facts (facts sharing a prompt, or a relation and true object, are "
+                          "resampled together)."]
         lines += ["", f"Seconds per edit (statistics cached): {self.seconds_per_edit:.1f}."]
         if self.n_unknown:
             n = self.n_unknown

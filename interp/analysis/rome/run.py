@@ -9,6 +9,7 @@ import pandas as pd
 import torch
 
 from interp.analysis.facts.records import draw
+from interp.analysis.facts.splits import neighbourhood_groups
 from interp.analysis.rome.covariance import StatsCache, second_moment
 from interp.analysis.rome.edit import Edit, check_target, export_model, resolve_layer, rome_edit, undo_all
 from interp.analysis.rome.evaluate import (
@@ -45,8 +46,17 @@ def run_edit_eval(model, params: EditEvalParams, progress: Progress | None = Non
         rows += group_rows
         samples += [sample] if sample else []
         edit_seconds += seconds
+    label_groups(rows, records)
     return EditEvalResult(model.cfg.name, params, time.perf_counter() - start, pd.DataFrame(rows),
                           edit_seconds / len(records), samples, n_unknown)
+
+
+def label_groups(rows: list[dict], records: list) -> list[dict]:
+    """Give each fact's row its neighbourhood group (rows and records in the same order): facts sharing a prompt,
+    or a relation and true object, are one cluster of the bootstrap (`EditEvalResult.means`)."""
+    for row, label in zip(rows, neighbourhood_groups(records), strict=True):
+        row["group"] = label
+    return rows
 
 
 def fact_records(params: EditEvalParams, records=None) -> list:

@@ -45,7 +45,7 @@ def edit_shard(model, payload, state) -> tuple[list, list, float]:
 
 def sharded_edit_eval(sweep, params, records=None):
     from interp.analysis.rome.result import EditEvalResult
-    from interp.analysis.rome.run import choose_facts, fact_records
+    from interp.analysis.rome.run import choose_facts, fact_records, label_groups
 
     start = time.perf_counter()
     records = fact_records(params, records)
@@ -60,7 +60,7 @@ def sharded_edit_eval(sweep, params, records=None):
     parts = chunks(groups, shard_size(len(groups)))
     outputs = sweep.map(f"{__name__}:edit_shard", [(("edit", params, p), (p, params)) for p in parts],
                         f"{params.method} edits")
-    rows = [r for out in outputs for r in out[0]]
+    rows = label_groups([r for out in outputs for r in out[0]], chosen)
     samples = [s for out in outputs for s in out[1]]
     edit_seconds = sum(out[2] for out in outputs)
     return EditEvalResult(sweep.info["name"], params, time.perf_counter() - start, pd.DataFrame(rows),
