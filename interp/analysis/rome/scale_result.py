@@ -211,6 +211,8 @@ def _none(x: float):
 def merge(folders: list, out) -> EditScaleResult:
     """One result (table, curves, findings) from several `interp edit-scale --out` folders of the same model,
     facts and checkpoints, one editor each (so long runs can go on separate machines); written into `out`.
+    A folder holding a file `code_commit` (the git commit its run was made from) gives its rows a column
+    ``code_commit`` with it.
 
         python -m interp.analysis.rome.scale_result OUT RUN1 RUN2 ...
     """
@@ -228,6 +230,9 @@ def merge(folders: list, out) -> EditScaleResult:
             command = json.loads((folder / "findings.json").read_text())[0]["command"]
         except (OSError, ValueError, KeyError, IndexError) as exc:
             raise InvalidInputError(f"{folder} is not an edit-scale --out folder ({exc}).") from None
+        if (folder / "code_commit").is_file():
+            commit = (folder / "code_commit").read_text().strip()
+            tables = [t.assign(code_commit=commit) for t in tables]
         runs.append((summary, tables))
         commands.append(command)
     first = runs[0][0]

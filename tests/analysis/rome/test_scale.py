@@ -226,8 +226,11 @@ def test_runs_of_one_editor_each_merge_into_one_result(tmp_path):
         result = run_edit_scale(_model(), params, records=FACTS)
         result.command = f"interp edit-scale --methods {method}"
         result.write(tmp_path / method)
+        (tmp_path / method / "code_commit").write_text(f"{method}-commit\n")
         folders.append(tmp_path / method)
     merged = merge(folders, tmp_path / "both")
+    assert merged.rows["code_commit"].tolist() == ["ft-l-commit"] * 3 + ["ft-commit"] * 2  # "none" from the first
+    assert set(merged.steps["code_commit"]) == {"ft-l-commit", "ft-commit"}
     assert merged.rows["method"].tolist() == ["none", "ft-l", "ft-l", "ft", "ft"]
     assert merged.params.methods == ("ft-l", "ft") and merged.restored == {"ft-l": True, "ft": True}
     assert (tmp_path / "both" / "figures" / "edit_scale.png").exists()
