@@ -198,7 +198,7 @@ def _one_editor(session: EditSession, edited: list, probe: Probe, params: EditSc
     held_after: list[bool] = []
     rows, norms, step_rows, note = [], [], [], None
     pending = sorted({min(c, len(edited)) for c in params.checkpoints})  # fewer facts: the last is all of them
-    edit_seconds, segment_start, started = 0.0, 0, time.perf_counter()
+    edit_seconds, segment_start, started, measuring, last_measure = 0.0, 0, time.perf_counter(), 0.0, 0.0
     for batch in track(progress, planned_batches(requests, pending, params.batch_size, method), f"{method} edits"):
         facts = [facts_by_request[id(r)] for r in batch]
         try:
@@ -214,7 +214,10 @@ def _one_editor(session: EditSession, edited: list, probe: Probe, params: EditSc
                           "flagged": st.flagged, "seconds": st.seconds, "perplexity": ppl})
         if collapsed or session.n_edits >= pending[0]:
             done = [facts_by_request[id(r)] for r in session.requests]
+            t0 = time.perf_counter()
             row = _checkpoint(session, probe, done, held_after, edit_seconds / (session.n_edits - segment_start))
+            last_measure = time.perf_counter() - t0
+            measuring += last_measure
             row["collapsed"] = collapsed
             rows.append(row)
             norms += [{"method": method, "n_edits": session.n_edits, "layer": l, "norm": a, "relative": b}
@@ -228,21 +231,26 @@ def _one_editor(session: EditSession, edited: list, probe: Probe, params: EditSc
                 break
             if not pending:
                 break
-            if (late := _past_budget(params.max_minutes, time.perf_counter() - started, session.n_edits, pending[0])):
+            late = _past_budget(params.max_minutes, time.perf_counter() - started, measuring, last_measure,
+                                session.n_edits, pending[0])
+            if late:
                 note = f"{method}: stopped after {session.n_edits} edits: {late}"
                 break
     return rows, norms, step_rows, note
 
 
-def _past_budget(max_minutes: float | None, elapsed: float, done: int, next_point: int) -> str | None:
-    """Why the next checkpoint does not fit the editor's time budget (projected at the seconds per edit so far,
-    measuring included), or None when it fits or there is no budget."""
+def _past_budget(max_minutes: float | None, elapsed: float, measuring: float, last_measure: float, done: int,
+                 next_point: int) -> str | None:
+    """Why the next checkpoint does not fit the editor's time budget, or None when it fits or there is no budget.
+    Projected: the time so far, the remaining edits at the seconds per edit so far (steps and their checks,
+    `measuring` at the checkpoints left out) and one more checkpoint's measuring as long as the last."""
     if max_minutes is None:
         return None
-    projected = elapsed + elapsed / done * (next_point - done)
+    per_edit = (elapsed - measuring) / done
+    projected = elapsed + per_edit * (next_point - done) + last_measure
     if projected <= 60 * max_minutes:
         return None
-    return (f"{next_point} edits would take about {projected / 60:.0f} minutes at {elapsed / done:.1f} s per edit "
+    return (f"{next_point} edits would take about {projected / 60:.0f} minutes at {per_edit:.1f} s per edit "
             f"so far, past the budget of {max_minutes:g} minutes (--max-minutes).")
 
 

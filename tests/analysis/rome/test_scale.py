@@ -240,9 +240,10 @@ def test_runs_of_one_editor_each_merge_into_one_result(tmp_path):
 def test_a_time_budget_stops_an_editor_after_a_checkpoint_and_says_so():
     from interp.analysis.rome.scale import _past_budget
 
-    assert _past_budget(None, 1e9, 1, 10) is None
-    assert _past_budget(10, 60.0, 10, 100) is None  # 6 s per edit: 100 edits in 10 minutes, just fits
-    assert "100 edits would take about 11 minutes" in _past_budget(10, 66.0, 10, 100)
+    assert _past_budget(None, 1e9, 0.0, 0.0, 1, 10) is None
+    # 10 edits in 60 s of editing and 30 s of measuring: 90 more edits at 6 s and one more measuring of 30 s
+    assert _past_budget(11, 90.0, 30.0, 30.0, 10, 100) is None  # 660 s: just fits 11 minutes
+    assert "100 edits would take about 11 minutes at 6.0 s per edit" in _past_budget(10.9, 90.0, 30.0, 30.0, 10, 100)
     params = EditScaleParams(methods=("ft-l",), checkpoints=(1, 3, 6), known_only=False, n_control=2,
                              n_gen_prompts=0, max_minutes=1e-9, editors=EDITORS)
     model = _model()
