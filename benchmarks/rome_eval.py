@@ -48,11 +48,11 @@ def rows_of(table: str, model_name: str, n_layers: int) -> list[tuple[str, str, 
     ours = ROMEParams(layer=at)
     quiet = {"n_gen_prompts": 0}
     if table == "main":
-        return [("rome-original", ORIGINAL_ROME + " (`--reference`)", {"rome": ref()}),
+        return [("rome-original", ORIGINAL_ROME[:-1] + "; `--reference`)", {"rome": ref()}),
                 ("rome-r-rome", "r-ROME (the paper's equation, `--reference --update r-rome`)",
                  {"rome": ref(update="r-rome")}),
                 ("rome-ours", "ROME, ours (the default objective and update)", {"rome": ours}),
-                ("memit-original", ORIGINAL_MEMIT + " (`--method memit --reference`)",
+                ("memit-original", ORIGINAL_MEMIT[:-1] + "; `--method memit --reference`)",
                  {"method": "memit", "memit": MEMITParams.reference()}),
                 ("memit-ours", "MEMIT, ours (`--method memit`)", {"method": "memit", "memit": MEMITParams()})] + (
                 # where a norm follows the MLP: ours as it was before it solved for the target through that norm
