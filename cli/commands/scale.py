@@ -137,7 +137,8 @@ def edit_scale_params(facts, methods, checkpoints, batch_size, all_facts, sample
 @click.option("--stats-tokens", type=int, default=None, help="Tokens of text for the key statistics (default 4000).")
 @click.option("--corpus", type=click.Path(exists=True, path_type=Path), default=None,
               help="A .txt file or folder for the statistics instead of text sampled from the model.")
-@click.option("--reference", is_flag=True, help="The original ROME / MEMIT objectives (the authors' code).")
+@click.option("--reference", is_flag=True,
+              help="The original ROME / MEMIT objectives (our re-implementations of the authors').")
 @click.option("--max-minutes", type=float, default=None,
               help="Per editor: stop after a checkpoint when the next would end past this many minutes.")
 @editor_options
