@@ -56,9 +56,9 @@ class ROMEParams:
     context_seed: int = 0
     kl_prompt: str = "{} is a"
     ridge: float = 1e-3  # C + ridge * mean(diag C) * I, so a C from few tokens is invertible
-    # Which rank-one update (edit.py): "ours" (the default), "original" (the authors' code: v* from the bare
-    # prompt's value, right vector scaled so the bare prompt's key maps exactly to v*), "r-rome" (the paper's
-    # equation: delta placed at the mean key k*, Gupta et al. 2024).
+    # Which rank-one update (edit.py): "ours" (the default), "original" (our re-implementation of the authors':
+    # v* from the bare prompt's value, right vector scaled so the bare prompt's key maps exactly to v*), "r-rome"
+    # (the paper's equation: delta placed at the mean key k*, Gupta et al. 2024).
     update: str = "ours"
     # Two departures of "ours" (both off: "r-rome"); see edit.py:
     # the update also adds all of delta at the bare prompt's own key, not only at the mean key k*

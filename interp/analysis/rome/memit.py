@@ -16,9 +16,10 @@ With ``fit_bare_key`` (our default, as for ROME: see edit.py) each request adds 
 prompt's own key with its own target residual (h_0 + delta_i), so a prompt that opens with the subject
 is edited too. The result is one :class:`Edit` of rank n (2n with the bare rows) per layer.
 
-``MEMITParams.update == "original"`` (``--reference``, ``MEMITParams.reference()``) is what the authors' code
-computes: z_i = h_L(bare prompt) + delta_i (compute_z's target_init), with MEMIT's own contexts (the bare prompt
-and 5 of 10 tokens), clamp 0.75 ||h|| and 25 steps; each layer's key averaged per context *type* (the bare
+``MEMITParams.update == "original"`` (``--reference``, ``MEMITParams.reference()``) is the original MEMIT, our
+re-implementation of what the authors' memit_main.py / compute_z.py compute (not checked against their code):
+z_i = h_L(bare prompt) + delta_i (compute_z's target_init), with MEMIT's own contexts (the bare prompt and 5 of
+10 tokens), clamp 0.75 ||h|| and 25 steps; each layer's key averaged per context *type* (the bare
 prompt's key weighs 1/2, the mean of the prefixed ones 1/2: compute_ks); the residual measured at the bare
 prompt (memit_main's cur_zs).
 
