@@ -1,5 +1,5 @@
 """Benchmark: seconds per ROME edit and per MEMIT fact (batch of --memit-n) with the key statistics cached,
-against the peer, the original algorithm's v*/z loop as the authors' code runs it (rome/compute_v.py,
+against the peer, the original algorithm's v*/z loop as the authors' code runs it, transcribed by us (rome/compute_v.py,
 memit/compute_z.py: every step one forward of the whole model over every prompt from the tokens, log-softmax
 of the logits at every position), side by side in one run, as ratios; and the scores of each edit, to show
 the fast loop computes the same edit. Writes the timing section of benchmarks/rome.md.
@@ -249,7 +249,7 @@ def write(args, raw, layer, memit_layers, n_memit, n_tokens) -> None:
 
     peer_s = mean(res["peer"][0])
     rows = [
-        ("peer: original ROME, the authors' loop", "peer", "-"),
+        ("peer: original ROME, the authors' loop (our transcription)", "peer", "-"),
         ("ours, original ROME, no prefix cache", "orig-nocache", "peer"),
         ("ours, original ROME (`--reference`)", "orig", "peer"),
         ("ours, default, no prefix cache", "ours-nocache", "-"),
@@ -296,7 +296,7 @@ def write(args, raw, layer, memit_layers, n_memit, n_tokens) -> None:
               "| MEMIT | s / fact | peer / this | z steps (mean) | ES / PS / NS after "
               "| max abs diff of the update vs peer |",
               "|---|---|---|---|---|---|"]
-    for name, key in (("peer: original MEMIT, the authors' loop", "peer"),
+    for name, key in (("peer: original MEMIT, the authors' loop (our transcription)", "peer"),
                       ("ours, original MEMIT (`--reference`)", "orig"), ("ours, default", "ours")):
         r = mres[key]
         diff = "-" if key != "orig" else (f"{mdiff(r, mres['peer']):.1e} (scores "
@@ -305,10 +305,11 @@ def write(args, raw, layer, memit_layers, n_memit, n_tokens) -> None:
     ours_memit, orig_memit = mres["ours"][0], mres["orig"][0]
     lines += [""] + goals_block([
         (f"ROME <= 3 s per edit ({args.model}, statistics cached, {torch.get_num_threads()} threads)",
-         f"the authors' loop {peer_s:.1f} s",
+         f"the authors' loop (our transcription) {peer_s:.1f} s",
          f"ours {mean(res['ours'][0]):.1f} s ({peer_s / mean(res['ours'][0]):.1f}x the peer)",
          mean(res["ours"][0]) <= 3.0),
-        (f"MEMIT <= 3 s per fact in a batch of 10 (this run: {n_memit})", f"the authors' loop {mpeer:.1f} s",
+        (f"MEMIT <= 3 s per fact in a batch of 10 (this run: {n_memit})",
+         f"the authors' loop (our transcription) {mpeer:.1f} s",
          f"ours {ours_memit:.1f} s, the original MEMIT through our loop {orig_memit:.1f} s",
          ours_memit <= 3.0 if n_memit >= 10 else None),
     ])
