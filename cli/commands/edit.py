@@ -193,6 +193,8 @@ def edit_eval_params(facts, limit, sample, all_facts, method, edits, layer, laye
 @click.option("--limit", type=int, default=None, help="Only the first N facts (of those the model knows).")
 @click.option("--sample", type=int, default=None,
               help="N facts drawn at random (seeded by --seed) instead of the first N.")
+@click.option("--split", "split_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A split file of --facts (experiments/data/splits/): only its test part is edited.")
 @click.option("--all-facts", is_flag=True,
               help="Also edit facts the model does not know (greedy answer not the true one).")
 @click.option("--method", type=click.Choice(["rome", "memit"]), default="rome", show_default=True,
@@ -216,14 +218,27 @@ def edit_eval(**opts):
     Example:
       interp edit-eval --facts experiments/data/facts.json --limit 3 --method rome --json
     """
-    from interp.analysis.facts.records import load_facts
     from interp.analysis.rome.run import run_edit_eval
 
     params = edit_eval_params(**opts)
-    records = load_facts(opts["facts"])  # format errors before the model loads
+    records = edit_eval_records(opts["facts"], opts.get("split_path"))  # format errors before the model loads
     from cli.checks import checked
 
     run_analysis(checked(run_edit_eval, edit_eval_layer_check), params, opts, records=records)
+
+
+def edit_eval_records(facts: Path, split_path: Path | None) -> list:
+    """The facts of --facts, or only the test part of them by --split."""
+    if split_path is None:
+        from interp.analysis.facts.records import load_facts
+
+        return load_facts(facts)
+    from interp.analysis.facts.splits import load_part
+    from interp.errors import InvalidInputError
+
+    if not Path(split_path).is_file():
+        raise InvalidInputError(f"The split file {split_path} does not exist.")
+    return load_part(facts, "test", split_path)
 
 
 def edit_eval_layer_check(model, params) -> None:

@@ -36,9 +36,9 @@ def _load_facts(path: Path | None, limit: int | None) -> list:
         raise InvalidInputError(f"The fact file {path} does not exist.")
     if limit is not None and limit < 1:
         raise InvalidInputError(f"--limit must be at least 1, got {limit}.")
-    from interp.analysis.facts.records import load_facts
+    from interp.analysis.facts.splits import load_fact_file
 
-    facts = load_facts(path)
+    facts = load_fact_file(path)
     if not facts:
         raise InvalidInputError(f"The fact file {path} holds no facts.")
     return facts[:limit] if limit is not None else facts
@@ -134,7 +134,26 @@ def trace_checks(model, params) -> None:
 trace.params_from_options = trace_params
 
 
-def neuron_params(prompt, subject, target, paraphrases, facts_path, limit, steps, threshold, random_seeds, seed, **_):
+def _split_parts(facts_path: Path | None, split_path: Path | None, limit: int | None) -> tuple[list, list]:
+    """(test part, tuning part) of --facts by --split; without --split, (the facts, [])."""
+    from interp.errors import InvalidInputError
+
+    if split_path is None:
+        return _load_facts(facts_path, limit), []
+    if facts_path is None:
+        raise InvalidInputError("--split needs --facts.")
+    if limit is not None:
+        raise InvalidInputError("--limit cannot be combined with --split; use --per-relation.")
+    if not facts_path.is_file():
+        raise InvalidInputError(f"The fact file {facts_path} does not exist.")
+    from interp.analysis.facts.splits import load_part
+
+    return load_part(facts_path, "test", split_path), load_part(facts_path, "tune", split_path)
+
+
+def neuron_params(prompt, subject, target, paraphrases, facts_path, limit, steps, threshold, random_seeds, seed,
+                  split_path=None, relations=None, per_relation=None, tune_per_relation=None, max_prompts=8,
+                  heldout=0, n_unrelated=8, **_):
     """The NeuronParams these options stand for."""
     from interp.analysis.facts.params import NeuronParams
 
@@ -143,10 +162,12 @@ def neuron_params(prompt, subject, target, paraphrases, facts_path, limit, steps
     at_least("--steps", steps)
     finite("--threshold", threshold, 0.0, 1.0, low_open=True)
     at_least("--random-seeds", random_seeds)
-    facts = _load_facts(facts_path, limit)
+    facts, tune = _split_parts(facts_path, split_path, limit)
     if facts and prompt is None:
-        return NeuronParams(facts=tuple(facts), steps=steps, threshold=threshold, random_seeds=random_seeds,
-                            seed=seed)
+        return NeuronParams(facts=tuple(facts), tune_facts=tuple(tune), steps=steps, threshold=threshold,
+                            random_seeds=random_seeds, seed=seed, max_prompts=max_prompts, heldout=heldout,
+                            relations=tuple(r.strip() for r in relations.split(",") if r.strip()) if relations else (),
+                            per_relation=per_relation, tune_per_relation=tune_per_relation, n_unrelated=n_unrelated)
     given = prompt is not None
     prompt, subject, target, _ = _resolve_fact(prompt, subject, target, [])
     extra = {"unrelated": tuple((f.text, f.target_true) for f in facts[:8])} if facts else {}
@@ -165,6 +186,19 @@ def neuron_params(prompt, subject, target, paraphrases, facts_path, limit, steps
 @click.option("--threshold", type=float, default=0.2, show_default=True,
               help="Keep units above this fraction of a prompt's largest attribution.")
 @click.option("--random-seeds", type=int, default=5, show_default=True, help="Random-neuron control draws.")
+@click.option("--split", "split_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A split file of --facts (experiments/data/splits/): p is tuned per relation on its tuning part "
+              "and the neurons are found and tested on its test part.")
+@click.option("--relations", default=None, help="Only the facts of these relations (comma-separated ids).")
+@click.option("--per-relation", type=int, default=None, help="Facts drawn at random (--seed) per relation.")
+@click.option("--tune-per-relation", type=int, default=None,
+              help="Tuning facts drawn at random (--seed) per relation (with --split).")
+@click.option("--max-prompts", type=int, default=8, show_default=True,
+              help="Prompts per fact: its own, its paraphrases, then its relation's other templates.")
+@click.option("--heldout", type=int, default=0, show_default=True,
+              help="Of a fact's prompts, this many (drawn at random) are kept out of the search and only tested.")
+@click.option("--unrelated", "n_unrelated", type=int, default=8, show_default=True,
+              help="Unrelated facts (another relation) per fact in the controls.")
 @seed_option
 @output_options
 @sweep_options
@@ -172,7 +206,8 @@ def neurons(**opts):
     """Knowledge neurons (Dai et al. 2022) by integrated gradients, with suppress / amplify controls.
 
     With --facts, each fact is analysed with its own prompt, its paraphrases and its relation's other templates
-    (up to 8 prompts), and p is tuned per relation; otherwise --prompt with at least two --paraphrase.
+    (up to --max-prompts), and p is tuned per relation (on the tuning part with --split); otherwise --prompt
+    with at least two --paraphrase.
 
     \b
     Example:
@@ -198,7 +233,8 @@ def neuron_checks(model, params) -> None:
     texts = [params.prompt.replace("{}", params.subject)] if params.prompt else []
     texts += list(params.paraphrases) + [f.text for f in params.facts]
     n = max((len(model.encode(t)) for t in texts), default=1)
-    memory.check(memory.forward_bytes(model, params.steps, n, keep_layers=True), f"--steps {params.steps} on a "
+    rows = max(1, params.batch_rows // params.steps) * params.steps  # several prompts' steps per pass
+    memory.check(memory.forward_bytes(model, rows, n, keep_layers=True), f"--steps {params.steps} on a "
                  f"{n}-token prompt (integrated gradients)", "lower --steps", model.device)
 
 

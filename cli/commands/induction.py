@@ -11,7 +11,7 @@ from cli.common import model_options, output_options, run_analysis, seed_option
 
 def induction_params(model, batch, seq_len, top_k, seeds, seed, text_file, no_text, text_samples, text_tokens,
                      text_mode, peer, peer_bridge, peer_texts, peer_seq_len, threshold, prev_threshold, comp_sources,
-                     circuit="weights", path_receivers=3, path_pairs=2, path_seq_len=12, **_):
+                     circuit="weights", path_receivers=3, path_pairs=2, path_seq_len=12, ablation_seed=None, **_):
     """The InductionParams these options stand for (also used to check experiment specs' commands)."""
     from interp.analysis.induction.params import InductionParams
     from interp.errors import InvalidInputError
@@ -24,7 +24,7 @@ def induction_params(model, batch, seq_len, top_k, seeds, seed, text_file, no_te
                            peer_texts=peer_texts, peer_seq_len=peer_seq_len, threshold=threshold,
                            prev_threshold=prev_threshold, comp_sources=comp_sources, circuit=circuit,
                            path_receivers=path_receivers, path_pairs=path_pairs, path_seq_len=path_seq_len,
-                           model_name=model)
+                           ablation_seed=ablation_seed, model_name=model)
 
 
 @click.command("induction")
@@ -32,8 +32,11 @@ def induction_params(model, batch, seq_len, top_k, seeds, seed, text_file, no_te
 @click.option("--batch", type=int, default=16, show_default=True, help="Repeated random sequences per batch.")
 @click.option("--seq-len", type=int, default=64, show_default=True, help="Length of r in [BOS] + r + r.")
 @click.option("--top-k", type=int, default=5, show_default=True, help="Heads to ablate together.")
-@click.option("--seeds", type=int, default=5, show_default=True, help="Random-head control draws.")
+@click.option("--seeds", type=int, default=20, show_default=True, help="Random-head control draws.")
 @seed_option
+@click.option("--ablation-seed", type=int, default=None,
+              help="Seed of the batch the top heads are ablated on (default: --seed + 1); the heads are selected on "
+              "the --seed batch, so the ablation is measured on sequences they were not chosen on.")
 @click.option("--text", "text_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Text file for the natural-text check (default: text the model generates, seeded).")
 @click.option("--no-text", is_flag=True, help="Skip the natural-text check.")
@@ -67,7 +70,7 @@ def induction(**opts):
 
     \b
     Example:
-      interp induction --model smollm2-135m --batch 4 --seq-len 40 --seeds 3 --json
+      interp induction --model smollm2-135m --batch 4 --seq-len 40 --seeds 20 --json
       interp induction --circuit path      # also find what feeds the induction heads' keys
     """
     from interp.analysis.induction.run import run_induction

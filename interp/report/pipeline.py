@@ -268,10 +268,28 @@ def _publish(run: ExperimentRun, out_dir: Path, model_name: str) -> dict:
         os.replace(tmp, target)
     info = read_run(run.folder)
     rec.update({"folder": spec.name, "key": run.key, "params": info.get("params", run.params),
-                   "seconds": info.get("seconds", run.seconds), "cpu_seconds": info.get("cpu_seconds"),
-                   "computed_at": info.get("finished"), "figures": info.get("figures", []),
-                   "tables": info.get("tables", [])})
+                "git_commit": info.get("git_commit") or (git_version() if run.status == "computed" else None),
+                "seconds": info.get("seconds", run.seconds), "cpu_seconds": info.get("cpu_seconds"),
+                "computed_at": info.get("finished"), "figures": info.get("figures", []),
+                "tables": info.get("tables", [])})
     return rec
+
+
+def git_version(root: Path | None = None) -> str | None:
+    """The git commit of the code that runs (``<sha>``, ``<sha>+dirty`` when tracked files under ``interp/``
+    differ from it), or None outside a git checkout: what each published result records as its code version
+    beside run.json's source hash."""
+    import subprocess
+
+    root = root or Path(__file__).resolve().parents[2]
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "interp"], cwd=root,
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{sha}+dirty" if dirty else sha or None
 
 
 def record(spec: ExperimentSpec, model_name: str, status: str, error: str = "") -> dict:

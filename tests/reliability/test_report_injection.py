@@ -191,4 +191,5 @@ def test_analysis_summaries_show_data_as_text():
     result = neuron_result("tiny", 2, NeuronParams(), 0.0, [fact], [])
     html = to_html(result.summary_markdown())
     assert "<strong>" not in html and "<em>" not in html and "<a " not in html and "<code>" not in html
-    assert html.count("**bold** _it_ [l](https://x) `code`") == 3  # relation, case id and target, as written
+    # relation (its effects table and its p rounds), case id and target, as written
+    assert html.count("**bold** _it_ [l](https://x) `code`") == 4

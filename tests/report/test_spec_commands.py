@@ -32,9 +32,10 @@ def test_spec_command_parses_back_to_its_params(spec, model, monkeypatch):
     if "model_name" in {f.name for f in dataclasses.fields(from_spec)}:  # the CLI names the model it loads
         from_cli = dataclasses.replace(from_cli, model_name=None)
     if "records" in kwargs:  # edit-eval gets its facts as records, read from the file the command names
-        from interp.analysis.facts.records import load_facts
+        from cli.commands.edit import edit_eval_records
 
-        assert tuple(load_facts(from_cli.facts)) == tuple(kwargs["records"])
+        split = Path(args[args.index("--split") + 1]) if "--split" in args else None
+        assert tuple(edit_eval_records(Path(from_cli.facts), split)) == tuple(kwargs["records"])
         from_cli = dataclasses.replace(from_cli, facts=None)
     assert from_cli == from_spec
 

@@ -53,6 +53,11 @@ class Ablator:
         """Mean loss increase over the tokens selected by `mask` (b, p-1)."""
         return float((self.loss(heads, mode) - self.clean)[mask].mean())
 
+    def increase_per_sequence(self, heads: list[Head], mode: str, mask: torch.Tensor) -> list[float]:
+        """The loss increase of each sequence (row), averaged over its tokens selected by `mask`."""
+        d = (self.loss(heads, mode) - self.clean) * mask
+        return (d.sum(1) / mask.sum(1).clamp(min=1)).tolist()
+
 
 def second_repeat_mask(tokens: torch.Tensor, seq_len: int) -> torch.Tensor:
     """(b, 2L) predictions of second-repeat tokens L+2..2L (the first one, r_0 again, is not copyable)."""
@@ -83,6 +88,7 @@ class AblationSummary:
     k: int
     top_heads: list[Head]
     top: dict[str, float]  # mode -> loss increase on the second repeat
+    top_per_sequence: dict[str, list[float]]  # mode -> the increase of each ablation-batch sequence
     random: dict[str, list[float]]  # mode -> one increase per seed
     random_heads: list[list[Head]]
     per_head: dict[Head, float]  # zero-ablation increase of each head alone (the top heads only)
@@ -90,17 +96,19 @@ class AblationSummary:
 
 def ablation_study(ablator: Ablator, top: list[Head], seq_len: int, seeds: int, seed: int,
                    progress=None) -> AblationSummary:
-    """Top-k vs random heads (same layers), zero and mean ablation, on the second repeat."""
+    """Top-k vs random heads (same layers), zero and mean ablation, on the second repeat of the ablator's batch
+    (which should not be the batch the top heads were selected on)."""
     mask = second_repeat_mask(ablator.tokens, seq_len)
     cfg = ablator.model.cfg
     draws = [random_heads_like(top, cfg.n_layers, cfg.n_heads, seed + 1000 * s) for s in range(seeds)]
     jobs = [("top", m, top) for m in ("zero", "mean")] + [("random", m, d) for d in draws for m in ("zero", "mean")]
     jobs += [("single", "zero", [h]) for h in top]
-    result = AblationSummary(len(top), top, {}, {"zero": [], "mean": []}, draws, {})
+    result = AblationSummary(len(top), top, {}, {}, {"zero": [], "mean": []}, draws, {})
     for kind, mode, heads in track(progress, jobs, "ablations"):
         inc = ablator.increase(heads, mode, mask)
         if kind == "top":
             result.top[mode] = inc
+            result.top_per_sequence[mode] = ablator.increase_per_sequence(heads, mode, mask)
         elif kind == "random":
             result.random[mode].append(inc)
         else:

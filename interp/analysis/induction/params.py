@@ -11,7 +11,8 @@ CLI_FLAGS = {"batch": "--batch", "seq_len": "--seq-len", "top_k": "--top-k", "se
              "text": "--no-text", "text_path": "--text", "text_samples": "--text-samples",
              "text_tokens": "--text-tokens", "text_mode": "--text-mode", "peer": "--no-peer",
              "peer_bridge": "--no-peer-bridge", "peer_texts": "--peer-texts", "peer_seq_len": "--peer-seq-len",
-             "threshold": "--threshold", "prev_threshold": "--prev-threshold", "comp_sources": "--comp-sources",
+             "threshold": "--threshold",
+             "ablation_seed": "--ablation-seed", "prev_threshold": "--prev-threshold", "comp_sources": "--comp-sources",
              "circuit": "--circuit", "path_receivers": "--path-receivers", "path_pairs": "--path-pairs",
              "path_seq_len": "--path-seq-len"}
 
@@ -21,8 +22,9 @@ class InductionParams:
     batch: int = 16
     seq_len: int = 64
     top_k: int = 5
-    seeds: int = 5  # random-head control draws
-    seed: int = 0
+    seeds: int = 20  # random-head control draws
+    seed: int = 0  # the batch the heads are scored (selected) on
+    ablation_seed: int | None = None  # the other batch they are ablated on (None: seed + 1); never `seed`
     threshold: float = 0.4  # ARENA's "induction-like" line on this score's scale
     prev_threshold: float = 0.3  # previous-token heads, for the circuit summary
     comp_sources: int = 3  # edges drawn into each induction head
@@ -41,6 +43,10 @@ class InductionParams:
     peer_seq_len: int = 32
     model_name: str | None = None  # for the bridge; defaults to model.cfg.name
 
+    @property
+    def ablation_batch_seed(self) -> int:
+        return self.seed + 1 if self.ablation_seed is None else self.ablation_seed
+
     def __post_init__(self) -> None:
         minima = {"batch": 1, "seq_len": 4, "top_k": 1, "seeds": 1, "path_receivers": 1, "path_pairs": 1,
                   "path_seq_len": 4}
@@ -48,6 +54,9 @@ class InductionParams:
             if getattr(self, name) < least:
                 raise InvalidInputError(
                     f"--{name.replace('_', '-')} must be at least {least}, got {getattr(self, name)}.")
+        if self.ablation_seed is not None and self.ablation_seed == self.seed:
+            raise InvalidInputError("--ablation-seed must differ from --seed: heads are ablated on another batch "
+                                    "than the one they were selected on.")
         if self.circuit not in ("weights", "path"):
             raise InvalidInputError(f"--circuit must be weights or path, got {self.circuit!r}.")
         if self.text_mode not in ("zero", "mean"):

@@ -36,6 +36,7 @@ class InductionResult(ResultBase):
     loss_second: float = 0.0
     notes: list[str] = field(default_factory=list)
     paths: pd.DataFrame | None = None  # path patching into the top heads' keys: sender, layer, head, effect, ...
+    ablation_sequences: pd.DataFrame | None = None  # sequence, mode, loss_increase of the top heads' ablation
     command: str = ""
 
     cli_name = "induction"
@@ -43,17 +44,33 @@ class InductionResult(ResultBase):
 
     # -- summaries ----------------------------------------------------------------------------------
     def ablation_summary(self) -> dict:
-        ab = self.ablation
+        """Top heads against the random draws, zero and mean ablation, on the ablation batch (not the batch the
+        heads were selected on): each with a 95% interval (top: bootstrap over the batch's sequences; random:
+        bootstrap over the draws, and the draws' own 2.5-97.5 percentile range)."""
+        from interp.analysis.recall.stats import bootstrap_mean
+
+        ab, p = self.ablation, self.params
         top = ab[ab.kind == "top"].set_index("mode").loss_increase
         rnd = ab[ab.kind == "random"]
-        out = {"k": int(self.params.top_k), "top_loss_increase": float(top["zero"]),
-               "random_loss_increase_mean": float(rnd[rnd["mode"] == "zero"].loss_increase.mean()),
-               "random_loss_increase_std": float(rnd[rnd["mode"] == "zero"].loss_increase.std(ddof=0)),
-               "mode": "zero", "seeds": int(rnd.seed.nunique())}
-        m = rnd[rnd["mode"] == "mean"].loss_increase
-        out["mean_ablation"] = {"top_loss_increase": float(top["mean"]),
-                                "random_loss_increase_mean": float(m.mean()),
-                                "random_loss_increase_std": float(m.std(ddof=0))}
+        seq = self.ablation_sequences
+
+        def block(mode: str) -> dict:
+            r = rnd[rnd["mode"] == mode].loss_increase.to_numpy()
+            per_seq = seq[seq["mode"] == mode].loss_increase.tolist() if seq is not None else []
+            return {"top_loss_increase": float(top[mode]),
+                    "top_ci": list(bootstrap_mean(per_seq, seed=p.seed)) if per_seq else None,
+                    "n_sequences": len(per_seq) or None,
+                    "random_loss_increase_mean": float(r.mean()), "random_loss_increase_std": float(r.std(ddof=0)),
+                    "random_ci": list(bootstrap_mean(r, seed=p.seed)),
+                    "random_range": [float(np.percentile(r, 2.5)), float(np.percentile(r, 97.5))],
+                    "random_at_least_top": int((r >= float(top[mode])).sum())}
+
+        zero, mean = block("zero"), block("mean")
+        out = {"k": int(p.top_k), **{k: zero[k] for k in ("top_loss_increase", "random_loss_increase_mean",
+                                                           "random_loss_increase_std")},
+               "mode": "zero", "seeds": int(rnd.seed.nunique()), "zero_ablation": zero, "mean_ablation": mean,
+               "selection_seed": int(p.seed), "ablation_seed": int(p.ablation_batch_seed),
+               "finding_mode": "mean"}
         out["top_heads"] = [[int(a), int(b)] for a, b in self.top_heads]
         return out
 
@@ -85,6 +102,8 @@ class InductionResult(ResultBase):
     def tables(self) -> dict[str, pd.DataFrame]:
         out = {"heads": self.heads, "loss_by_position": self.loss_by_position, "ablation": self.ablation,
                "composition": self.composition}
+        if self.ablation_sequences is not None:
+            out["ablation_sequences"] = self.ablation_sequences
         if self.paths is not None:
             out["paths"] = self.paths
         return out
@@ -105,12 +124,7 @@ class InductionResult(ResultBase):
                          f"{r.copying:+.2f} | {r.direct_logit:+.2f} | {eff} |")
         n_above = int((self.heads.induction > p.threshold).sum())
         lines += ["", f"{n_above} heads score above {p.threshold} (ARENA's threshold).", "",
-                  f"**Ablation** of the top {ab['k']} heads raises second-repeat loss by {ab['top_loss_increase']:.3f} "
-                  f"(zero) / {ab['mean_ablation']['top_loss_increase']:.3f} (mean); "
-                  f"{ab['k']} random heads from the same "
-                  f"layers: {ab['random_loss_increase_mean']:.3f} +- {ab['random_loss_increase_std']:.3f} (zero) / "
-                  f"{ab['mean_ablation']['random_loss_increase_mean']:.3f} +- "
-                  f"{ab['mean_ablation']['random_loss_increase_std']:.3f} (mean), {ab['seeds']} seeds."]
+                  self._ablation_sentence(ab) + " Zero ablation: " + self._ablation_numbers(ab["zero_ablation"]) + "."]
         c = self.circuit
         if c and c["prev_heads_mean"] is not None and c["other_heads_mean"] is not None:
             lines += ["", "**Circuit** (K-composition): previous-token heads "
@@ -149,6 +163,25 @@ class InductionResult(ResultBase):
             lines.append(f"\n_Note_: {n}")
         return "\n".join(lines) + "\n"
 
+    def _ablation_numbers(self, m: dict) -> str:
+        def ci(pair) -> str:
+            return f" [{pair[0]:.3f}, {pair[1]:.3f}]" if pair and not any(np.isnan(pair)) else ""
+
+        n = f", {m['n_sequences']} sequences" if m["n_sequences"] else ""
+        return (f"top {m['top_loss_increase']:.3f} nats{ci(m['top_ci'])}{n}; random "
+                f"{m['random_loss_increase_mean']:.3f}{ci(m['random_ci'])} (draws' 95% range "
+                f"{m['random_range'][0]:.3f} to {m['random_range'][1]:.3f}; {m['random_at_least_top']} of "
+                f"{self.ablation_summary()['seeds']} draws at or above the top heads)")
+
+    def _ablation_sentence(self, ab: dict) -> str:
+        p = self.params
+        return (f"**Ablation** (heads selected on the batch of seed {ab['selection_seed']}, ablated on another "
+                f"batch, seed {ab['ablation_seed']}, {p.batch} x (1 + 2 x {p.seq_len}); the finding uses mean "
+                f"ablation: each head's output replaced by its mean over that batch's positions) of the top "
+                f"{ab['k']} heads against {ab['seeds']} draws of {ab['k']} random heads from the same layers, "
+                "second-repeat loss increase with 95% intervals: mean ablation: "
+                + self._ablation_numbers(ab["mean_ablation"]) + ".")
+
     def findings(self) -> list[Finding]:
         ab, top = self.ablation_summary(), self.heads.iloc[0]
         gap = self.loss_first - self.loss_second
@@ -159,10 +192,8 @@ class InductionResult(ResultBase):
                          f"{self.heads.induction.median():.3f}).", float(top.induction), "attention"),
             self.finding("copying_gap", f"Loss on the first repeat {self.loss_first:.2f} nats, on the second "
                          f"{self.loss_second:.2f} (in-context copying gap {gap:.2f}).", gap, "nats"),
-            self.finding("ablation_top_loss_increase", f"Ablating the top {ab['k']} heads raises second-repeat loss "
-                         f"by {ab['top_loss_increase']:.3f} nats, against {ab['random_loss_increase_mean']:.3f} +- "
-                         f"{ab['random_loss_increase_std']:.3f} for {ab['k']} random heads from the same layers.",
-                         ab["top_loss_increase"], "nats"),
+            self.finding("ablation_top_loss_increase", self._ablation_finding(ab), ab["mean_ablation"][
+                "top_loss_increase"], "nats"),
         ]
         c = self.circuit
         if c and c["prev_heads_mean"] is not None and c["other_heads_mean"] is not None:
@@ -178,6 +209,18 @@ class InductionResult(ResultBase):
                                     f"{ps['control_mean']:.3f} +- {ps['control_std']:.3f} for the other senders.",
                                     t["effect"], "nats"))
         return out
+
+    def _ablation_finding(self, ab: dict) -> str:
+        m, z = ab["mean_ablation"], ab["zero_ablation"]
+
+        def ci(pair) -> str:
+            return f" [{pair[0]:.3f}, {pair[1]:.3f}]" if pair and not any(np.isnan(pair)) else ""
+
+        return (f"Mean-ablating the top {ab['k']} heads (selected on one batch, ablated on another) raises "
+                f"second-repeat loss by {m['top_loss_increase']:.3f} nats{ci(m['top_ci'])}, against "
+                f"{m['random_loss_increase_mean']:.3f}{ci(m['random_ci'])} for {ab['seeds']} draws of {ab['k']} "
+                f"random heads from the same layers; zero ablation: {z['top_loss_increase']:.3f} vs "
+                f"{z['random_loss_increase_mean']:.3f}{ci(z['random_ci'])}.")
 
     # -- figures ------------------------------------------------------------------------------------
     def figures(self) -> dict:

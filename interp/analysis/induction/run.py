@@ -41,7 +41,9 @@ def run_induction(model, params: InductionParams = InductionParams(),
     ps, direct = score_heads(model, tokens, p.seq_len)
     copying = copying_scores(model, ordinary_token_ids(model))
     top = top_heads(ps.induction, p.top_k)
-    abl = ablation_study(Ablator(model, tokens), top, p.seq_len, p.seeds, p.seed, progress=progress)
+    # selected on one batch, ablated on another: the ablation is not measured where the heads were chosen
+    held = repeated_random_tokens(model, p.batch, p.seq_len, p.ablation_batch_seed)
+    abl = ablation_study(Ablator(model, held), top, p.seq_len, p.seeds, p.seed, progress=progress)
     composition, circuit = composition_summary(model, top, ps.prev_token, p.prev_threshold, p.comp_sources)
     text = natural_text(model, p, top, abl.random_heads)
     peer, notes = peer_summary(model, p, ps.induction)
@@ -51,7 +53,8 @@ def run_induction(model, params: InductionParams = InductionParams(),
     return InductionResult(
         model=name, params=p, seconds=time.perf_counter() - start, top_heads=top,
         heads=head_table(ps, copying, direct, abl), loss_by_position=loss_table(ps, p.seq_len),
-        ablation=ablation_table(abl), composition=composition, text_check=text, peer=peer, circuit=circuit,
+        ablation=ablation_table(abl), ablation_sequences=sequence_table(abl),
+        composition=composition, text_check=text, peer=peer, circuit=circuit,
         example={"layer": sl, "head": sh, "pattern": ps.example_patterns[sl, sh].numpy(), "tokens": tokens[0].tolist()},
         induction_grid=ps.induction.numpy(), prev_grid=ps.prev_token.numpy(),
         loss_first=ps.loss_first, loss_second=ps.loss_second, notes=notes, paths=paths)
@@ -153,6 +156,12 @@ def ablation_table(abl: AblationSummary) -> pd.DataFrame:
             rows.append({"kind": "random", "seed": s, "mode": m, "heads": " ".join(label(*h) for h in draw),
                          "loss_increase": abl.random[m][s]})
     return pd.DataFrame(rows)
+
+
+def sequence_table(abl: AblationSummary) -> pd.DataFrame:
+    """sequence, mode, loss_increase: the top heads' ablation on each sequence of the ablation batch."""
+    return pd.DataFrame([{"sequence": i, "mode": m, "loss_increase": v}
+                         for m, values in abl.top_per_sequence.items() for i, v in enumerate(values)])
 
 
 def loss_table(ps: PatternScores, seq_len: int) -> pd.DataFrame:

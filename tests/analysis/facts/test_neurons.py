@@ -1,6 +1,8 @@
-"""Knowledge neurons: the KV-cached integrated gradients equal the full-forward computation, the
-threshold/refinement steps follow the paper, the interventions touch only what they should, and on
-SmolLM2 suppressing the found neurons lowers p(true) more than random neurons of the same layers."""
+"""Knowledge neurons: the KV-cached integrated gradients equal the full-forward computation (one prompt and
+a batch of prompts), integrated gradients find a planted fact neuron that a gradient-only or a random
+attribution misses, the threshold/refinement steps follow the paper, p is tuned on the tuning facts and
+held-out prompts stay out of the search, the interventions touch only what they should, and on SmolLM2
+suppressing the found neurons lowers p(true) more than random neurons of the same layers."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from interp.analysis.facts.neurons import (
     consistent_units,
     fact_prompts,
     integrated_gradients,
+    integrated_gradients_batch,
     refine_relation,
     relation_templates,
     threshold_units,
@@ -28,7 +31,7 @@ from interp.errors import InvalidInputError
 from interp.interventions import capture, intervene
 from interp.model import hook_names
 from interp.model.transformer import Transformer
-from tests.tiny import TINY, tiny_model
+from tests.tiny import TINY, tiny_char_model, tiny_model
 
 
 def tiny(family: str) -> Transformer:
@@ -65,6 +68,152 @@ def test_cached_integrated_gradients_equal_full_forward(family):
     # a one-token prompt has no earlier tokens to cache
     one = integrated_gradients(model, tokens[:, :1], answer_id=17, steps=3)
     np.testing.assert_allclose(one[0], ig_full_forward(model, tokens[:, :1], 17, 3, 0), atol=1e-6)
+
+
+@pytest.mark.parametrize("family", sorted(TINY))
+def test_batched_integrated_gradients_equal_one_prompt_at_a_time(family):
+    """Prompts of different lengths, left-padded into one batch, each with its own answer."""
+    model = tiny(family)
+    lists = [[3, 5, 7, 9, 11, 13], [4, 6, 8], [9, 2, 21, 30, 31, 12, 14, 15], [5, 7]]
+    answers = [17, 3, 40, 9]
+    batch = integrated_gradients_batch(model, lists, answers, steps=6)
+    assert len(batch) == len(lists)
+    for attr, ids, answer in zip(batch, lists, answers):
+        one = integrated_gradients(model, torch.tensor([ids]), answer, steps=6)
+        assert np.abs(one).max() > 0
+        np.testing.assert_allclose(attr, one, atol=1e-5)
+
+
+# A planted fact neuron. Attention and positions are switched off, so the last token's computation depends on
+# that token alone. Unit U of layer 0 fires (10) on prompts ending in TRIGGER and is the only unit of its layer
+# that writes anything. Unit S of layer 1 suppresses ANSWER unless U has fired, and U switches it off far past
+# the point where S saturates at zero (silu-like GELU tail), so at the real activation p(ANSWER) no longer
+# responds to U: the gradient there is ~0 and only the path integral from 0 sees U's effect.
+U, S, ANSWER, TRIGGER = 77, 5, 41, 9
+PLANTED_PROMPTS = [[3, 5, 7, TRIGGER], [12, 30, 2, 8, TRIGGER], [50, 6, TRIGGER], [21, 22, 23, 24, 25, TRIGGER]]
+
+
+def _mlp_input(model, layer, tokens, hooks=()):
+    store: dict = {}
+    name = f"blocks.{layer}.ln2.hook_normalized"
+    with torch.no_grad(), intervene(model, [*hooks, *capture([name], store)]):
+        model(tokens)
+    ln = model.blocks[layer].ln2
+    return store[name][0, -1] * ln.w + ln.b
+
+
+def _zero_layer_post(layer):
+    def hook(act, hook):
+        return torch.zeros_like(act)
+
+    return [(hook_names.mlp_post(layer), hook)]
+
+
+def planted_model():
+    model = tiny_model("gpt2", std=0.3)
+    e = torch.randn(model.cfg.d_model, generator=torch.Generator().manual_seed(1))
+    e = (e - e.mean()) / (e - e.mean()).norm()
+    last = torch.tensor([[TRIGGER]])
+    with torch.no_grad():
+        model.pos_embed.W_pos.zero_()
+        for block in model.blocks:
+            block.attn.w_o.zero_()
+            block.attn.b_o.zero_()
+        m0, m1 = model.blocks[0].mlp, model.blocks[1].mlp
+        x = _mlp_input(model, 0, last)
+        m0.w_in[U] = 20 * x / x.dot(x)  # pre-activation 10 on TRIGGER
+        m0.b_in[U] = -10.0
+        m0.w_out.zero_()
+        m0.w_out[:, U] = 0.3 * e
+        x1, x0 = _mlp_input(model, 1, last), _mlp_input(model, 1, last, _zero_layer_post(0))
+        d = x1 - x0
+        m1.w_in[S] = -20 * d / d.dot(d)  # pre-activation 3 without U, -17 with it
+        m1.b_in[S] = 3.0 + 20 * x0.dot(d) / d.dot(d)
+        answer = model.unembed.W_U_rows[ANSWER] - model.unembed.W_U_rows.mean(0)
+        answer = answer / answer.norm()
+        m1.w_out[:, S] = -10 * answer
+        m1.b_out += 15 * answer
+    return model
+
+
+def _gradient_attributions(model, tokens, answer):
+    """(activation x gradient, plain gradient) of p(answer) at the real activations: (n_layers, d_mlp) each."""
+    acts = {}
+
+    def keep(act, hook):
+        act.retain_grad()
+        acts[hook.name] = act
+        return act
+
+    names = [hook_names.mlp_post(l) for l in range(model.cfg.n_layers)]
+    with torch.enable_grad(), intervene(model, [(n, keep) for n in names]):
+        torch.softmax(model(tokens)[0, -1], -1)[answer].backward()
+    grad = np.stack([acts[n].grad[0, -1].numpy() for n in names])
+    act = np.stack([acts[n][0, -1].detach().numpy() for n in names])
+    return act * grad, grad
+
+
+def _rank(attr: np.ndarray, layer: int, unit: int) -> int:
+    return int(np.where(np.argsort(-attr.ravel(), kind="stable") == layer * attr.shape[1] + unit)[0][0])
+
+
+def test_integrated_gradients_find_a_planted_fact_neuron_that_gradients_miss():
+    model = planted_model()
+
+    def p_answer(tokens, hooks=()):
+        with torch.no_grad(), intervene(model, list(hooks)):
+            return float(torch.softmax(model(tokens)[0, -1], -1)[ANSWER])
+
+    tokens = [torch.tensor([ids]) for ids in PLANTED_PROMPTS]
+    for t in tokens:  # U alone carries the answer
+        assert p_answer(t) > 0.8 and p_answer(t, _zero_layer_post(0)) < 0.01
+    ig = integrated_gradients_batch(model, PLANTED_PROMPTS, [ANSWER] * len(PLANTED_PROMPTS), steps=20)
+    kept = [threshold_units(a, 0.2) for a in ig]
+    assert all(_rank(a, 0, U) == 0 for a in ig)  # integrated gradients: U scores highest in every prompt
+    assert consistent_units(kept, 0.7, 3) == [(0, U)]  # and is the fact's only knowledge neuron
+    rng = np.random.default_rng(0)
+    for t, a in zip(tokens, ig):
+        act_grad, grad = _gradient_attributions(model, t, ANSWER)
+        random_attr = rng.normal(size=a.shape)
+        # gradient-only attributions at the real activation miss U (saturated), as does a random one
+        for wrong in (act_grad, grad, random_attr):
+            assert _rank(wrong, 0, U) > 10
+        for wrong in (act_grad, grad):
+            assert (0, U) not in threshold_units(wrong, 0.2)
+
+
+def _tiny_fact(case_id, subject, target, relation, prompt="{} lives in"):
+    return FactRecord(case_id, prompt, subject, target, "x", relation,
+                      paraphrase_prompts=(f"{subject} is from", f"Where is {subject}? In", f"{subject} works in",
+                                          f"{subject}, born in"))
+
+
+def test_p_is_tuned_on_the_tuning_facts_and_held_out_prompts_stay_out_of_the_search():
+    from interp.analysis.facts.run import relation_sample
+
+    names = ["Ann", "Bob", "Cy", "Di", "Ed", "Flo"]
+    test = tuple(_tiny_fact(i, n, "Rome", "R1" if i % 2 else "R2") for i, n in enumerate(names))
+    tune = tuple(_tiny_fact(10 + i, n + "x", "Oslo", "R1" if i % 2 else "R2") for i, n in enumerate(names[:4]))
+    params = NeuronParams(facts=test, tune_facts=tune, relations=("R1", "R2"), per_relation=2, tune_per_relation=2,
+                          max_prompts=5, heldout=2, steps=2, random_seeds=1, n_unrelated=1)
+    drawn = relation_sample(test, params, 2)
+    assert [f.relation_id for f in drawn].count("R1") == 2 and drawn == relation_sample(test, params, 2)
+    result = run_neurons(tiny_char_model(), params)
+    assert len(result.facts) == 4
+    for fn in result.facts:
+        assert fn.tuned_on == "tune" and len(fn.prompts) == 3 and len(fn.heldout) == 2
+        assert not set(fn.prompts) & set(fn.heldout) and fn.prompts[0].endswith("lives in")
+        # p comes from the tuning facts' rounds, not from these facts
+        assert fn.p == fn.history[-1]["p"]
+    held = result.controls[result.controls.group == "heldout"]
+    for fn in result.facts:
+        if fn.neurons:
+            assert set(held[held.case_id == fn.case_id].prompt) == set(fn.heldout)
+    table = result.relation_table()
+    assert list(table.relation) == ["R2", "R1", "all"] or list(table.relation) == ["R1", "R2", "all"]
+    assert "suppress_found_heldout_lo" in table and "amplify_random_selection_pct" in table
+    with pytest.raises(InvalidInputError, match="heldout"):
+        NeuronParams(max_prompts=4, heldout=2)
 
 
 def _answer_prob(model, tokens, answer, layer, scale):
