@@ -1,5 +1,6 @@
 """The lost-in-the-middle report specs carry their claims: enough examples per point for a +-0.15 interval,
-10, 20 and 30 items, the word task and the paper's UUID task."""
+10, 20 and 30 items, the word task and the paper's UUID task; the spec on the paper's own 75-key file sweeps
+the paper's gold positions."""
 
 from __future__ import annotations
 
@@ -28,7 +29,19 @@ def test_recall_specs_give_every_point_a_0_15_interval():
     for spec in SPECS:
         for model in ("smollm2-135m", "gemma3-270m"):
             params = build_params(spec, model, load_inputs(spec)[0])
-            assert params.file is None and set(params.n_items) >= {10, 20, 30}, spec.name
-            # every base example is placed at every position, so each point has n = n_examples
-            assert all(len(resolve_positions(params.positions, k)) >= 3 for k in params.n_items)
+            if params.file is None:
+                assert set(params.n_items) >= {10, 20, 30}, spec.name
+                # every base example is placed at every position, so each point has n = n_examples
+                assert all(len(resolve_positions(params.positions, k)) >= 3 for k in params.n_items)
+            else:  # the paper's released file: its k, its gold positions
+                assert (ROOT / params.file).is_file(), spec.name
+                assert "75_keys" in params.file and resolve_positions(params.positions, 75) == [0, 24, 49, 74]
+                assert params.n_items == (75,) and params.max_new_tokens >= 37  # ' "' + a UUID of up to 36 tokens
             assert _widest_side(params.n_examples) <= 0.15, (spec.name, params.n_examples)
+
+
+def test_the_kv75_spec_is_what_the_resumable_driver_runs():
+    from interp.analysis.recall.kv75 import spec_params
+
+    spec = next(s for s in SPECS if s.name == "lost-in-middle-kv75")
+    assert build_params(spec, "smollm2-135m", load_inputs(spec)[0]) == spec_params(43)
