@@ -143,12 +143,35 @@ def write_result(model_name: str, n: int, out: Path, *, seed: int = 0, n_boot: i
     result = reduce_scores(model_name, params, pairs, scores, sum(done[b.example_id]["seconds"] for b in bases))
     result.command = ("python -m interp.analysis.recall.kv75 " f"--model {model_name} --n {n} --out {out}")
     result.write(out)
+    paper_rule_table(result.examples).to_csv(out / "paper_rule.csv", index=False)
     commits = sorted({done[b.example_id]["commit"] for b in bases})
     (out / "run.json").write_text(json.dumps({
         "model": model_name, "n_examples": len(bases), "asked": n, "commits": commits,
         "params": dataclasses.asdict(params), "seconds": result.seconds,
         "command": result.command, "equivalent": result.command_for(model_name, params)}, indent=1) + "\n")
     return result
+
+
+def paper_rule_table(examples):
+    """Accuracy by gold position under both scorers, with Wilson 95% intervals: ``correct`` (``is_correct``: a
+    SQuAD-normalised answer is a substring of the normalised first line) and ``paper_kv`` (the paper's
+    evaluate_kv_responses.py: ``value.lower() in answer.lower()`` over the whole answer; ours stops generating
+    at the first newline, so the whole answer is its first line)."""
+    import pandas as pd
+
+    from interp.analysis.recall.stats import wilson
+
+    ex = examples.assign(paper_kv=[float(str(a).lower() in str(p).lower())
+                                   for a, p in zip(examples["answer"], examples["prediction"])])
+    rows = []
+    for pos, g in ex.groupby("gold_position", sort=True):
+        row = {"gold_position": int(pos), "n": len(g)}
+        for col in ("correct", "paper_kv"):
+            k = float(g[col].sum())
+            lo, hi = wilson(k, len(g))
+            row |= {col: k / len(g), f"{col}_lo": lo, f"{col}_hi": hi}
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
