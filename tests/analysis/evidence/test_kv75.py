@@ -1,0 +1,72 @@
+"""The resumable 75-key KV driver (interp.analysis.recall.kv75) without a model: the file's first n examples in
+order at the paper's positions, one parts.jsonl line per example with its commit, resume skips what is done,
+a deadline stops before the next example, and the result is the analysis' own reduction of what is complete."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from interp.analysis.recall import kv75
+from interp.analysis.recall.evaluate import Score
+
+
+def fake_score(example, correct: bool) -> Score:
+    att = np.full((2, 3), 0.1)
+    pred = f' "{example.answers[0]}"\n' if correct else ' "nope"\n'
+    return Score(logprob=-1.0 - example.gold_position / 10, first_logprob=-0.5, rank=1, choice_correct=float(correct),
+                 prediction=pred, correct=float(correct), gold_attention=att, distractor_attention=att / 2)
+
+
+@pytest.fixture
+def scored(monkeypatch):
+    calls = []
+
+    def score(model, examples, **kw):
+        calls.append([(e.example_id, e.gold_position) for e in examples])
+        assert kw["max_new_tokens"] == kv75.KV_NEW_TOKENS and kw["reuse_prefix"] and kw["batch_size"] == 1
+        return [fake_score(e, e.gold_position == 0) for e in examples]  # right only at the first position
+
+    monkeypatch.setattr(kv75, "score_examples", score)
+    return calls
+
+
+MODEL = SimpleNamespace(cfg=SimpleNamespace(name="tiny"))
+
+
+def test_runs_the_first_examples_in_order_and_resumes(tmp_path, scored):
+    result = kv75.run_kv75(MODEL, 2, tmp_path, log=lambda *_: None)
+    assert [c[0][0] for c in scored] == ["kv-retrieval-75_keys.jsonl.gz:1", "kv-retrieval-75_keys.jsonl.gz:2"]
+    assert all([p for _, p in c] == [0, 24, 49, 74] for c in scored)
+    lines = [json.loads(x) for x in (tmp_path / "parts.jsonl").read_text().splitlines()]
+    assert len(lines) == 2 and all(x["commit"] and len(x["scores"]) == 4 for x in lines)
+    curves = result.curves.set_index("gold_position")
+    assert list(curves["n"]) == [2, 2, 2, 2] and curves.loc[0, "accuracy"] == 1 and curves.loc[74, "accuracy"] == 0
+    rule = (tmp_path / "paper_rule.csv").read_text().splitlines()
+    assert rule[0].startswith("gold_position,n,correct") and rule[1].startswith("0,2,1.0")
+    # a rerun asking for 3 scores only the third example
+    scored.clear()
+    kv75.run_kv75(MODEL, 3, tmp_path, log=lambda *_: None)
+    assert [c[0][0] for c in scored] == ["kv-retrieval-75_keys.jsonl.gz:3"]
+    assert json.loads((tmp_path / "run.json").read_text())["n_examples"] == 3
+
+
+def test_a_past_deadline_starts_nothing_and_reports_what_is_complete(tmp_path, scored):
+    past = datetime.now(UTC) - timedelta(minutes=1)
+    assert kv75.run_kv75(MODEL, 2, tmp_path, until=past, log=lambda *_: None) is None
+    assert scored == []
+    kv75.run_kv75(MODEL, 1, tmp_path, log=lambda *_: None)
+    result = kv75.run_kv75(MODEL, 5, tmp_path, until=past, log=lambda *_: None)
+    assert result.params.n_examples == 1 and set(result.curves["n"]) == {1}
+
+
+def test_scores_round_trip_through_json():
+    ex = kv75.base_examples(kv75.spec_params(1))[0]
+    s = fake_score(ex, True)
+    back = kv75.score_from_json(json.loads(json.dumps(kv75.score_to_json(s))))
+    assert back.prediction == s.prediction and back.correct == s.correct
+    assert np.array_equal(back.gold_attention, s.gold_attention)
