@@ -8,7 +8,7 @@ the fast loop computes the same edit. Writes the timing section of benchmarks/ro
                                          [--memit-n 10] [--threads 2]
 
 The peer shares everything but the loop with ours (contexts, keys, statistics, the update formulas), so its
-time is a lower bound on the original code's. Rows:
+time is a lower bound on the authors' own code's (not run here). Rows:
 - peer: the original ROME (MEMIT) with the authors' loop;
 - ours, original algorithm: the same edit with our loop (start at the edit layer, logits only where the loss
   reads them, and the columns before the first subject token cached once: `reuse_prefix`); one row without
