@@ -9,7 +9,7 @@ the fast loop computes the same edit. Writes the timing section of benchmarks/ro
 
 The peer shares everything but the loop with ours (contexts, keys, statistics, the update formulas), so its
 time is a lower bound on the authors' own code's (not run here). Rows:
-- peer: the original ROME (MEMIT) with the authors' loop;
+- peer: the original ROME (MEMIT) with the authors' loop as we transcribed it;
 - ours, original algorithm: the same edit with our loop (start at the edit layer, logits only where the loss
   reads them, and the columns before the first subject token cached once: `reuse_prefix`); one row without
   the cache shows what the cache buys;
