@@ -218,10 +218,10 @@ def edit_eval(**opts):
     Example:
       interp edit-eval --facts experiments/data/facts.json --limit 3 --method rome --json
     """
+    params = edit_eval_params(**opts)  # bad options are refused before torch is imported
+    records = edit_eval_records(opts["facts"], opts.get("split_path"))  # format errors before the model loads
     from interp.analysis.rome.run import run_edit_eval
 
-    params = edit_eval_params(**opts)
-    records = edit_eval_records(opts["facts"], opts.get("split_path"))  # format errors before the model loads
     from cli.checks import checked
 
     run_analysis(checked(run_edit_eval, edit_eval_layer_check), params, opts, records=records)

@@ -103,11 +103,12 @@ def trace(**opts):
     Example:
       interp trace --prompt "The {} is located in the city of" --subject "Eiffel Tower" --samples 3 --json
     """
+    params = trace_params(**opts)  # bad options are refused before torch is imported
     from interp.analysis.facts.run import run_trace
 
     from cli.checks import checked
 
-    run_analysis(checked(run_trace, trace_checks), trace_params(**opts), opts)
+    run_analysis(checked(run_trace, trace_checks), params, opts)
 
 
 def _longest(model, params) -> int:
@@ -215,11 +216,12 @@ def neurons(**opts):
       interp neurons --prompt "The capital of {} is" --subject Japan --paraphrase "Japan's capital is" \
           --paraphrase "The capital city of Japan is"
     """
+    params = neuron_params(**opts)  # bad options are refused before torch is imported
     from interp.analysis.facts.run import run_neurons
 
     from cli.checks import checked
 
-    run_analysis(checked(run_neurons, neuron_checks), neuron_params(**opts), opts)
+    run_analysis(checked(run_neurons, neuron_checks), params, opts)
 
 
 def neuron_checks(model, params) -> None:

@@ -73,11 +73,12 @@ def induction(**opts):
       interp induction --model smollm2-135m --batch 4 --seq-len 40 --seeds 20 --json
       interp induction --circuit path      # also find what feeds the induction heads' keys
     """
+    params = induction_params(**opts)  # bad options are refused before torch is imported
     from interp.analysis.induction.run import run_induction
 
     from cli.checks import checked
 
-    run_analysis(checked(run_induction, induction_memory), induction_params(**opts), opts)
+    run_analysis(checked(run_induction, induction_memory), params, opts)
 
 
 def induction_memory(model, p) -> None:

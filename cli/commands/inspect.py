@@ -27,6 +27,7 @@ def inspect_cmd(**opts) -> None:
     Example:
       interp inspect "The Eiffel Tower is located in the city of" --json
     """
+    params = inspect_params(**opts)  # bad options are refused before torch is imported
     from interp.analysis.inspect import run_inspect
 
     from cli.checks import checked, prompt_fits, top_k_fits
@@ -35,7 +36,7 @@ def inspect_cmd(**opts) -> None:
         top_k_fits(model, params.top_k)
         prompt_fits(model, params.prompt)
 
-    result = run_analysis(checked(run_inspect, fits), inspect_params(**opts), opts, human=lambda r: r.render())
+    result = run_analysis(checked(run_inspect, fits), params, opts, human=lambda r: r.render())
     if opts["out"] is not None:  # the file this command has always written, next to the common ones
         write_json(opts["out"] / "inspect.json", result.to_json())
 
@@ -66,6 +67,7 @@ def overview(**opts) -> None:
     Example:
       interp overview --prompt "The Eiffel Tower is located in the city of" --prompt "Paris is the capital of"
     """
+    params = overview_params(**opts)  # bad options are refused before torch is imported
     from interp.analysis.overview.run import run_overview
 
     from cli.checks import checked, prompt_fits, top_k_fits
@@ -75,7 +77,7 @@ def overview(**opts) -> None:
         for prompt in params.prompts:
             prompt_fits(model, prompt)
 
-    run_analysis(checked(run_overview, fits), overview_params(**opts), opts)
+    run_analysis(checked(run_overview, fits), params, opts)
 
 
 overview.params_from_options = overview_params

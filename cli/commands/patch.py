@@ -41,9 +41,10 @@ def patch(**opts):
                    --corrupted "When Mary and John went to the store, Mary gave a drink to" \\
                    --answer " Mary" --wrong " John" --kind heads --method both --out ioi
     """
+    params = patch_params(**opts)  # bad options are refused before torch is imported
     from interp.analysis.patching.run import run_patch
 
-    run_analysis(run_patch, patch_params(**opts), opts)
+    run_analysis(run_patch, params, opts)
 
 
 patch.params_from_options = patch_params

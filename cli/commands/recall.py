@@ -80,9 +80,10 @@ def lost_in_middle(**opts) -> None:
     Example:
       interp lost-in-middle --task kv-words --n-items 10,20 --positions 5 --examples 8 --json
     """
+    params = recall_params(**opts)  # bad options are refused before torch is imported
     from interp.analysis.recall.run import run_lost_in_middle
 
-    run_analysis(run_lost_in_middle, recall_params(**opts), opts)
+    run_analysis(run_lost_in_middle, params, opts)
 
 
 lost_in_middle.params_from_options = recall_params
