@@ -174,8 +174,16 @@ def neuron_params(prompt, subject, target, paraphrases, facts_path, limit, steps
     extra = {"unrelated": tuple((f.text, f.target_true) for f in facts[:8])} if facts else {}
     if paraphrases or given:  # the default fact keeps its default paraphrases
         extra["paraphrases"] = tuple(paraphrases)
-    return NeuronParams(prompt=prompt, subject=subject, target=target,
-                        steps=steps, threshold=threshold, random_seeds=random_seeds, seed=seed, **extra)
+    from interp.analysis.facts.params import DEFAULT_PARAPHRASES
+
+    n_prompts = min(max_prompts, 1 + len(extra.get("paraphrases", DEFAULT_PARAPHRASES)))
+    if heldout and n_prompts - heldout < 3:
+        from interp.errors import InvalidInputError
+
+        raise InvalidInputError(f"--heldout {heldout} leaves {n_prompts - heldout} of the {n_prompts} prompts for the "
+                                "search; it needs at least 3 (give more --paraphrase options).")
+    return NeuronParams(prompt=prompt, subject=subject, target=target, steps=steps, threshold=threshold,
+                        random_seeds=random_seeds, seed=seed, max_prompts=max_prompts, heldout=heldout, **extra)
 
 
 @click.command("neurons")

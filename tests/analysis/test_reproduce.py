@@ -27,7 +27,7 @@ CASES = {
                    "--text", "{text}", "--text-samples", "1", "--text-tokens", "9", "--text-mode", "zero",
                    "--no-peer", "--no-peer-bridge", "--peer-texts", "1", "--peer-seq-len", "5", "--threshold",
                    "0.25", "--prev-threshold", "0.5", "--comp-sources", "2", "--circuit", "path",
-                   "--path-receivers", "2", "--path-pairs", "1", "--path-seq-len", "5"]],
+                   "--path-receivers", "2", "--path-pairs", "1", "--path-seq-len", "5", "--ablation-seed", "5"]],
     "lost-in-middle": [["--task", "qa", "--n-items", "4,8", "--positions", "all", "--examples", "3", "--query-aware",
                         "--repeat-gold", "--mitigations", "--no-generate", "--max-new-tokens", "4", "--batch-size",
                         "2", "--reuse-prefix", "--top-heads", "3", "--n-boot", "50", "--seed", "2"]],
@@ -35,8 +35,9 @@ CASES = {
                "--samples", "2", "--noise", "2.5", "--window", "3", "--kinds", "mlp,attn", "--batch-size", "4",
                "--seed", "2"]],
     "neurons": [["--prompt", "The {} is in", "--subject", "Louvre", "--target", " Paris", "--paraphrase",
-                 "Louvre: in", "--paraphrase", "The Louvre, in", "--steps", "3", "--threshold", "0.5",
-                 "--random-seeds", "2", "--seed", "4"]],
+                 "Louvre: in", "--paraphrase", "The Louvre, in", "--paraphrase", "Louvre, in", "--steps", "3",
+                 "--threshold", "0.5",
+                 "--random-seeds", "2", "--seed", "4", "--max-prompts", "4", "--heldout", "1"]],
     "edit": [["--prompt", "The {} is in", "--subject", "Eiffel Tower", "--target", "Rome", "--load", "{text}",
               "--save", "{new}", "--export", "{new}-model", "--undo", "--gen-tokens", "3", "--seed", "5",
               "--layer", "1", "--update", "r-rome", "--stats-tokens", "40", "--corpus", "{text}"]],
@@ -57,6 +58,8 @@ CASES = {
 UNSET = {
     "lost-in-middle": {"file": "needs one of the paper's jsonl files"},
     "trace": {"sample": "needs --facts, whose records a flag cannot carry (a --facts run prints its own command)"},
+    "neurons": {k: "needs --facts, whose records a flag cannot carry (a --facts run prints its own command)"
+                for k in ("relations", "per_relation", "tune_per_relation", "n_unrelated")},
 }
 
 
@@ -65,8 +68,8 @@ UNSET = {
 UNFLAGGED = {
     "induction": {"model_name"},  # the CLI fills it from --model
     "trace": {"facts", "sigma", "known_only"},
-    "neurons": {"facts", "p_start", "p_step", "min_neurons", "max_neurons", "max_rounds", "min_prompts",
-                "max_prompts", "n_unrelated", "unrelated"},
+    "neurons": {"facts", "tune_facts", "p_start", "p_step", "min_neurons", "max_neurons", "max_rounds", "min_prompts",
+                "unrelated", "batch_rows"},  # facts and tune_facts: --facts with --split
 }
 
 
