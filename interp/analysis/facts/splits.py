@@ -170,8 +170,8 @@ def load_fact_file(path: str | Path) -> list[FactRecord]:
     path = Path(path)
     try:
         data = json.loads(_read_text(path))
-    except json.JSONDecodeError:
-        data = None  # JSONL, or broken: load_facts says which
+    except (json.JSONDecodeError, RecursionError):
+        data = None  # JSONL, or broken (nested too deeply, ...): load_facts says which, in one sentence
     if isinstance(data, list) and data and isinstance(data[0], dict) and "known_id" in data[0]:
         return load_known(path)
     return load_facts(path)
