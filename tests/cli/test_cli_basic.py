@@ -77,6 +77,7 @@ def test_missing_package_names_the_pip_command(monkeypatch):
         registry.resolve("smollm2-135m")
 
 
+@pytest.mark.slow  # reads the real model's file (its first 3 MB) in two fresh interpreters; make test runs it
 def test_truncated_gguf_is_refused_in_one_sentence(tmp_path):
     import importlib.util
 

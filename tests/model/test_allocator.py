@@ -41,6 +41,9 @@ def _faults(keep: bool) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+# slow: two fresh interpreters each fill 64 MiB attention caches four times (about 11 s of CPU, a fifth of the
+# fast tier's budget on 2 cores); make test runs it
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt is Linux-only")
 def test_kept_memory_removes_the_repeated_page_faults():
     off, on = _faults(keep=False), _faults(keep=True)
