@@ -25,9 +25,11 @@ READING = {
                  "(nostalgebraist, 2020): the residual stream after each layer read through the final norm and "
                  "the unembedding."),
     "induction": ("heatmap.png", "Induction heads (Olsson et al., 2022) on repeated random tokens: a few heads "
-                  "in the upper middle of the network attend to the token after the earlier copy, ablating them "
-                  "costs far more loss than ablating random heads from the same layers, and path patching finds "
-                  "the previous-token head that feeds their keys (K-composition)."),
+                  "in the upper middle of the network attend to the token after the earlier copy; ablated on a "
+                  "batch other than the one they were selected on (each head's output replaced by its mean, zero "
+                  "ablation beside it), they cost far more loss than random heads drawn many times from the same "
+                  "layers, and path patching finds the previous-token head that feeds their keys "
+                  "(K-composition)."),
     "attention-viewer": (None, "The attention patterns of the top induction heads, browsable in the report's "
                          "viewer."),
     "lost-in-middle": ("u_curve.png", "Lost in the middle (Liu et al., 2024) on key-value lists of words: with "
@@ -46,11 +48,16 @@ READING = {
               "GPT-2 XL, and the last token's MLPs keep a late effect of their own, which ROME does not report. "
               "Editing works best below the trace's MLP peak, as Hase et al. (2023) found in GPT-J."),
     "neurons": ("neuron_controls.png", "Knowledge neurons (Dai et al., 2022) by integrated gradients with the "
-                "paper's refinement over paraphrases, with controls: random units from the same layers and "
-                "unrelated facts. Units that also cut unrelated facts look generic rather than fact-specific."),
-    "edit-eval": ("edit_eval.png", "ROME edits (Meng et al., 2022) scored as CounterFact scores them. The "
-                  "report runs a few facts; the paper's protocol on held-out facts, against the original ROME "
-                  "and MEMIT, is in the evaluation files linked below."),
+                "paper's refinement over a fact's prompts. The default model's section runs the paper's protocol "
+                "on ROME's known facts: p tuned per relation on the tuning part, the neurons found on test facts, "
+                "then suppressed and amplified on prompts held out of the search, against random units from the "
+                "same layers and unrelated facts; its last findings compare with the paper's BERT figures. The "
+                "second model's section is still the earlier run on one fact (not yet rerun). Units that also "
+                "move unrelated facts look generic rather than fact-specific."),
+    "edit-eval": ("edit_eval.png", "ROME edits (Meng et al., 2022) scored as CounterFact scores them, on facts "
+                  "drawn at random from the test part of the fact set (never the tuning part the editing defaults "
+                  "were chosen on); the paper's protocol on held-out facts, against the original ROME and MEMIT, "
+                  "is in the evaluation files linked below."),
 }
 EVALUATIONS = {"smollm2-135m": "rome-eval-smollm2-135m.md", "gemma3-270m": "rome-eval-gemma3-270m.md"}
 
