@@ -168,11 +168,14 @@ def attribute(model, prompts: Sequence[str], answer_id: int, params: NeuronParam
 
 def attribute_many(model, facts: Sequence[tuple[Sequence[str], int]], params: NeuronParams,
                    progress=None) -> list[Attribution]:
-    """`attribute` for many (prompts, answer id) facts, their prompts batched params.batch_rows // steps at
-    a time (rows = prompts x steps)."""
-    flat = [(i, text, answer) for i, (prompts, answer) in enumerate(facts) for text in prompts]
+    """`attribute` for many (prompts, answer id) facts, each fact's prompts batched params.batch_rows // steps
+    at a time (rows = prompts x steps). A batch never mixes facts, so a fact's attributions are the same bits
+    whichever facts it is computed with (a sweep's shards write what the serial run writes)."""
     per_batch = max(1, params.batch_rows // params.steps)
-    chunks = [flat[k:k + per_batch] for k in range(0, len(flat), per_batch)]
+    chunks = []
+    for i, (prompts, answer) in enumerate(facts):
+        rows = [(i, text, answer) for text in prompts]
+        chunks += [rows[k:k + per_batch] for k in range(0, len(rows), per_batch)]
     attrs: list[list[np.ndarray]] = [[] for _ in facts]
     for chunk in track(progress, chunks, "attribution"):
         found = integrated_gradients_batch(model, [model.encode(t) for _, t, _ in chunk], [a for _, _, a in chunk],
