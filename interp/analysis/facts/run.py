@@ -51,12 +51,13 @@ def trace_single(model, params: TraceParams, sigma: float, progress: Progress | 
 
 def trace_fact(model, fact, single_case, params: TraceParams, sigma: float):
     """One fact of the set traced at its key tokens; "skipped" when the model does not know it (its greedy
-    answer is not the true one), None when it is the single prompt itself (already traced at every token)."""
+    answer is not the true one), None when it is the single prompt itself (already traced at every token;
+    never when single_case is None)."""
     fc = prepare_case(model, fact.prompt, fact.subject, fact.target_true, case_id=fact.case_id)
     if params.known_only and greedy_token(model, fc) != fc.answer_id:
         return "skipped"
     c = single_case
-    if fc.prompt == c.prompt and fc.subject == c.subject and fc.answer_id == c.answer_id:
+    if c is not None and fc.prompt == c.prompt and fc.subject == c.subject and fc.answer_id == c.answer_id:
         return None
     keys = sorted({q for qs in fc.category_positions().values() for q in qs})
     return trace_case(model, fc, case_noise(model, fc, params, sigma), params, positions=keys)

@@ -1,0 +1,80 @@
+"""The known_1000 driver: its per-fact rows, averaged, are run_trace's averaged effects on the same facts; it
+visits facts in a seeded order, resumes where it stopped, and refuses a parts file of other settings."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from interp.analysis.facts.params import CATEGORIES, TraceParams
+from interp.errors import InvalidInputError
+
+
+def _setup(tmp_path):
+    from interp.analysis.facts.causal_trace import prepare_case
+    from interp.analysis.facts.records import FactRecord
+    from tests.model.families_twins import load_twin_with_words
+
+    model = load_twin_with_words("llama", tmp_path / "twin")  # a word-level tokenizer: one token per answer
+    prompt = "the {} is located in the city of"
+    subjects = ["eiffel tower", "louvre museum", "michael jordan", "france", "italy", "berlin"]
+    answers = [prepare_case(model, prompt, s).target for s in subjects]
+    # facts 1 and 4 ask for an answer the model does not give: not known, so not traced
+    wrong = {1: next(w for w in ("paris", "rome") if w != answers[1]),
+             4: next(w for w in ("paris", "rome") if w != answers[4])}
+    facts = tuple(FactRecord(10 + i, prompt, s, wrong.get(i, a), "P1")
+                  for i, (s, a) in enumerate(zip(subjects, answers)))
+    return model, facts
+
+
+def test_driver_rows_average_to_run_trace_and_resume(tmp_path):
+    from interp.analysis.facts.known_trace import build_result, read_parts, run_known_trace, trace_order
+    from interp.analysis.facts.run import run_trace
+
+    model, facts = _setup(tmp_path)
+    params = TraceParams(samples=2, window=2, seed=3)
+    out = tmp_path / "out"
+    run_known_trace(model, out, facts, params, known=2, log=lambda *_: None)  # stops after two known facts
+    first = read_parts(out / "parts.jsonl")
+    order = [facts[i].case_id for i in trace_order(len(facts), 3)]
+    assert sorted(order) == [f.case_id for f in facts] and order != [f.case_id for f in facts]
+    assert list(first) == order[: len(first)] and sum(r["known"] for r in first.values()) == 2
+    run_known_trace(model, out, facts, params, log=lambda *_: None)  # resumes: every fact, each once
+    lines = (out / "parts.jsonl").read_text().splitlines()
+    done = read_parts(out / "parts.jsonl")
+    assert len(lines) == len(facts) and list(done) == order
+    assert {k for k, r in done.items() if not r["known"]} == {11, 14}
+    assert all(r["commit"] for r in done.values())
+
+    result = build_result(model.cfg.name, model.cfg.n_layers, out, facts, params)
+    reference = run_trace(model, TraceParams(prompt=facts[0].prompt, subject="rome", samples=2, window=2, seed=3,
+                                             facts=facts))
+    assert sorted(reference.skipped) == [11, 14] and len(result.known) == len(reference.facts) == 4
+    ours, theirs = result.averaged(), reference.averaged()
+    for kind in ("resid", "mlp", "attn"):
+        for cat in CATEGORIES:
+            a = ours[(ours.kind == kind) & (ours.category == cat)]
+            b = theirs[(theirs.kind == kind) & (theirs.category == cat)]
+            np.testing.assert_allclose(a.aie.to_numpy(), b.aie.to_numpy(), rtol=0, atol=1e-12)
+            assert (a.n_facts.to_numpy() == b.n_facts.to_numpy()).all()
+    mlp = result.peak("mlp", "last_subject")
+    assert mlp["lo"] <= mlp["aie"] <= mlp["hi"]
+    assert np.mean([r["p_clean"] for r in result.known]) == pytest.approx(
+        np.mean([f.p_clean for f in reference.facts]), abs=1e-12)
+
+    written = tmp_path / "written"
+    written.mkdir()
+    (written / "parts.jsonl").write_text((out / "parts.jsonl").read_text())
+    from interp.analysis.facts.known_trace import write_result
+
+    write_result(model.cfg.name, model.cfg.n_layers, written, facts, params, command="cmd")
+    for name in ("summary.md", "summary.json", "findings.json", "averaged_effects.csv", "comparison.csv",
+                 "facts.csv", "figures/aie_by_layer.png", "run.json"):
+        assert (written / name).is_file(), name
+    assert json.loads((written / "run.json").read_text())["n_known"] == 4
+    assert "Complete" in (written / "summary.md").read_text()
+
+    with pytest.raises(InvalidInputError):  # a parts file made at other settings is not extended
+        run_known_trace(model, out, facts, TraceParams(samples=3, window=2, seed=3), log=lambda *_: None)
