@@ -10,6 +10,19 @@ Each finished row is kept in benchmarks/results/rome-eval/<model>/<row>.json wit
 rerun skips the rows already there: a killed run resumes, and `--only-write` rebuilds the tables from them.
 Rows of the main table measure fluency as the paper does (100 new tokens, 2 prompts per fact); the other
 tables do not (`n_gen_prompts = 0`), because edit scores do not depend on it.
+
+Tuning apart from testing: `--data facts|known_edits` picks the fact file (experiments/data/facts.json, or
+known_edits.json built from ROME's known_1000) and `--part tune|test` one part of its committed split
+(experiments/data/splits/facts.json / known_1000.json); `--part all` (the default, with `--data facts`) is the
+in-sample table above, its rows and file unchanged. A part's rows are kept in
+benchmarks/results/rome-eval/<model>/<data>-<part>/ and written to benchmarks/rome-eval-<model>-<data>-<part>.md.
+
+    .venv/bin/python benchmarks/rome_eval.py --model smollm2-135m --data known_edits --part tune --facts 10
+    .venv/bin/python benchmarks/rome_eval.py --model smollm2-135m --data known_edits --part test --facts 30
+
+The tune part runs the `tune` table (ROME's layer for ours and for the original, the original's statistics
+budget at its best layer, MEMIT's window for ours and the original) and picks each method's setting by S (ties:
+the earlier, cheaper row); the test part runs the `test` table, every method at the setting its tune rows chose.
 """
 
 from __future__ import annotations
@@ -19,6 +32,7 @@ import json
 import math
 import os
 import platform
+import subprocess
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -99,7 +113,132 @@ def rows_of(table: str, model_name: str, n_layers: int) -> list[tuple[str, str, 
                     (f"memit-{name}-original", f"{where}, the original MEMIT",
                      {"method": "memit", "memit": MEMITParams.reference(layers=window), **quiet})]
         return out
+    if table in SPLIT_TABLES:
+        raise SystemExit(f"The {table} table is run on a part: pass --part {table}.")
     raise SystemExit(f"unknown table {table!r}")
+
+
+# --- tuning apart from testing ---------------------------------------------------------------------------------
+
+DATA = {"facts": ("facts.json", "facts.json"), "known_edits": ("known_edits.json", "known_1000.json")}  # file, split
+SPLIT_TABLES = ("tune", "test")
+STATS_BUDGETS = (4_000, 16_000, 64_000)  # the original ROME's statistics budgets tried on the tune part
+# MEMIT windows tried on the tune part: the default and the same width one and two layers lower and higher
+TUNE_MEMIT_WINDOWS = {"smollm2-135m": ((1, 2, 3, 4), (3, 4, 5, 6), (5, 6, 7, 8)),
+                      "gemma3-270m": ((0, 1, 2), (2, 3, 4), (4, 5, 6))}
+BATCHES = (10, 100)  # MEMIT edits at once in the test table (a batch size runs where the part has that many facts)
+
+
+def part_records(data: str, part: str) -> list:
+    """The facts of one part ("all", "tune" or "test") of a fact file, in file order."""
+    from interp.analysis.facts.records import load_facts
+    from interp.analysis.facts.splits import SPLITS_DIR, load_split, select
+
+    if data not in DATA:
+        raise SystemExit(f"Unknown --data {data!r}; choose {' or '.join(DATA)}.")
+    if part not in ("all", *SPLIT_TABLES):
+        raise SystemExit(f"Unknown --part {part!r}; choose all, tune or test.")
+    fact_file, split_file = DATA[data]
+    records = load_facts(ROOT / "experiments" / "data" / fact_file)
+    return records if part == "all" else select(records, load_split(SPLITS_DIR / split_file), part)
+
+
+def part_dir(results: Path, model_name: str, data: str, part: str) -> Path:
+    """Where a part's rows are kept: the model's folder itself for the in-sample facts table."""
+    base = results / model_name
+    return base if (data, part) == ("facts", "all") else base / f"{data}-{part}"
+
+
+def part_out(model_name: str, data: str, part: str) -> Path:
+    name = f"rome-eval-{model_name}" + ("" if (data, part) == ("facts", "all") else f"-{data}-{part}")
+    return Path(__file__).parent / f"{name}.md"
+
+
+def window_name(window) -> str:
+    return f"{window[0]}-{window[-1]}"
+
+
+def tune_groups(model_name: str, n_layers: int, chosen: dict) -> dict[str, list[tuple[str, str, dict]]]:
+    """The tune table's rows by the method they choose a setting for, each list in the tie-break order (earlier,
+    cheaper first). The original ROME's 16k / 64k rows sit at its best 4k layer, so they appear once that layer
+    is chosen (`chosen["rome-original-layer"]`)."""
+    from interp.analysis.rome import MEMITParams, ROMEParams
+    from interp.analysis.rome.hparams import StatsParams
+
+    quiet = {"n_gen_prompts": 0}
+    first, last = LAYER_RANGE.get(model_name, (1, n_layers // 2))
+    layers = range(first, last + 1, 2)  # every second layer of the sweep range
+    out = {"rome-ours": [(f"rome-ours-L{layer}", f"ROME, ours, layer {layer}",
+                          {"rome": ROMEParams(layer=layer), **quiet}) for layer in layers],
+           "rome-original": [(f"rome-original-L{layer}-4k", f"original ROME, layer {layer}, C from 4k tokens",
+                              {"rome": ROMEParams.reference(layer=layer), **quiet}) for layer in layers]}
+    at = chosen.get("rome-original-layer")
+    if at is not None:
+        out["rome-original"] += [(f"rome-original-L{at}-{n // 1000}k", f"original ROME, layer {at}, C from "
+                                  f"{n // 1000}k tokens", {"rome": ROMEParams.reference(
+                                      layer=at, stats=StatsParams(n_tokens=n)), **quiet}) for n in STATS_BUDGETS[1:]]
+    windows = TUNE_MEMIT_WINDOWS.get(model_name, ())
+    out["memit-ours"] = [(f"memit-ours-{window_name(w)}", f"MEMIT, ours, layers {window_name(w)}",
+                          {"method": "memit", "memit": MEMITParams(layers=w), **quiet}) for w in windows]
+    out["memit-original"] = [(f"memit-original-{window_name(w)}", f"original MEMIT, layers {window_name(w)}",
+                              {"method": "memit", "memit": MEMITParams.reference(layers=w), **quiet}) for w in windows]
+    return out
+
+
+def best_row(rows, results: dict) -> tuple[str, str, dict] | None:
+    """The row with the highest S among rows all measured (None while one is missing); ties go to the earlier."""
+    if not rows or any(row not in results for row, _, _ in rows):
+        return None
+    best = rows[0]
+    for r in rows[1:]:
+        if row_score(results, r[0]) > row_score(results, best[0]) + 1e-12:
+            best = r
+    return best
+
+
+def choose(model_name: str, n_layers: int, results: dict) -> dict:
+    """Each method's chosen tune row (absent while its rows are not all measured), and the original ROME's
+    layer (its best row at 4k) once chosen."""
+    chosen: dict = {}
+    first = best_row(tune_groups(model_name, n_layers, {})["rome-original"], results)
+    if first is not None:
+        chosen["rome-original-layer"] = first[2]["rome"].layer
+    for method, rows in tune_groups(model_name, n_layers, chosen).items():
+        best = best_row(rows, results)
+        if best is not None:
+            chosen[method] = best
+    return chosen
+
+
+def kept_rows(out_dir: Path) -> dict:
+    """The rows kept in a part's folder (its part.json, the known facts, is not a row)."""
+    rows = {p.stem: json.loads(p.read_text()) for p in sorted(out_dir.glob("*.json")) if p.stem != "part"}
+    return {k: v for k, v in rows.items() if "summary" in v}
+
+
+def test_rows(model_name: str, n_layers: int, chosen: dict, n_known: int, n_facts: int) -> list[tuple[str, str, dict]]:
+    """The test table: every method at the setting the tune part chose (`chosen`), MEMIT also in batches."""
+    missing = [m for m in ("rome-original", "rome-ours", "memit-original", "memit-ours") if m not in chosen]
+    if missing:
+        raise SystemExit(f"The tune part has not chosen a setting for {', '.join(missing)}; run --part tune first.")
+    out = []
+    for method, label in (("rome-original", ORIGINAL_ROME[:-1] + "; `--reference`)"),
+                          ("rome-ours", "ROME, ours (the default objective and update)"),
+                          ("memit-original", ORIGINAL_MEMIT), ("memit-ours", "MEMIT, ours")):
+        row, setting, changes = chosen[method]
+        where = setting.split(", ", 2)[-1] if method.startswith("rome") else setting.rsplit(", ", 1)[-1]
+        out.append((row, f"{label}, {where}", {**changes, "n_gen_prompts": 2}))
+    for edits in BATCHES:
+        if n_known < edits:
+            continue
+        for method in ("memit-ours", "memit-original"):
+            row, setting, changes = chosen[method]
+            if edits <= n_facts:
+                label, more = f"{setting}, in batches of {edits} (the same facts)", {}
+            else:  # more facts than the other rows: its own draw (seed 0) of `edits` known facts
+                label, more = f"{setting}, one batch of {edits} (its own {edits} facts)", {"sample": edits}
+            out.append((f"{row}-b{edits}", label, {**changes, "edits": edits, **more}))
+    return out
 
 
 LAYER_RANGE = {"smollm2-135m": (2, 12), "gemma3-270m": (1, 9)}  # the issue's sweep ranges
@@ -154,7 +293,17 @@ def reuse_row(out_dir: Path, row: str, same_as: str) -> dict:
     return data
 
 
-def run_row(model, records, out_dir: Path, row: str, changes: dict, n_facts: int) -> dict:
+def code_version() -> str:
+    """The git commit the code ran at ("+dirty" when tracked files differ from it)."""
+    def git(*cmd):
+        return subprocess.run(["git", *cmd], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    commit = git("rev-parse", "HEAD") or "unknown"
+    return commit + ("+dirty" if git("status", "--porcelain", "--untracked-files=no", "--", "benchmarks",
+                                     "interp") else "")
+
+
+def run_row(model, records, out_dir: Path, row: str, changes: dict, n_facts: int, extra: dict | None = None) -> dict:
     from interp.analysis.rome import run_edit_eval
 
     path = out_dir / f"{row}.json"
@@ -167,7 +316,8 @@ def run_row(model, records, out_dir: Path, row: str, changes: dict, n_facts: int
     per_fact = result.per_fact.drop(columns=[c for c in result.per_fact if c.startswith("generation")])
     per_fact.to_csv(out_dir / f"{row}.csv", index=False)
     data = {"row": row, "summary": result.to_json(), "wall_seconds": seconds, "threads": torch.get_num_threads(),
-            "load_average": os.getloadavg()[0], "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+            "load_average": os.getloadavg()[0], "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            **(extra or {})}
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=1))
     tmp.replace(path)
@@ -353,8 +503,12 @@ def table_lines(table: str, rows, results: dict, with_fluency: bool, out_dir: Pa
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--data", default="facts", help="facts (experiments/data/facts.json) or known_edits "
+                    "(experiments/data/known_edits.json)")
+    ap.add_argument("--part", default="all", help="all (the in-sample tables), or the tune or test part of the "
+                    "data's committed split (runs the tune / test table)")
     ap.add_argument("--facts", type=int, default=50, help="known facts drawn at random (seed 0)")
-    ap.add_argument("--tables", default="main,stats,layers,ablation,memit")
+    ap.add_argument("--tables", default=None, help="with --part all; default: all (main,ablation,stats,layers,memit)")
     ap.add_argument("--rows", default="", help="only these row ids (comma-separated), e.g. to run rows in "
                     "two one-thread processes side by side")
     ap.add_argument("--threads", type=int, default=2)
@@ -363,18 +517,21 @@ def main() -> None:
     ap.add_argument("--only-write", action="store_true", help="only rebuild the tables from the kept rows")
     ap.add_argument("--out", type=Path, default=None, help="default: benchmarks/rome-eval-<model>.md")
     args = ap.parse_args()
-    args.out = args.out or Path(__file__).parent / f"rome-eval-{args.model}.md"
+    records = part_records(args.data, args.part)
+    if args.part != "all" and args.tables not in (None, args.part):
+        raise SystemExit(f"--part {args.part} runs the {args.part} table only; leave out --tables.")
+    args.out = args.out or part_out(args.model, args.data, args.part)
     torch.set_num_threads(args.threads)
 
-    from interp.analysis.facts.records import load_facts
     from interp.model.load import load_model
 
-    out_dir = args.results / args.model
+    out_dir = part_dir(args.results, args.model, args.data, args.part)
     out_dir.mkdir(parents=True, exist_ok=True)
-    records = load_facts(ROOT / "experiments" / "data" / "facts.json")
     model = None if args.only_write else load_model(args.model)
     n_layers = model.cfg.n_layers if model is not None else {"smollm2-135m": 30, "gemma3-270m": 18}[args.model]
-    tables = [t for t in args.tables.split(",") if t]
+    if args.part != "all":
+        return run_part(args, model, records, out_dir, n_layers)
+    tables = [t for t in (args.tables or ",".join(ALL_TABLES)).split(",") if t]
     keys = {row: score_key(changes, args.facts, args.model, n_layers)
             for table in ALL_TABLES for row, _, changes in rows_of(table, args.model, n_layers)}
     results = {}
@@ -390,6 +547,146 @@ def main() -> None:
             elif model is not None and (not args.rows or row in args.rows.split(",")):
                 results[row] = run_row(model, records, out_dir, row, changes, args.facts)
     write(args, tables, results, n_layers)
+
+
+def part_facts(args, model, records: list, out_dir: Path) -> tuple[list, dict]:
+    """The known facts of the part (the model's greedy answer on the rewrite prompt is the true one), found once
+    and noted in <out_dir>/part.json with the part's size; run_edit_eval then draws `--facts` of them (seed 0)
+    exactly as it would from the whole part, since it keeps the same known facts."""
+    meta_path = out_dir / "part.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    if model is None:
+        return [], meta
+    from interp.analysis.rome.evaluate import known_facts
+
+    known = [r for r, k in zip(records, known_facts(model, records)) if k]
+    meta = {"data": args.data, "part": args.part, "n_part": len(records), "n_known": len(known),
+            "known_case_ids": [r.case_id for r in known]}
+    meta_path.write_text(json.dumps(meta, indent=1))
+    return known, meta
+
+
+def run_part(args, model, records: list, out_dir: Path, n_layers: int) -> None:
+    """The tune or test table of one part: run what is not kept yet (resumable), then write the markdown."""
+    known, meta = part_facts(args, model, records, out_dir)
+    extra = {"data": args.data, "part": args.part, "n_part": meta.get("n_part"), "n_known": meta.get("n_known"),
+             "commit": code_version()}
+    only = set(args.rows.split(",")) if args.rows else None
+    if args.part == "tune":
+        while model is not None:  # the original's 16k / 64k rows appear once its layer is chosen
+            results = kept_rows(out_dir)
+            rows = [r for rows in tune_groups(args.model, n_layers, choose(args.model, n_layers, results)).values()
+                    for r in rows]
+            todo = [r for r in rows if r[0] not in results and (only is None or r[0] in only)]
+            if not todo:
+                break
+            row, _, changes = todo[0]
+            run_row(model, known, out_dir, row, changes, args.facts, extra)
+    else:
+        tune_dir = part_dir(args.results, args.model, args.data, "tune")
+        chosen = choose(args.model, n_layers, kept_rows(tune_dir))
+        for row, _, changes in test_rows(args.model, n_layers, chosen, meta.get("n_known", 0), args.facts):
+            if model is not None and (only is None or row in only):
+                run_row(model, known, out_dir, row, changes, args.facts, extra)
+    write_part(args, out_dir, n_layers, meta)
+
+
+def winner_line(results: dict, out_dir: Path, ours: str, original: str, what: str) -> list[str]:
+    """Which of ours and the original wins on S: ours only where the paired interval lies above 0."""
+    if not (measured(results, out_dir, ours) and measured(results, out_dir, original)):
+        return []
+    d, lo, hi = paired_difference(results, out_dir, ours, original)
+    if lo > 0:
+        verdict = "ours wins"
+    elif hi < 0:
+        verdict = "the original wins"
+    else:
+        verdict = "they tie (the interval holds 0), so the original"
+    return [f"- {what}: {verdict} (S ours minus the original {d:+.2f} [{lo:+.2f}, {hi:+.2f}]).", ""]
+
+
+def write_part(args, out_dir: Path, n_layers: int, meta: dict) -> None:
+    """benchmarks/rome-eval-<model>-<data>-<part>.md from the part's kept rows."""
+    from interp.analysis.rome.hparams import default_layer, default_memit_layers
+
+    results = kept_rows(out_dir)
+    tune_dir = part_dir(args.results, args.model, args.data, "tune")
+    chosen = choose(args.model, n_layers, kept_rows(tune_dir))
+    fact_file, split_file = DATA[args.data]
+    some = next((facts_table(out_dir, results, r) for r in results if measured(results, out_dir, r)), None)
+    n = len(some) if some is not None else 0
+    n_groups = len(set(fact_groups(some))) if some is not None else 0
+    commits = sorted({str(r.get("commit", "?"))[:7] + ("+dirty" if str(r.get("commit", "")).endswith("+dirty")
+                                                       else "") for r in results.values()})
+    lines = [f"# ROME / MEMIT on {args.model}: the {args.part} part of {fact_file}", "",
+             f"`.venv/bin/python benchmarks/rome_eval.py --model {args.model} --data {args.data} --part {args.part} "
+             f"--facts {args.facts} --threads 1` (OMP_NUM_THREADS=1, nice 19); torch {torch.__version__}, "
+             f"{platform.machine()}, CPU, fp32; code {', '.join(commits) or '?'}. "
+             f"The {args.part} part of experiments/data/{fact_file} by the committed split "
+             f"experiments/data/splits/{split_file} ({meta.get('n_part', '?')} facts, of which {args.model} knows "
+             f"{meta.get('n_known', '?')}); every row draws the same {n} of the known ones at random (seed 0) unless "
+             f"it says otherwise, one edit at a time unless batched, each undone before the next. The {n} facts fall "
+             f"into {n_groups} neighbourhood groups; 95% cluster-bootstrap intervals (whole groups resampled) in "
+             "brackets. ES / PS / NS: the fraction of rewrite / paraphrase / neighbourhood prompts where p(new) > "
+             "p(true) (NS: p(true) > p(new)) after the edit; S: their harmonic mean. Seconds per edit: one torch "
+             "thread on a shared 2-core machine, a rough guide only.", ""]
+    if args.part == "tune":
+        groups = tune_groups(args.model, n_layers, chosen)
+        defaults = {"rome-ours": f"rome-ours-L{default_layer(args.model, n_layers)}",
+                    "memit-ours": f"memit-ours-{window_name(default_memit_layers(args.model, n_layers))}"}
+        titles = {"rome-ours": "ROME, ours: the layer (C from 4k tokens)",
+                  "rome-original": "The original ROME: the layer (C from 4k tokens), then the statistics budget at "
+                                   "its best layer", "memit-ours": "MEMIT, ours: the window (C from 4k tokens)",
+                  "memit-original": "The original MEMIT: the window (C from 4k tokens)"}
+        for method, rows in groups.items():
+            lines += [f"## {titles[method]}", ""] + table_lines("tune", rows, results, False, out_dir) + [""]
+            best = chosen.get(method)
+            if best is None:
+                lines += [f"Chosen: not yet (partial: {sum(r[0] in results for r in rows)} of {len(rows)} rows "
+                          "measured).", ""]
+                continue
+            df = facts_table(out_dir, results, best[0])
+            lines += [f"Chosen for {method} (the highest S on the tune part; ties: the earlier, cheaper row): "
+                      f"{best[1]}, S {score_cell(df, results[best[0]]['summary'])}.", ""]
+            base = defaults.get(method)
+            if base and base != best[0] and measured(results, out_dir, base):
+                d, lo, hi = paired_difference(results, out_dir, best[0], base)
+                lines += [f"It minus the library default ({base}): S {d:+.2f}, paired 95% cluster-bootstrap "
+                          f"interval [{lo:+.2f}, {hi:+.2f}].", ""]
+    else:
+        rows = test_rows(args.model, n_layers, chosen, meta.get("n_known", 0), args.facts)
+        main_rows, batch_rows = rows[:4], rows[4:]
+        done = sum(measured(results, out_dir, r[0]) for r in rows)
+        if done < len(rows):
+            lines += [f"**Partial: {done} of {len(rows)} rows measured**; the same command resumes it.", ""]
+        lines += ["Each method at the setting its tune rows chose (benchmarks/rome-eval-"
+                  f"{args.model}-{args.data}-tune.md).", "",
+                  "## Original algorithms and ours (fluency over 100 new tokens, 2 prompts per fact)", ""]
+        lines += table_lines("test", main_rows, results, True, out_dir) + [""]
+        lines += ["## MEMIT in batches (all edits of a batch made together, then evaluated, then undone)", ""]
+        lines += table_lines("test", batch_rows, results, False, out_dir) + [""]
+        ids = {m: chosen[m][0] for m in ("rome-original", "rome-ours", "memit-original", "memit-ours")}
+        pairs = [(ids["rome-ours"], ids["rome-original"], "ROME, ours minus the original"),
+                 (ids["memit-ours"], ids["memit-original"], "MEMIT, ours minus the original"),
+                 (ids["rome-ours"], ids["memit-ours"], "ROME ours minus MEMIT ours"),
+                 (ids["rome-original"], ids["memit-original"], "the original ROME minus the original MEMIT")]
+        pairs += [(f"{ids['memit-ours']}-b10", f"{ids['memit-original']}-b10", "MEMIT in batches of 10, ours minus "
+                   "the original"), (f"{ids['memit-ours']}-b10", ids["memit-ours"], "MEMIT ours, batches of 10 "
+                   "minus one at a time"), (f"{ids['memit-original']}-b10", ids["memit-original"],
+                                             "the original MEMIT, batches of 10 minus one at a time")]
+        if any(r[0].endswith("-b100") for r in batch_rows):
+            pairs.append((f"{ids['memit-ours']}-b100", f"{ids['memit-original']}-b100",
+                          "MEMIT in one batch of 100, ours minus the original"))
+        lines += ["Paired differences (the same facts in both rows):", ""] + pair_lines(results, out_dir, pairs)
+        lines += ["Which editor wins on the test part (ours only where the paired interval lies above 0, the "
+                  "original where they tie):", ""]
+        lines += winner_line(results, out_dir, ids["rome-ours"], ids["rome-original"], "ROME")
+        lines += winner_line(results, out_dir, ids["memit-ours"], ids["memit-original"], "MEMIT, one at a time")
+        lines += winner_line(results, out_dir, f"{ids['memit-ours']}-b10", f"{ids['memit-original']}-b10",
+                             "MEMIT, batches of 10")
+    text = "\n".join(lines)
+    args.out.write_text(text)
+    print(text)
 
 
 def write(args, tables, results, n_layers) -> None:
