@@ -130,6 +130,27 @@ def run_known_trace(model, out: Path, facts: Sequence | None = None, params: Tra
     return done
 
 
+def census(model, facts: Sequence | None = None) -> dict:
+    """Which facts the model knows (the same rule as the trace's, one forward each), without tracing any:
+    the count the averaged trace can reach."""
+    from collections import Counter
+
+    from interp.analysis.facts.causal_trace import greedy_token, prepare_case
+    from interp.analysis.facts.known import load_known
+
+    facts = list(load_known() if facts is None else facts)
+    known = []
+    for f in facts:
+        case = prepare_case(model, f.prompt, f.subject, f.target_true, case_id=f.case_id)
+        if greedy_token(model, case) == case.answer_id:
+            known.append(f)
+    return {"model": model.cfg.name, "n_set": len(facts), "n_known": len(known),
+            "known_by_relation": dict(Counter(f.relation_id for f in known).most_common()),
+            "relations_known": len({f.relation_id for f in known}),
+            "relations_in_set": len({f.relation_id for f in facts}),
+            "known_ids": [f.case_id for f in known], "commit": code_commit(CODE)}
+
+
 def visited_in_order(done: dict, facts: Sequence, seed: int) -> list[dict]:
     """The kept lines in the visiting order (a prefix of it, unless a line was written by another order)."""
     return [done[facts[i].case_id] for i in trace_order(len(facts), seed) if facts[i].case_id in done]
@@ -338,6 +359,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--known", type=int, default=None, help="stop once this many known facts are traced")
     parser.add_argument("--until", default=None, help="HH:MM UTC: start no fact after this time")
     parser.add_argument("--report", action="store_true", help="only reduce the kept parts and write the result")
+    parser.add_argument("--census", action="store_true",
+                        help="only count the facts the model knows (one forward each) into OUT/census.json")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     if args.known is not None and args.known < 1:
@@ -347,6 +370,15 @@ def main(argv: Sequence[str] | None = None) -> None:
                + (f" --known {args.known}" if args.known else "") + f" --until HH:MM --out {args.out}")
     try:
         model = load_model(args.model)
+        if args.census:
+            found = census(model)
+            found["command"] = (f"OMP_NUM_THREADS=1 nice -n 19 python -m interp.analysis.facts.known_trace "
+                                f"--model {args.model} --census --out {args.out}")
+            args.out.mkdir(parents=True, exist_ok=True)
+            (args.out / "census.json").write_text(json.dumps(found, indent=1) + "\n")
+            print(f"{model.cfg.name} knows {found['n_known']} of the {found['n_set']} facts "
+                  f"({found['relations_known']} of {found['relations_in_set']} relations)")
+            return
         if not args.report:
             run_known_trace(model, args.out, known=args.known, until=until)
         result = write_result(model.cfg.name, model.cfg.n_layers, args.out, command=command)

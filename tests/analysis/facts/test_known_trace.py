@@ -24,7 +24,7 @@ def _setup(tmp_path):
     # facts 1 and 4 ask for an answer the model does not give: not known, so not traced
     wrong = {1: next(w for w in ("paris", "rome") if w != answers[1]),
              4: next(w for w in ("paris", "rome") if w != answers[4])}
-    facts = tuple(FactRecord(10 + i, prompt, s, wrong.get(i, a), "P1")
+    facts = tuple(FactRecord(10 + i, prompt, s, wrong.get(i, a), "x", relation_id="P1")
                   for i, (s, a) in enumerate(zip(subjects, answers)))
     return model, facts
 
@@ -78,3 +78,14 @@ def test_driver_rows_average_to_run_trace_and_resume(tmp_path):
 
     with pytest.raises(InvalidInputError):  # a parts file made at other settings is not extended
         run_known_trace(model, out, facts, TraceParams(samples=3, window=2, seed=3), log=lambda *_: None)
+
+
+def test_census_counts_the_facts_the_driver_finds_known(tmp_path):
+    from interp.analysis.facts.known_trace import census, read_parts, run_known_trace
+
+    model, facts = _setup(tmp_path)
+    found = census(model, facts)
+    run_known_trace(model, tmp_path / "out", facts, TraceParams(samples=1, window=1), log=lambda *_: None)
+    done = read_parts(tmp_path / "out" / "parts.jsonl")
+    assert found["known_ids"] == [k for k in (f.case_id for f in facts) if done[k]["known"]] == [10, 12, 13, 15]
+    assert (found["n_known"], found["n_set"], found["known_by_relation"]) == (4, 6, {"P1": 4})
