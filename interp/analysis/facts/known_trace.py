@@ -78,7 +78,7 @@ def fact_row(model, fact, params: TraceParams, sigma: float, commit: str) -> dic
     """One fact's line: known or not, and when known its trace reduced to category x layer effects."""
     from interp.analysis.facts.run import trace_fact
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     outcome = trace_fact(model, fact, None, params, sigma)
     row = {"known_id": fact.case_id, "relation_id": fact.relation_id, "subject": fact.subject,
            "target": fact.target_true, "known": not isinstance(outcome, str)}
@@ -87,7 +87,8 @@ def fact_row(model, fact, params: TraceParams, sigma: float, commit: str) -> dic
                 "effects": {k: {c: [None if np.isnan(v) else float(v) for v in arr]
                                 for c, arr in outcome.category_effects(k).items()} for k in params.kinds}}
     row |= {"model": model.cfg.name, "commit": commit, "settings": settings_of(params), "sigma": sigma,
-            "seconds": time.perf_counter() - t0, "finished": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+            "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0,
+            "finished": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
             "load1": os.getloadavg()[0]}
     return row
 
@@ -179,6 +180,13 @@ class KnownTraceResult(ResultBase):
                         dtype=float).reshape(len(self.known), self.n_layers)
 
     def averaged(self) -> pd.DataFrame:
+        """Mean indirect effect per (kind, category, layer) over the known facts, with its 95% bootstrap interval
+        over facts and the number of facts that have a token of the category."""
+        if getattr(self, "_averaged", None) is None:
+            self._averaged = self._average()
+        return self._averaged
+
+    def _average(self) -> pd.DataFrame:
         rows = []
         for kind in self.params.kinds:
             for cat in CATEGORIES:
@@ -195,7 +203,8 @@ class KnownTraceResult(ResultBase):
         return pd.DataFrame([{"order": i, "known_id": r["known_id"], "relation_id": r["relation_id"],
                               "subject": r["subject"], "target": r["target"], "known": r["known"],
                               "p_clean": r.get("p_clean"), "p_corrupted": r.get("p_corrupted"),
-                              "seconds": r["seconds"], "load1": r["load1"], "commit": r["commit"]}
+                              "seconds": r["seconds"], "cpu_seconds": r.get("cpu_seconds"), "load1": r["load1"],
+                              "commit": r["commit"]}
                              for i, r in enumerate(self.rows)])
 
     def _mean_ci(self, key: str) -> tuple[float, float, float]:
@@ -222,15 +231,21 @@ class KnownTraceResult(ResultBase):
         attn_subj = self.peak("attn", "last_subject")
         L = self.n_layers
 
+        res_subject = self.peak("resid", "last_subject")
+
+        def pct(x, lo, hi):
+            return f"{100 * x:.2f} % [{100 * lo:.2f}, {100 * hi:.2f}]"
+
         def at(pk):
             return (f"{pk['category'].replace('_', ' ')} token, layer {pk['layer']} of {L} (depth "
-                    f"{pk['layer'] / L:.2f}), AIE {pk['aie']:.4f} [{pk['lo']:.4f}, {pk['hi']:.4f}]")
+                    f"{pk['layer'] / L:.2f}), AIE {pct(pk['aie'], pk['lo'], pk['hi'])}")
 
         rows = [
-            ("p_clean (mean over known facts)", f"{pc:.4f} [{pc_lo:.4f}, {pc_hi:.4f}]", cited["p_clean"]),
-            ("p_corrupted (mean)", f"{pk:.4f} [{pk_lo:.4f}, {pk_hi:.4f}]", cited["p_corrupted"]),
-            ("strongest single state (residual)", at(res),
+            ("p_clean (mean over known facts)", pct(pc, pc_lo, pc_hi), cited["p_clean"]),
+            ("p_corrupted (mean)", pct(pk, pk_lo, pk_hi), cited["p_corrupted"]),
+            ("residual at the last subject token: peak", at(res_subject),
              cited["strongest single state"] + f" (depth {15 / 48:.2f})"),
+            ("residual, any token: peak", at(res), "(not cited)"),
             ("MLP at the last subject token: peak", at(mlp), cited["MLP"]),
             ("MLP at the last token: peak", at(mlp_last), "(not cited)"),
             ("attention at the last token: peak", at(attn), cited["attention"]),
@@ -260,7 +275,7 @@ class KnownTraceResult(ResultBase):
             ax.axhline(0, color="black", lw=0.5)
             ax.set_xlabel("layer" + ("" if kind == "resid" else " (centre of a 10-layer window)"))
             ax.set_title(f"{KIND_LABEL[kind]}: AIE on p(answer)", fontsize=9)
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=7, loc="upper left")
         axes[0].set_ylabel(f"AIE, {len(self.known)} known facts (95% bootstrap)")
         fig.suptitle(f"{self.model}, known_1000 (partial: {len(self.known)} known of {len(self.rows)} visited). "
                      "Dotted: GPT-2 XL's strongest state, layer 15 of 48, at the same depth.", fontsize=9)
@@ -271,13 +286,16 @@ class KnownTraceResult(ResultBase):
         return {"model": self.model, "n_set": self.n_set, "n_visited": len(self.rows), "n_known": len(self.known),
                 "settings": settings_of(self.params), "seconds": self.seconds,
                 "seconds_per_known_fact": self.seconds_per_known(),
+                "cpu_seconds_per_known_fact": self.seconds_per_known("cpu_seconds"),
+                "load1_mean": float(np.mean([r["load1"] for r in self.rows])),
                 "commits": sorted({r["commit"] for r in self.rows}), "command": self.command,
                 "peaks": {"resid": self.peak("resid"), "mlp_last_subject": self.peak("mlp", "last_subject"),
                           "attn_last": self.peak("attn", "last")} if self.known else {},
                 "paper_gpt2_xl_as_cited": dict(PAPER_GPT2_XL)}
 
-    def seconds_per_known(self) -> float:
-        x = [r["seconds"] for r in self.known]
+    def seconds_per_known(self, key: str = "seconds") -> float:
+        """Mean wall-clock (or, key="cpu_seconds", CPU) seconds per known fact, over the facts that record it."""
+        x = [r[key] for r in self.known if r.get(key) is not None]
         return float(np.mean(x)) if x else np.nan
 
     def findings(self) -> list[Finding]:
@@ -302,7 +320,10 @@ class KnownTraceResult(ResultBase):
                  f"of the file), window {self.params.window}. Intervals: 95% bootstrap over facts ({self.n_boot} "
                  "resamples).", "",
                  f"Command: `{self.command}`", "",
-                 f"Compute: {self.seconds:.0f} s in all; {self.seconds_per_known():.1f} s per known fact (mean).", ""]
+                 f"Compute: {self.seconds:.0f} s wall-clock in all; {self.seconds_per_known():.1f} s per known fact "
+                 f"(mean; CPU {self.seconds_per_known('cpu_seconds'):.1f} s over the facts that record it), on one "
+                 f"thread at nice 19, 1-minute load average {np.mean([r['load1'] for r in self.rows]):.2f} (mean "
+                 f"over facts; 2 cores).", ""]
         if n:
             t = self.comparison()
             cols = list(t.columns)
@@ -310,7 +331,9 @@ class KnownTraceResult(ResultBase):
             lines += ["| " + " | ".join(str(x) for x in row) + " |" for row in t.itertuples(index=False)]
             lines += ["", "The GPT-2 XL column is what /work/shared/ALGORITHMS.md (section 3) cites from the paper "
                       "(Meng et al. 2022, over its known facts); the paper's per-layer curves are not quoted. "
-                      "Depth = layer / number of layers.", "", "![AIE by layer](figures/aie_by_layer.png)"]
+                      "Depth = layer / number of layers. Ours in percent of p(answer), as the paper's. Restoring the "
+                      "residual at the last token in the top layers restores the prediction itself, so that row is "
+                      "large by construction.", "", "![AIE by layer](figures/aie_by_layer.png)"]
         return "\n".join(lines)
 
 
