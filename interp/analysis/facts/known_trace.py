@@ -298,6 +298,12 @@ class KnownTraceResult(ResultBase):
         x = [r[key] for r in self.known if r.get(key) is not None]
         return float(np.mean(x)) if x else np.nan
 
+    def _cpu_text(self) -> str:
+        n = sum(r.get("cpu_seconds") is not None for r in self.known)
+        if not n:
+            return "CPU time not recorded by the commits that made these rows"
+        return f"CPU {self.seconds_per_known('cpu_seconds'):.1f} s over the {n} facts that record it"
+
     def findings(self) -> list[Finding]:
         if not self.known:
             return []
@@ -321,7 +327,7 @@ class KnownTraceResult(ResultBase):
                  "resamples).", "",
                  f"Command: `{self.command}`", "",
                  f"Compute: {self.seconds:.0f} s wall-clock in all; {self.seconds_per_known():.1f} s per known fact "
-                 f"(mean; CPU {self.seconds_per_known('cpu_seconds'):.1f} s over the facts that record it), on one "
+                 f"(mean; {self._cpu_text()}), on one "
                  f"thread at nice 19, 1-minute load average {np.mean([r['load1'] for r in self.rows]):.2f} (mean "
                  f"over facts; 2 cores).", ""]
         if n:
