@@ -514,9 +514,18 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "rome-eval",
                     help="where each row is kept (per model)")
+    ap.add_argument("--stats-budgets", default="4000,16000,64000", help="the original ROME's statistics budgets "
+                    "tried on the tune part (tokens; the test part must be given the same)")
     ap.add_argument("--only-write", action="store_true", help="only rebuild the tables from the kept rows")
     ap.add_argument("--out", type=Path, default=None, help="default: benchmarks/rome-eval-<model>.md")
     args = ap.parse_args()
+    global STATS_BUDGETS
+    try:
+        STATS_BUDGETS = tuple(sorted({int(n) for n in args.stats_budgets.split(",")}))
+    except ValueError:
+        raise SystemExit(f"--stats-budgets takes token counts joined by commas, not {args.stats_budgets!r}.") from None
+    if STATS_BUDGETS[0] != 4_000:
+        raise SystemExit("--stats-budgets must include 4000 (the layer sweep's budget).")
     records = part_records(args.data, args.part)
     if args.part != "all" and args.tables not in (None, args.part):
         raise SystemExit(f"--part {args.part} runs the {args.part} table only; leave out --tables.")
@@ -620,7 +629,10 @@ def write_part(args, out_dir: Path, n_layers: int, meta: dict) -> None:
                                                        else "") for r in results.values()})
     lines = [f"# ROME / MEMIT on {args.model}: the {args.part} part of {fact_file}", "",
              f"`.venv/bin/python benchmarks/rome_eval.py --model {args.model} --data {args.data} --part {args.part} "
-             f"--facts {args.facts} --threads 1` (OMP_NUM_THREADS=1, nice 19); torch {torch.__version__}, "
+             f"--facts {args.facts} --threads 1"
+             + ("" if STATS_BUDGETS == (4_000, 16_000, 64_000) else
+                f" --stats-budgets {','.join(str(n) for n in STATS_BUDGETS)}")
+             + f"` (OMP_NUM_THREADS=1, nice 19); torch {torch.__version__}, "
              f"{platform.machine()}, CPU, fp32; code {', '.join(commits) or '?'}. "
              f"The {args.part} part of experiments/data/{fact_file} by the committed split "
              f"experiments/data/splits/{split_file} ({meta.get('n_part', '?')} facts, of which {args.model} knows "
@@ -634,9 +646,11 @@ def write_part(args, out_dir: Path, n_layers: int, meta: dict) -> None:
         groups = tune_groups(args.model, n_layers, chosen)
         defaults = {"rome-ours": f"rome-ours-L{default_layer(args.model, n_layers)}",
                     "memit-ours": f"memit-ours-{window_name(default_memit_layers(args.model, n_layers))}"}
+        budgets = " / ".join(f"{n // 1000}k" for n in STATS_BUDGETS)
         titles = {"rome-ours": "ROME, ours: the layer (C from 4k tokens)",
-                  "rome-original": "The original ROME: the layer (C from 4k tokens), then the statistics budget at "
-                                   "its best layer", "memit-ours": "MEMIT, ours: the window (C from 4k tokens)",
+                  "rome-original": "The original ROME: the layer (C from 4k tokens), then the statistics budget "
+                                   f"({budgets} tokens) at its best layer",
+                  "memit-ours": "MEMIT, ours: the window (C from 4k tokens)",
                   "memit-original": "The original MEMIT: the window (C from 4k tokens)"}
         for method, rows in groups.items():
             lines += [f"## {titles[method]}", ""] + table_lines("tune", rows, results, False, out_dir) + [""]
