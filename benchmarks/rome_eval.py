@@ -217,15 +217,20 @@ def kept_rows(out_dir: Path) -> dict:
 
 
 def test_rows(model_name: str, n_layers: int, chosen: dict, n_known: int, n_facts: int) -> list[tuple[str, str, dict]]:
-    """The test table: every method at the setting the tune part chose (`chosen`), MEMIT also in batches."""
-    missing = [m for m in ("rome-original", "rome-ours", "memit-original", "memit-ours") if m not in chosen]
-    if missing:
-        raise SystemExit(f"The tune part has not chosen a setting for {', '.join(missing)}; run --part tune first.")
+    """The test table: every method at the setting the tune part chose (`chosen`), MEMIT also in batches. A method
+    whose tune rows are not all measured gets a placeholder row (`<method>-untuned`, changes None: not run)."""
+    methods = ("rome-original", "rome-ours", "memit-original", "memit-ours")
+    if not any(m in chosen for m in methods):
+        raise SystemExit("The tune part has not chosen a setting for any method; run --part tune first.")
+    chosen = {**{m: (f"{m}-untuned", f"{m}: not tuned yet", None) for m in methods}, **chosen}
     out = []
     for method, label in (("rome-original", ORIGINAL_ROME[:-1] + "; `--reference`)"),
                           ("rome-ours", "ROME, ours (the default objective and update)"),
                           ("memit-original", ORIGINAL_MEMIT), ("memit-ours", "MEMIT, ours")):
         row, setting, changes = chosen[method]
+        if changes is None:
+            out.append((row, f"{label}: not run, its tune rows are incomplete", None))
+            continue
         where = setting.split(", ", 2)[-1] if method.startswith("rome") else setting.rsplit(", ", 1)[-1]
         out.append((row, f"{label}, {where}", changes))  # no fluency: ~19 s a fact a row, and no score uses it
     for edits in BATCHES:
@@ -233,6 +238,10 @@ def test_rows(model_name: str, n_layers: int, chosen: dict, n_known: int, n_fact
             continue
         for method in ("memit-ours", "memit-original"):
             row, setting, changes = chosen[method]
+            if changes is None:
+                out.append((f"{row}-b{edits}", f"{method}, batches of {edits}: not run, its tune rows are "
+                            "incomplete", None))
+                continue
             if edits <= n_facts:
                 label, more = f"{setting}, in batches of {edits} (the same facts)", {}
             else:  # more facts than the other rows: its own draw (seed 0) of `edits` known facts
@@ -595,7 +604,7 @@ def run_part(args, model, records: list, out_dir: Path, n_layers: int) -> None:
         tune_dir = part_dir(args.results, args.model, args.data, "tune")
         chosen = choose(args.model, n_layers, kept_rows(tune_dir))
         for row, _, changes in test_rows(args.model, n_layers, chosen, meta.get("n_known", 0), args.facts):
-            if model is not None and (only is None or row in only):
+            if model is not None and changes is not None and (only is None or row in only):
                 run_row(model, known, out_dir, row, changes, args.facts, extra)
     write_part(args, out_dir, n_layers, meta)
 
@@ -670,6 +679,8 @@ def write_part(args, out_dir: Path, n_layers: int, meta: dict) -> None:
     else:
         rows = test_rows(args.model, n_layers, chosen, meta.get("n_known", 0), args.facts)
         main_rows, batch_rows = rows[:4], rows[4:]
+        chosen = {**{m: (f"{m}-untuned", "", None) for m in ("rome-original", "rome-ours", "memit-original",
+                                                             "memit-ours")}, **chosen}
         done = sum(measured(results, out_dir, r[0]) for r in rows)
         if done < len(rows):
             lines += [f"**Partial: {done} of {len(rows)} rows measured**; the same command resumes it.", ""]
