@@ -75,26 +75,54 @@ def _float64_throughout(hf, monkeypatch):
             module.embed_scale.fill_(module.scalar_embed_scale)
 
 
+def _final_stream_and_logits(ours, hf, tokens, keep):
+    """Each model's final normalised stream at every position, and its own logits at the positions `keep`
+    (transformers' `logits_to_keep`): a full (pos, vocab) float64 logits tensor is 2.2 GB on Gemma-3, and the
+    unembedding is one matrix, compared whole."""
+    resid = ours(tokens, return_type="resid")
+    got = ours.ln_final(resid), ours.logits_from_resid(resid[:, keep])
+    seen = {}
+
+    def keep_stream(_module, _inputs, out):
+        seen["h"] = out.last_hidden_state  # returns None: the output is left as it is
+
+    handle = hf.model.register_forward_hook(keep_stream)
+    try:
+        logits = hf(tokens, logits_to_keep=keep).logits
+    finally:
+        handle.remove()
+    return got, (seen["h"], logits)
+
+
 def test_logits_match_transformers_in_float64(pair, monkeypatch):
     """Both models in float64 with transformers' fp32 steps lifted agree within 1e-9 on every prompt (Gemma-3's
     long prompt: 3.7e-12, worst at the fp32 spike's position, against 5.4e-4 with those steps left in fp32):
     the two compute the same function, and the fp32 differences above are rounding that this position
-    amplifies. The models go back to fp32 afterwards (exactly: fp32 -> fp64 -> fp32 loses nothing)."""
+    amplifies. Compared: the final normalised stream at every position, the unembedding matrix, and the logits
+    at every 8th position, the last and the fp32 run's worst one. The models go back to fp32 afterwards
+    (exactly: fp32 -> fp64 -> fp32 loses nothing)."""
     ours, hf, *_ = pair
     tokens = [ours.to_tokens(prompt) for prompt in PROMPTS]
     with torch.no_grad():
+        worst = int((ours(tokens[-1]) - hf(tokens[-1]).logits).abs().amax(-1)[0].argmax())  # on the long prompt
         before, reference = ours(tokens[0]), hf(tokens[0]).logits
+    assert torch.equal(ours.unembed.weight, hf.get_output_embeddings().weight)
     ours.to(torch.float64), hf.to(torch.float64)
     try:
         with monkeypatch.context() as patch:
             _float64_throughout(hf, patch)
             for prompt, t in zip(PROMPTS, tokens):
+                n = t.shape[1]
+                keep = torch.tensor(sorted({*range(0, n, 8), n - 1, worst if worst < n else n - 1}))
                 with torch.no_grad():
-                    got, ref = ours(t), hf(t).logits
-                assert got.dtype == ref.dtype == torch.float64
+                    (normed, got), (normed_ref, ref) = _final_stream_and_logits(ours, hf, t, keep)
+                assert got.dtype == ref.dtype == normed.dtype == normed_ref.dtype == torch.float64
+                assert got.shape == ref.shape == (1, len(keep), ours.cfg.d_vocab)
                 diff = (got - ref).abs().max().item()
+                stream = (normed - normed_ref).abs().max().item() / max(1.0, normed_ref.abs().max().item())
                 del got, ref
                 assert diff < 1e-9, f"{prompt[:30]!r}: max |logit difference| in float64 = {diff}"
+                assert stream < 1e-9, f"{prompt[:30]!r}: final stream differs by {stream} (relative) in float64"
     finally:
         ours.to(torch.float32), hf.to(torch.float32)
     with torch.no_grad():
