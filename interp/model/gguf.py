@@ -15,6 +15,7 @@ any other key, and any tensor nobody reads, stops the load with one sentence nam
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -383,10 +384,39 @@ def _gguf_tokenizer(path: Path):
     cannot for some architectures (gptneox, olmo2); the fast tokenizer class reads only the vocabulary."""
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-    try:
-        return AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-    except Exception as exc:  # noqa: BLE001
+    with read_once():
         try:
-            return PreTrainedTokenizerFast.from_pretrained(str(path.parent), gguf_file=path.name)
-        except Exception:  # noqa: BLE001 - the first failure is the one worth reporting
-            raise CorruptModelError(f"The tokenizer in {path} cannot be built: {exc}.") from exc
+            return AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+        except Exception as exc:  # noqa: BLE001
+            try:
+                return PreTrainedTokenizerFast.from_pretrained(str(path.parent), gguf_file=path.name)
+            except Exception:  # noqa: BLE001 - the first failure is the one worth reporting
+                raise CorruptModelError(f"The tokenizer in {path} cannot be built: {exc}.") from exc
+
+
+@contextlib.contextmanager
+def read_once():
+    """transformers opens a GGUF file once for a model's config, once for its weights and once or twice for
+    its tokenizer, and `gguf.GGUFReader` parses every metadata element in Python: up to half a minute of
+    Gemma-3's 262k-token vocabulary each time. Within this block a file is parsed once (the readers only
+    read); they are let go at its end."""
+    try:
+        import gguf
+    except ImportError:  # transformers says what is missing
+        yield
+        return
+    real, readers = gguf.GGUFReader, {}
+
+    def reader(path, mode="r"):
+        if mode != "r":
+            return real(path, mode)
+        key = str(Path(path).resolve())
+        if key not in readers:
+            readers[key] = real(path, mode)
+        return readers[key]
+
+    gguf.GGUFReader = reader
+    try:
+        yield
+    finally:
+        gguf.GGUFReader = real

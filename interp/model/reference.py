@@ -29,8 +29,11 @@ def hf_from_gguf(name_or_path: str, dtype: torch.dtype = torch.float32, attn: st
     else:
         path = path if name_or_path.endswith(".gguf") else resolve(name_or_path)
         folder, kw = str(path.parent), {"gguf_file": path.name}
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, attn_implementation=attn, **kw)
-    tokenizer = AutoTokenizer.from_pretrained(folder, **kw)
+    from interp.model.gguf import read_once
+
+    with read_once():
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, attn_implementation=attn, **kw)
+        tokenizer = AutoTokenizer.from_pretrained(folder, **kw)
     return model.eval(), tokenizer
 
 

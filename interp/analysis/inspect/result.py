@@ -1,40 +1,15 @@
-"""A first look at a model on one prompt: its config, its next-token distribution, and the logit lens.
-
-The logit lens (nostalgebraist 2020) reads the residual stream after each layer through the final norm
-and the unembedding, showing at which depth the eventual answer becomes the top prediction.
-An analysis in the common shape: `InspectParams` -> `run_inspect` -> `InspectResult` (`interp inspect`);
-`inspect_prompt` is the same call for library code that has a prompt in hand (the lab, the overview).
-"""
+"""`InspectResult`: the config, the top next tokens and the logit-lens table of one prompt."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import pandas as pd
-import torch
 
+from interp.analysis.inspect.params import CLI_FLAGS, InspectParams
 from interp.analysis.result import Finding, ResultBase
-from interp.errors import InvalidInputError
 from interp.markdown import escape
-from interp.model import hook_names
-from interp.model.processing import Processing, processing_of
-from interp.progress import Progress
-
-# params field -> CLI flag; "PROMPT" (no dashes) is the command's positional argument
-CLI_FLAGS = {"prompt": "PROMPT", "top_k": "--top-k"}
-
-
-@dataclass(frozen=True)
-class InspectParams:
-    prompt: str
-    top_k: int = 5
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.prompt, str) or not self.prompt.strip():
-            raise InvalidInputError("The prompt is empty; give some text.")
-        if self.top_k <= 0:
-            raise InvalidInputError(f"--top-k must be at least 1, got {self.top_k}.")
+from interp.model.processing import Processing
 
 
 @dataclass(repr=False)
@@ -121,37 +96,3 @@ class InspectResult(ResultBase):
         for row in self.logit_lens.itertuples():
             lines.append(f"  layer {row.layer:>2}  {row.top_token!r:<16} {row.prob:.3f}   {row.answer_prob:.3f}")
         return "\n".join(lines)
-
-
-@torch.no_grad()
-def run_inspect(model, params: InspectParams, progress: Progress | None = None) -> InspectResult:
-    start = time.perf_counter()
-    tokens = model.to_batch(params.prompt)[0]  # the model's BOS rule, no TransformerLens warning
-    n = model.cfg.n_layers
-    names = [hook_names.resid_post(layer) for layer in range(n)]
-    logits, cache = model.run_with_cache(tokens, names_filter=names)
-    probs = logits[0, -1].float().softmax(-1)
-    top = probs.topk(params.top_k)
-    top_next = [{"token": model.to_string([i]), "id": i, "prob": p}
-                for p, i in zip(top.values.tolist(), top.indices.tolist())]
-    answer = top.indices[0]
-    resid = torch.stack([cache[name][0, -1] for name in names])  # (layer, d_model)
-    lens = model.logits_from_resid(resid).float().softmax(-1)  # (layer, vocab)
-    best = lens.max(-1)
-    rank = (lens > lens[:, answer : answer + 1]).sum(-1)
-    table = pd.DataFrame({
-        "layer": range(n),
-        "top_token": [model.to_string([i]) for i in best.indices.tolist()],
-        "prob": best.values.tolist(),
-        "answer_prob": lens[:, answer].tolist(),
-        "answer_rank": rank.tolist(),
-    })
-    cfg = {k: v for k, v in model.cfg.to_dict().items() if k != "extra"}
-    cfg["weight_processing"] = processing_of(model).to_dict()  # which weights: load_model(process_weights=...)
-    return InspectResult(model.cfg.name, params, time.perf_counter() - start, cfg, model.to_str_tokens(tokens[0]),
-                         top_next, table)
-
-
-def inspect_prompt(model, prompt: str, top_k: int = 5) -> InspectResult:
-    """`run_inspect` on one prompt."""
-    return run_inspect(model, InspectParams(prompt, top_k))
