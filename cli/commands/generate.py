@@ -25,7 +25,8 @@ def generate(model: str, device: str, dtype: str, prompt: str, max_new_tokens: i
       interp generate "Once upon a time" -n 40 --temperature 0.8 --top-p 0.9 --seed 1
     """
     from interp.errors import InvalidInputError
-    from interp.model.generate import check_sampling, generate as continue_prompt
+    from interp.model.registry import weights_source
+    from interp.model.sampling import check_sampling
 
     if not prompt.strip():
         raise InvalidInputError("The prompt is empty; give some text.")
@@ -33,8 +34,11 @@ def generate(model: str, device: str, dtype: str, prompt: str, max_new_tokens: i
 
     finite("--temperature", temperature, 0.0)
     finite("--top-p", top_p)
-    check_sampling(max_new_tokens, temperature, top_k, top_p)  # before the model loads
+    check_sampling(max_new_tokens, temperature, top_k, top_p)  # before torch is imported
     out = prepare_out(out, force)
+    weights_source(model, locate=False)  # an unknown --model too
+    from interp.model.generate import generate as continue_prompt
+
     m = load_model_for_cli(model, device, dtype)
     if top_k is not None:
         top_k_fits(m, top_k)

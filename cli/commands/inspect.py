@@ -10,7 +10,7 @@ from cli.common import model_options, output_options, run_analysis, write_json
 
 def inspect_params(prompt, top_k, **_):
     """The InspectParams these options stand for (an empty prompt or --top-k < 1 fails here)."""
-    from interp.analysis.inspect import InspectParams
+    from interp.analysis.inspect.params import InspectParams
 
     return InspectParams(prompt=prompt, top_k=top_k)
 
@@ -28,7 +28,7 @@ def inspect_cmd(**opts) -> None:
       interp inspect "The Eiffel Tower is located in the city of" --json
     """
     params = inspect_params(**opts)  # bad options are refused before torch is imported
-    from interp.analysis.inspect import run_inspect
+    from interp.analysis.inspect.run import run_inspect
 
     from cli.checks import checked, prompt_fits, top_k_fits
 

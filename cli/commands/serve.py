@@ -58,6 +58,14 @@ def serve(model, device, dtype, host, port, token, max_tokens, stats_tokens, max
                           "must then send it).")
     if token is not None and len(token) < 8:
         raise InterpError("The --token is too short; use at least 8 characters.")
+    from interp.model.registry import weights_source
+
+    # an unknown --model and a taken port are refused before torch and the web stack are imported
+    weights_source(model, locate=False)
+    sock = _bind(host, port)
+    from interp.model.device import resolve_device
+
+    resolve_device(device)  # a bad or missing device is one sentence before the web stack and the model load
     try:
         import uvicorn
 
@@ -66,11 +74,9 @@ def serve(model, device, dtype, host, port, token, max_tokens, stats_tokens, max
         raise InterpError(f"interp serve needs FastAPI and uvicorn ({exc.name} is missing): "
                           "pip install 'interp[serve]'.") from None
     from interp.analysis.rome import StatsParams
-    from interp.model.load import load_model, resolve_device
+    from interp.model.load import load_model
     from interp.serve.lab import Lab, Limits
 
-    resolve_device(device)  # a bad or missing device is one sentence before anything loads
-    sock = _bind(host, port)
     click.echo(f"Loading {model}...", err=True)
     m = load_model(model, dtype=dtype, device=device)
     limits = Limits(max_prompt_tokens=max_tokens, max_task_seconds=max_seconds)

@@ -10,7 +10,7 @@ from cli.common import model_options, output_options, run_analysis, seed_option
 
 def viewer_params(text, n_heads, seq_len, batch, seed, **_):
     """The ViewerParams these options stand for (no --text: the report's sentence)."""
-    from interp.analysis.induction.viewer import ViewerParams
+    from interp.analysis.induction.params import ViewerParams
 
     return ViewerParams(n_heads=n_heads, seq_len=seq_len, batch=batch, seed=seed,
                         **({"text": text} if text is not None else {}))
@@ -32,6 +32,7 @@ def attention_viewer(**opts) -> None:
     Example:
       interp attention-viewer --n-heads 4 --text "The cat sat on the mat." --out viewer
     """
+    params = viewer_params(**opts)  # bad options are refused before torch is imported
     from interp.analysis.induction.viewer import run_attention_viewer
 
     from cli.checks import checked, prompt_fits
@@ -47,7 +48,7 @@ def attention_viewer(**opts) -> None:
         prompt_fits(model, text, extra=len(model.encode(text, prepend_bos=False)), what="text shown twice",
                     fix="shorten --text")
 
-    result = run_analysis(checked(run_attention_viewer, fits), viewer_params(**opts), opts)
+    result = run_analysis(checked(run_attention_viewer, fits), params, opts)
     if opts["out"] is not None:
         from interp.jsonio import write_json
 

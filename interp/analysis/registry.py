@@ -45,13 +45,13 @@ def _a(name, help, package, run, params, result, command, sharded=None) -> Analy
 # in the order of `interp --help`
 ANALYSES: dict[str, Analysis] = {a.name: a for a in (
     _a("inspect", "Config, top next tokens and a logit-lens table for a prompt.", "inspect",
-       "run_inspect", "InspectParams", "InspectResult", "cli.commands.inspect:inspect_cmd"),
+       "run:run_inspect", "params:InspectParams", "result:InspectResult", "cli.commands.inspect:inspect_cmd"),
     _a("overview", "The model at a glance: next tokens and the logit lens over a few prompts.", "overview",
        "run:run_overview", "params:OverviewParams", "result:OverviewResult", "cli.commands.inspect:overview"),
     _a("induction", "Find induction heads, their circuit, and prove them by ablation.", "induction",
        "run:run_induction", "params:InductionParams", "result:InductionResult", "cli.commands.induction:induction"),
     _a("attention-viewer", "Rank induction heads and record their attention patterns on a text (the report's viewer).",
-       "induction", "viewer:run_attention_viewer", "viewer:ViewerParams", "viewer:ViewerResult",
+       "induction", "viewer:run_attention_viewer", "params:ViewerParams", "viewer:ViewerResult",
        "cli.commands.viewer:attention_viewer"),
     _a("lost-in-middle", "Recall by position of the relevant item, and the attention behind it.", "recall",
        "run:run_lost_in_middle", "params:RecallParams", "result:RecallResult", "cli.commands.recall:lost_in_middle",

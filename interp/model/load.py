@@ -21,9 +21,10 @@ import torch
 from interp.errors import CorruptModelError, InvalidInputError
 from interp.model.config import ModelConfig
 from interp.model.convert import is_norm_param
+from interp.model.device import resolve_device
 from interp.model.families import Family, check_config, family_of, supported
 from interp.model.gguf import load_gguf
-from interp.model.registry import MODELS, resolve
+from interp.model.registry import MODELS, weights_source
 from interp.model.transformer import Transformer
 
 DeviceMap = dict[str, "str | int | torch.device"]
@@ -81,21 +82,10 @@ def _processing_options(process_weights: bool | dict) -> dict | None:
 
 
 def _load(name_or_path: str, use_cache: bool, kw: dict) -> Transformer:
-    if name_or_path in MODELS:
-        return load_gguf(resolve(name_or_path), use_cache=use_cache, name=name_or_path, **kw)
-    path = Path(name_or_path)
-    if path.is_dir():
+    kind, path = weights_source(name_or_path)
+    if kind == "hf":
         return load_hf_dir(path, **kw)
-    if path.suffix == ".gguf":
-        if not path.exists():
-            raise CorruptModelError(f"The model file {path} does not exist.")
-        return load_gguf(path, use_cache=use_cache, **kw)
-    if path.suffix or "/" in name_or_path:
-        raise CorruptModelError(f"{path} is neither a registered model, a .gguf file nor a folder that exists.")
-    from interp.model.registry import get_spec
-
-    get_spec(name_or_path)  # raises UnknownModelError listing the known names
-    raise AssertionError("unreachable")
+    return load_gguf(path, use_cache=use_cache, **({"name": name_or_path} if name_or_path in MODELS else {}), **kw)
 
 
 class Placement:
@@ -152,30 +142,6 @@ def _expected_names(cfg: ModelConfig) -> set[str]:
     from interp.model.convert import _expected_names as names
 
     return names(cfg)
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """"auto" -> cuda if available, then mps, then cpu; anything else as torch reads it, refused in one
-    sentence when this machine lacks it."""
-    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "mps" if mps else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        raise InvalidInputError(f"Unknown --device {str(device)!r}; use cpu, cuda, cuda:N, mps or auto.") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InvalidInputError(f"--device {device} needs CUDA, which this machine does not have; "
-                                "use --device cpu or auto.")
-    if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
-        raise InvalidInputError(f"--device {device} does not exist; "
-                                f"this machine has {torch.cuda.device_count()} CUDA device(s).")
-    if dev.type == "mps" and not mps:
-        raise InvalidInputError(f"--device {device} needs Apple's MPS, which is not available here; "
-                                "use --device cpu or auto.")
-    if dev.type not in ("cpu", "cuda", "mps", "meta"):
-        raise InvalidInputError(f"--device {device} is not supported; use cpu, cuda, cuda:N, mps or auto.")
-    return dev
 
 
 def _parse_dtype(dtype: torch.dtype | str) -> torch.dtype:

@@ -120,9 +120,36 @@ def get_spec(name: str) -> ModelSpec:
     return MODELS[name]
 
 
-def resolve(name: str) -> Path:
-    """The weights file of a registered model, with the exact pip command if its package is missing."""
+def weights_source(name_or_path: str, locate: bool = True) -> tuple[str, Path | None]:
+    """Where `load_model` reads a model from: ("gguf", file) for a registered name or a .gguf file, ("hf",
+    folder) for a Hugging Face directory. Refuses in one sentence, without importing torch (so a command can
+    check its --model before anything heavy): an unknown name, a missing package, a path that is not there.
+    `locate=False`: a registered model's package is checked but its file not looked up (path None)."""
+    if name_or_path in MODELS:
+        if not locate:
+            _installed_spec(name_or_path)
+            return "gguf", None
+        return "gguf", resolve(name_or_path)
+    path = Path(name_or_path)
+    if path.is_dir():
+        return "hf", path
+    if path.suffix == ".gguf":
+        if not path.exists():
+            raise CorruptModelError(f"The model file {path} does not exist.")
+        return "gguf", path
+    if path.suffix or "/" in name_or_path:
+        raise CorruptModelError(f"{path} is neither a registered model, a .gguf file nor a folder that exists.")
+    get_spec(name_or_path)  # raises UnknownModelError listing the known names
+    raise AssertionError("unreachable")
+
+
+def _installed_spec(name: str) -> ModelSpec:
     spec = get_spec(name)
     if not spec.installed:
         raise ModelNotInstalledError(f"Model {name} is not installed; run: {spec.pip_command}")
-    return spec.locate()
+    return spec
+
+
+def resolve(name: str) -> Path:
+    """The weights file of a registered model, with the exact pip command if its package is missing."""
+    return _installed_spec(name).locate()

@@ -161,7 +161,7 @@ class Lab:
     # -- predict and look inside ------------------------------------------------------------------------
     def predict(self, prompt: str, top_k: int = 10, new_tokens: int = 0) -> dict:
         """Top-k next tokens, the logit lens of the top answer, and optionally a greedy continuation."""
-        from interp.analysis.inspect import inspect_prompt
+        from interp.analysis.inspect.run import inspect_prompt
         from interp.jsonio import to_jsonable
 
         n = len(self._prompt_ids(prompt))

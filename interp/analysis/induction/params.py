@@ -61,3 +61,24 @@ class InductionParams:
             raise InvalidInputError(f"--circuit must be weights or path, got {self.circuit!r}.")
         if self.text_mode not in ("zero", "mean"):
             raise InvalidInputError(f"text_mode must be 'zero' or 'mean', got {self.text_mode!r}.")
+
+
+# The viewer's text: a sentence from a novel's first page, shown twice
+VIEWER_TEXT = ("Mr and Mrs Dursley, of number four, Privet Drive, were proud to say that they were perfectly "
+               "normal, thank you very much.")
+
+
+@dataclass(frozen=True)
+class ViewerParams:
+    text: str = VIEWER_TEXT  # shown twice: the second copy is where induction heads look back
+    n_heads: int = 6  # heads offered in the viewer
+    seq_len: int = 40  # random-token sequence length for ranking heads
+    batch: int = 8
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.text, str) or not self.text.strip():
+            raise InvalidInputError("The viewer's text is empty; give some text.")
+        for name in ("n_heads", "seq_len", "batch"):
+            if getattr(self, name) < 1:
+                raise InvalidInputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}.")

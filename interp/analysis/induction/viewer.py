@@ -15,36 +15,16 @@ from dataclasses import dataclass, field
 import pandas as pd
 import torch
 
+from interp.analysis.induction.params import ViewerParams
 from interp.analysis.induction.scores import pattern_scores
 from interp.analysis.induction.sequences import repeated_random_tokens
 from interp.analysis.result import Finding, ResultBase
-from interp.errors import InvalidInputError
 from interp.figures import new_figure
 from interp.model import hook_names
 from interp.model.tokenize import bos_prefix
 from interp.progress import Progress
 
-VIEWER_TEXT = ("Mr and Mrs Dursley, of number four, Privet Drive, were proud to say that they were perfectly "
-               "normal, thank you very much.")
-
-
 CLI_FLAGS = {"text": "--text", "n_heads": "--n-heads", "seq_len": "--seq-len", "batch": "--batch", "seed": "--seed"}
-
-
-@dataclass(frozen=True)
-class ViewerParams:
-    text: str = VIEWER_TEXT  # shown twice: the second copy is where induction heads look back
-    n_heads: int = 6  # heads offered in the viewer
-    seq_len: int = 40  # random-token sequence length for ranking heads
-    batch: int = 8
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.text, str) or not self.text.strip():
-            raise InvalidInputError("The viewer's text is empty; give some text.")
-        for name in ("n_heads", "seq_len", "batch"):
-            if getattr(self, name) < 1:
-                raise InvalidInputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}.")
 
 
 @dataclass(repr=False)

@@ -7,7 +7,7 @@ import time
 import pandas as pd
 import torch
 
-from interp.analysis.inspect import inspect_prompt
+from interp.analysis.inspect.run import inspect_prompt
 from interp.analysis.overview.params import OverviewParams
 from interp.analysis.overview.result import OverviewResult
 from interp.fingerprint import config_dict
