@@ -33,14 +33,14 @@ demo: $(STAMP)
 report: $(STAMP)
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/interp report --model smollm2-135m,gemma3-270m
 
-# The whole suite: the fast tier (below), then the slow one: integration tests on both real models (each
-# loaded once per process), Ray, and the browser tests (Chromium from Debian's packages; a test skips with a
-# reason where it can't). The fast tier runs on every core (pytest-xdist, one thread per process). The slow
-# tier runs in one process with torch's threads: under pytest-xdist a worker running Gemma-3's float64 parity
-# test reached 11 GB beside another holding SmolLM2, Ray workers and bridges; one was killed for memory on
-# this 24 GB machine and xdist then waited forever. The docs build (one thread, notebooks on SmolLM2) runs
-# beside the slow tier, which spends much of its time waiting on child processes; its log is printed after.
-# OMP_WAIT_POLICY=PASSIVE: threads that wait sleep rather than spin on the shared cores.
+# The whole suite: the fast tier (below), then the slow one: integration tests on both real models, Ray, and
+# the browser tests (Chromium from Debian's packages; a test skips with a reason where it can't). Both tiers
+# run on two processes (pytest-xdist, one thread each); in the slow tier each large fixture (Gemma-3 and its
+# transformers twin, SmolLM2's twin, Ray) stays in one process (`_group` in tests/conftest.py), so each is
+# built once. Memory: Gemma-3's process peaks at about 8 GB (its float64 parity test compares logits at a
+# subset of positions; it reached 11-15 GB comparing all of them). `timeout`: a worker lost to the kernel
+# must fail the run, never hang it. The docs build (one thread, notebooks on SmolLM2) runs beside the slow
+# tier; its log is printed after. OMP_WAIT_POLICY=PASSIVE: threads that wait sleep rather than spin.
 test: $(STAMP) $(DOCS_STAMP)
 	-bash .ci/install-chromium.sh
 	HF_HUB_OFFLINE=1 $(FAST_TESTS)
@@ -49,7 +49,8 @@ test: $(STAMP) $(DOCS_STAMP)
 	wait $$docs; built=$$?; echo "make docs (run beside the slow tier):"; cat build/docs.log; \
 	test $$built -eq 0 || echo "make docs failed (exit $$built)"; test $$slow -eq 0 -a $$built -eq 0
 
-SLOW_TESTS = $(BIN)/python -m pytest -q -p no:cacheprovider -m slow tests
+SLOW_TESTS = OMP_NUM_THREADS=1 timeout 2400 $(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup \
+	-m slow tests
 test-slow: $(STAMP)
 	HF_HUB_OFFLINE=1 $(SLOW_TESTS)
 

@@ -18,6 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
+# hundreds of generated requests against the app: make test's slow tier, not the one-minute fast one
+pytestmark = pytest.mark.slow
+
 EXAMPLES = 20  # per operation and generation mode
 JSON = {"content-type": "application/json"}
 

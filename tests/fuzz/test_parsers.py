@@ -15,10 +15,14 @@ import math
 import tempfile
 from pathlib import Path
 
+import pytest
 import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from interp.errors import InterpError
+
+# 150 generated inputs per parser: make test's slow tier, not the one-minute fast one
+pytestmark = pytest.mark.slow
 
 FUZZ = settings(max_examples=150, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])

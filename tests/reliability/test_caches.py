@@ -152,6 +152,7 @@ print(run.status, run.key, (run.folder / "summary.json").read_text().replace(chr
 """
 
 
+@pytest.mark.slow  # two fresh interpreters racing for one cache key
 def test_two_processes_filling_the_same_key_both_succeed(tmp_path):
     barrier = tmp_path / "barrier"
     spec = write_spec(tmp_path / "exp", "same", params=f'text = "same"\nbarrier = "{barrier}"\nparties = 2')

@@ -8,6 +8,8 @@ import subprocess
 import sys
 import urllib.request
 
+import pytest
+
 from tests.serve.served import ROOT, export_tiny, serve_process
 
 
@@ -46,6 +48,7 @@ def test_serve_refuses_an_unknown_model_in_one_line():
     _one_line_error(_interp("serve", "--model", "no-such-model", "--port", "0"), "no-such-model")
 
 
+@pytest.mark.slow  # a real server process
 def test_serve_starts_prints_its_url_and_answers(tmp_path):
     folder = export_tiny(tmp_path / "tiny")
     with serve_process(["--model", str(folder), "--port", "0", "--dtype", "float32", "--device", "cpu"],
@@ -63,6 +66,7 @@ def test_serve_starts_prints_its_url_and_answers(tmp_path):
             assert json.load(r)["tokens"][:3] == ["[BOS]", "The", "famous"]
 
 
+@pytest.mark.slow  # a real server process
 def test_serve_with_a_token_prints_it_in_the_url_and_requires_it(tmp_path):
     folder = export_tiny(tmp_path / "tiny")
     with serve_process(["--model", str(folder), "--port", "0", "--token", "correct-horse"],

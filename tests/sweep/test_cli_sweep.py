@@ -21,6 +21,7 @@ def _run(code: str, **env) -> subprocess.CompletedProcess:
                           timeout=600)
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_without_workers_ray_is_never_imported():
     code = (
         "import sys, cli.common\n"
@@ -37,6 +38,7 @@ def test_without_workers_ray_is_never_imported():
     assert json.loads("\n".join(out.stdout.strip().splitlines()[:-1]))["model"] == "tiny-llama"
 
 
+@pytest.mark.slow  # fresh interpreters
 @pytest.mark.parametrize("option", [["--workers", "2"], ["--ray-address", "127.0.0.1:6379"]])
 def test_workers_without_ray_is_one_sentence(option, tmp_path):
     code = ("import sys\nsys.modules['ray'] = None  # as if Ray were not installed\n"
