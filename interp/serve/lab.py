@@ -311,19 +311,17 @@ class Lab:
     def _fact_requests(self, data: bytes) -> tuple[list, list]:
         """The fact file's records and their EditRequests (at most one past the batch limit, so a larger file is
         refused by its count), each text within the limits of a single edit's."""
-        from interp.analysis.facts.records import load_facts
+        from interp.analysis.facts.records import parse_facts
         from interp.analysis.rome import EditRequest
 
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "facts.json"
-            path.write_bytes(data)
-            try:
-                records = load_facts(path)
-            except InterpError as exc:
-                raise InvalidInputError("The uploaded fact file" + _one_line(exc).replace(str(path), "")) from None
-            except Exception:  # noqa: BLE001 - a malformed file is one sentence, not a traceback
-                raise InvalidInputError("The uploaded file is not a CounterFact-style JSON or JSONL fact file."
-                                        ) from None
+        try:
+            records = parse_facts(data.decode("utf-8"), "The uploaded fact file")
+        except UnicodeDecodeError:
+            raise InvalidInputError("The uploaded fact file cannot be read as UTF-8 text.") from None
+        except InterpError as exc:
+            raise InvalidInputError(_one_line(exc)) from None
+        except Exception:  # noqa: BLE001 - a malformed file is one sentence, not a traceback
+            raise InvalidInputError("The uploaded file is not a CounterFact-style JSON or JSONL fact file.") from None
         if not records:
             raise InvalidInputError("The uploaded fact file holds no facts.")
         requests = []

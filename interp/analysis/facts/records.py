@@ -179,18 +179,22 @@ def load_facts(path: str | Path) -> list[FactRecord]:
     record's number in the array.
     """
     path = Path(path)
-    content = _read_text(path)
+    return parse_facts(_read_text(path), path)
+
+
+def parse_facts(content: str, source: object) -> list[FactRecord]:
+    """`load_facts` on text already read (an upload); errors name `source` where they name the file."""
     if not content.strip():
-        raise DataFormatError(path, None, None, "the file is empty.")
+        raise DataFormatError(source, None, None, "the file is empty.")
     if content.lstrip().startswith("["):
         try:
             data = json.loads(content)
         except json.JSONDecodeError as e:
-            raise DataFormatError(path, e.lineno, None, f"not valid JSON ({e.msg}).") from None
+            raise DataFormatError(source, e.lineno, None, f"not valid JSON ({e.msg}).") from None
         except RecursionError:
-            raise DataFormatError(path, None, None, "the JSON is nested too deeply to be a fact file.") from None
+            raise DataFormatError(source, None, None, "the JSON is nested too deeply to be a fact file.") from None
         return [
-            _parse_record(obj, path, line, f"record {number} of the array")
+            _parse_record(obj, source, line, f"record {number} of the array")
             for number, (line, obj) in enumerate(zip(_record_lines(content), data), 1)
         ]
     records = []
@@ -200,10 +204,10 @@ def load_facts(path: str | Path) -> list[FactRecord]:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
-            raise DataFormatError(path, lineno, None, f"not valid JSON ({e.msg}).") from None
+            raise DataFormatError(source, lineno, None, f"not valid JSON ({e.msg}).") from None
         except RecursionError:
-            raise DataFormatError(path, lineno, None, "the JSON is nested too deeply to be a fact record.") from None
-        records.append(_parse_record(obj, path, lineno, "JSONL line"))
+            raise DataFormatError(source, lineno, None, "the JSON is nested too deeply to be a fact record.") from None
+        records.append(_parse_record(obj, source, lineno, "JSONL line"))
     return records
 
 
