@@ -231,7 +231,7 @@ def test_rows(model_name: str, n_layers: int, chosen: dict, n_known: int, n_fact
         if changes is None:
             out.append((row, f"{label}: not run, its tune rows are incomplete", None))
             continue
-        where = setting.split(", ", 2)[-1] if method.startswith("rome") else setting.rsplit(", ", 1)[-1]
+        where = "layer" + setting.split(", layer", 1)[-1]  # "layer 10, C from 16k tokens", "layers 5-8"
         out.append((row, f"{label}, {where}", changes))  # no fluency: ~19 s a fact a row, and no score uses it
     for edits in BATCHES:
         if n_known < edits:
@@ -374,8 +374,15 @@ def resample(df, n: int = 1000, seed: int = 0):
 
 
 def weighted_means(values, w):
-    """The mean of values (k,) under each resample's weights (n, k): (n,)."""
-    return (w @ values) / w.sum(1)
+    """The mean of values (k,) under each resample's weights (n, k): (n,). A NaN value (a fact without
+    neighbourhood prompts has no NS) is left out, as the row's own mean leaves it out."""
+    import numpy as np
+
+    missing = np.isnan(values)
+    if not missing.any():
+        return (w @ values) / w.sum(1)
+    kept = w @ (~missing).astype(float)
+    return np.where(kept > 0, (w @ np.where(missing, 0.0, values)) / np.maximum(kept, 1e-300), np.nan)
 
 
 def metric_interval(df, metric: str, n: int = 1000, seed: int = 0) -> tuple[float, float]:

@@ -119,3 +119,15 @@ def test_a_parts_rows_never_edit_another_parts_facts(tmp_path, monkeypatch):
     assert {k.split("/")[1] for k in test_rows} >= {"rome-ours-L4", "rome-original-L10-4k", "memit-ours-5-8-b10"}
     assert "Chosen for rome-ours" in (tmp_path / "tune.md").read_text()
     assert "ROME: ours wins" in (tmp_path / "test.md").read_text()
+
+
+def test_a_fact_without_neighbours_is_left_out_of_the_intervals():
+    """A NaN NS (a fact with no neighbourhood prompts) drops out of the bootstrap means, as out of the row's own
+    mean, instead of turning every interval into NaN."""
+    rows = [{"case_id": i, "group": i, "efficacy": 1.0, "paraphrase": 0.5 + 0.05 * i,
+             "neighborhood": float("nan") if i == 0 else 0.1 * i} for i in range(8)]
+    df = pd.DataFrame(rows)
+    lo, hi = rome_eval.metric_interval(df, "neighborhood")
+    assert 0.1 <= lo < hi <= 0.7
+    draws = rome_eval.score_draws(df)
+    assert draws.min() > 0 and not pd.isna(draws).any()
