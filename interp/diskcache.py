@@ -8,11 +8,14 @@
 - `sweep_stale(folder)`: temporary files and folders (``.tmp-*``, ``*.partial``, ``.<key>-*``) that a killed
   run left behind, older than an hour (so a concurrent writer's temporary is never touched), are removed.
 - `scratch_dir()`: where an uncached result is materialised instead (removed when the process exits).
+- `one_writer(path)`: while one process computes a cache entry, another that wants the same entry waits
+  for it and then reads it, instead of computing it a second time.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import importlib.util
 import shutil
@@ -114,3 +117,24 @@ def scratch_dir(prefix: str = "interp-uncached-") -> Path:
         atexit.register(lambda: [shutil.rmtree(p, ignore_errors=True) for p in _scratch])
     _scratch.append(path)
     return path
+
+
+@contextlib.contextmanager
+def one_writer(path: Path):
+    """Hold an exclusive lock on ``<path>.lock`` for the block: the caller checks whether `path` exists
+    inside it, and computes it only if not. The kernel releases the lock when a process dies, so a killed
+    writer never blocks the next. Where locks are unavailable (no `fcntl`, an unwritable cache) the block runs
+    unlocked: at worst the entry is computed twice, as without this."""
+    try:
+        import fcntl
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path.with_name(path.name + ".lock"), "a")  # noqa: SIM115 - closed below
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        handle.close()  # releases the lock

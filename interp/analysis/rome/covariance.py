@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from interp.analysis.rome.hparams import StatsParams
+from interp.diskcache import one_writer
 from interp.errors import InvalidInputError
 from interp.fingerprint import ids_hash, text_hash, weights_hash
 from interp.interventions import capture, intervene
@@ -99,11 +100,26 @@ def sample_corpus(model, params: StatsParams, progress: Progress | None = None,
     """Documents of token ids sampled from the model (batched, seeded), cached on disk."""
     n_docs = -(-params.n_tokens // (params.sample_len - 1))
     path = (cache or StatsCache()).folder(model) / f"corpus-s{params.seed}-n{n_docs}x{params.sample_len}.pt"
+    docs = _cached_corpus(path)
+    if docs is None:
+        with one_writer(path):  # another process sampling the same corpus finishes first; this one reads it
+            docs = _cached_corpus(path)
+            if docs is None:
+                docs = _sample(model, params, n_docs, progress)
+                _atomic_save(docs, path)
+    return docs
+
+
+def _cached_corpus(path: Path) -> list[list[int]] | None:
     if path.exists():
         try:
             return torch.load(path)
         except Exception:  # noqa: BLE001 - a damaged cache entry is rebuilt
             path.unlink(missing_ok=True)
+    return None
+
+
+def _sample(model, params: StatsParams, n_docs: int, progress: Progress | None) -> list[list[int]]:
     docs: list[list[int]] = []
     batches = range(0, n_docs, params.batch_size)
     for i, start in enumerate(track(progress, batches, "sampling corpus")):
@@ -115,7 +131,6 @@ def sample_corpus(model, params: StatsParams, progress: Progress | None = None,
         for row in range(b):
             ids = tokens[row][mask[row]].tolist() + new[row].tolist()
             docs.append(ids)
-    _atomic_save(docs, path)
     return docs
 
 
@@ -152,8 +167,11 @@ def second_moment(model, layer: int, params: StatsParams = StatsParams(), progre
     path = cache.folder(model) / f"mom2-L{layer}-{key[:16]}.pt"
     c = cache.moment(path)
     if c is None:
-        c = _keys_moment(model, layer, docs, progress)
-        cache.keep(path, c)
+        with one_writer(path):  # computed by another process meanwhile: read, not recomputed
+            c = cache.moment(path)
+            if c is None:
+                c = _keys_moment(model, layer, docs, progress)
+                cache.keep(path, c)
     return c
 
 
