@@ -66,3 +66,17 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
 def write_json(path: str | Path, obj: Any, indent: int | None = 2) -> Path:
     """`dumps(obj)` written atomically (see `write_text_atomic`)."""
     return write_text_atomic(path, dumps(obj, indent))
+
+
+def read_jsonl_by(path: str | Path, key: str) -> dict:
+    """A resumable run's parts file (one JSON object a line) as {line[key]: line}, the last line of a key
+    winning; {} when the file is not there yet."""
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    done = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            rec = json.loads(line)
+            done[rec[key]] = rec
+    return done

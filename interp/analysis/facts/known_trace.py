@@ -64,14 +64,9 @@ def settings_of(params: TraceParams) -> dict:
 
 def read_parts(path: Path) -> dict:
     """case id -> its line of parts.jsonl (the last one wins)."""
-    if not path.is_file():
-        return {}
-    done = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            rec = json.loads(line)
-            done[rec["known_id"]] = rec
-    return done
+    from interp.jsonio import read_jsonl_by
+
+    return read_jsonl_by(path, "known_id")
 
 
 def fact_row(model, fact, params: TraceParams, sigma: float, commit: str) -> dict:

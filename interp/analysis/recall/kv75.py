@@ -84,14 +84,9 @@ def base_examples(params: RecallParams) -> list[RecallExample]:
 
 def read_parts(path: Path) -> dict[str, dict]:
     """example_id -> its line of parts.jsonl (the last one wins)."""
-    if not path.is_file():
-        return {}
-    done = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            rec = json.loads(line)
-            done[rec["example_id"]] = rec
-    return done
+    from interp.jsonio import read_jsonl_by
+
+    return read_jsonl_by(path, "example_id")
 
 
 def run_kv75(model, n: int, out: Path, *, until: datetime | None = None, seed: int = 0, n_boot: int = 1000,
