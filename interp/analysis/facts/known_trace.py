@@ -89,12 +89,17 @@ def fact_row(model, fact, params: TraceParams, sigma: float, commit: str) -> dic
 
 
 def run_known_trace(model, out: Path, facts: Sequence | None = None, params: TraceParams = TraceParams(), *,
-                    known: int | None = None, until: datetime | None = None, log=print) -> dict:
+                    known: int | None = None, until: datetime | None = None, shard: tuple[int, int] = (0, 1),
+                    log=print) -> dict:
     """Trace the facts (default: the vendored known_1000) in the seeded order of params.seed, appending one
     line per fact to ``out/parts.jsonl``, skipping those already there; stop before a fact past ``until`` or
-    once ``known`` known facts are kept. Returns the parts (case id -> line)."""
+    once ``known`` known facts are kept. ``shard=(k, n)``: only every n-th fact of the order from the k-th,
+    so n processes (one per core) share one parts file; the file is re-read before each fact (the stop
+    counts every process's known facts) and each line is appended under a lock. Returns the parts
+    (case id -> line)."""
     from interp.analysis.facts.known import load_known
     from interp.analysis.facts.run import trace_sigma
+    from interp.diskcache import one_writer
 
     facts = list(load_known() if facts is None else facts)
     out.mkdir(parents=True, exist_ok=True)
@@ -106,9 +111,11 @@ def run_known_trace(model, out: Path, facts: Sequence | None = None, params: Tra
                                     f"{model.cfg.name} at {settings_of(params)}; use another --out.")
     sigma = trace_sigma(model, TraceParams(facts=tuple(facts)))  # over every subject of the file, as the reference
     commit = code_commit(CODE)
-    n_known = sum(r["known"] for r in done.values())
-    for i in trace_order(len(facts), params.seed):
+    k, n = shard
+    for i in trace_order(len(facts), params.seed)[k::n]:
         fact = facts[i]
+        done = read_parts(parts) if n > 1 else done  # the other shards' lines too
+        n_known = sum(r["known"] for r in done.values())
         if fact.case_id in done:
             continue
         if known is not None and n_known >= known:
@@ -117,7 +124,7 @@ def run_known_trace(model, out: Path, facts: Sequence | None = None, params: Tra
             log(f"stopping at {until:%H:%M} UTC: {len(done)} facts visited, {n_known} known")
             break
         row = fact_row(model, fact, params, sigma, commit)
-        with parts.open("a", encoding="utf-8") as f:
+        with one_writer(parts), parts.open("a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
         done[fact.case_id] = row
         n_known += row["known"]
@@ -373,6 +380,16 @@ def parse_until(text: str | None) -> datetime | None:
     return until + timedelta(days=1) if until < now else until
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise SystemExit(f"--shard {text!r} must be K/N, e.g. 0/2.") from None
+    if not 0 <= k < n:
+        raise SystemExit(f"--shard {text!r}: K must be at least 0 and below N.")
+    return k, n
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     import argparse
 
@@ -385,13 +402,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--report", action="store_true", help="only reduce the kept parts and write the result")
     parser.add_argument("--census", action="store_true",
                         help="only count the facts the model knows (one forward each) into OUT/census.json")
+    parser.add_argument("--shard", default="0/1", help="K/N: trace every N-th fact of the order from the K-th "
+                        "(run N processes, K = 0..N-1, with the same --out)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     if args.known is not None and args.known < 1:
         raise SystemExit("--known must be at least 1.")
+    shard = parse_shard(args.shard)
     until = parse_until(args.until)
     command = (f"OMP_NUM_THREADS=1 nice -n 19 python -m interp.analysis.facts.known_trace --model {args.model}"
-               + (f" --known {args.known}" if args.known else "") + f" --until HH:MM --out {args.out}")
+               + (f" --known {args.known}" if args.known else "") + f" --until HH:MM --out {args.out}"
+               + (f" --shard K/{shard[1]} (one process for each K < {shard[1]})" if shard[1] > 1 else ""))
     try:
         model = load_model(args.model)
         if args.census:
@@ -404,7 +425,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                   f"({found['relations_known']} of {found['relations_in_set']} relations)")
             return
         if not args.report:
-            run_known_trace(model, args.out, known=args.known, until=until)
+            run_known_trace(model, args.out, known=args.known, until=until, shard=shard)
         result = write_result(model.cfg.name, model.cfg.n_layers, args.out, command=command)
     except InvalidInputError as e:
         raise SystemExit(str(e)) from None

@@ -89,3 +89,31 @@ def test_census_counts_the_facts_the_driver_finds_known(tmp_path):
     done = read_parts(tmp_path / "out" / "parts.jsonl")
     assert found["known_ids"] == [k for k in (f.case_id for f in facts) if done[k]["known"]] == [10, 12, 13, 15]
     assert (found["n_known"], found["n_set"], found["known_by_relation"]) == (4, 6, {"P1": 4})
+
+
+def test_shards_share_one_parts_file_and_together_visit_what_one_process_does(tmp_path):
+    from interp.analysis.facts.known_trace import parse_shard, read_parts, run_known_trace, trace_order
+
+    model, facts = _setup(tmp_path)
+    params = TraceParams(samples=2, window=2, seed=3)
+    serial, shared = tmp_path / "serial", tmp_path / "shared"
+    run_known_trace(model, serial, facts, params, log=lambda *_: None)
+    order = [facts[i].case_id for i in trace_order(len(facts), 3)]
+    run_known_trace(model, shared, facts, params, shard=(1, 2), log=lambda *_: None)
+    assert list(read_parts(shared / "parts.jsonl")) == order[1::2]  # shard 1 of 2: every other fact
+    run_known_trace(model, shared, facts, params, shard=(0, 2), log=lambda *_: None)
+    one, two = read_parts(serial / "parts.jsonl"), read_parts(shared / "parts.jsonl")
+    assert sorted(two) == sorted(one) and len((shared / "parts.jsonl").read_text().splitlines()) == len(facts)
+    for key in one:  # the same facts, the same effects
+        assert one[key]["known"] == two[key]["known"] and one[key].get("effects") == two[key].get("effects")
+
+    stop = tmp_path / "stop"  # --known counts the facts every shard has kept
+    run_known_trace(model, stop, facts, params, shard=(0, 2), log=lambda *_: None)
+    kept = sum(r["known"] for r in read_parts(stop / "parts.jsonl").values())
+    run_known_trace(model, stop, facts, params, known=kept, shard=(1, 2), log=lambda *_: None)
+    assert len(read_parts(stop / "parts.jsonl")) == len(order[0::2])
+
+    assert parse_shard("1/2") == (1, 2)
+    for bad in ("2/2", "x", "-1/2"):
+        with pytest.raises(SystemExit):
+            parse_shard(bad)
