@@ -85,10 +85,12 @@ class EditEvalResult(ResultBase):
         return {"edit_eval": fig}
 
     def findings(self) -> list[Finding]:
-        m, n = self.means(), len(self.per_fact)
-        return [self.finding(k, f"{k.capitalize()} after {self.params.method.upper()} over {n} facts: "
-                             f"{m[k]['mean']:.2f} (before the edit {m[k + '_before']['mean']:.2f}).", m[k]["mean"],
-                             "fraction")
+        m, n, groups = self.means(), len(self.per_fact), self.groups()
+        over = f"{n} facts" + ("" if groups is None else f" in {len(set(groups))} neighbourhood groups")
+        interval = "bootstrap" if groups is None else "cluster-bootstrap"
+        return [self.finding(k, f"{k.capitalize()} after {self.params.method.upper()} over {over}: "
+                             f"{m[k]['mean']:.2f} [{m[k]['ci95'][0]:.2f}, {m[k]['ci95'][1]:.2f}] (95% {interval} "
+                             f"interval; before the edit {m[k + '_before']['mean']:.2f}).", m[k]["mean"], "fraction")
                 for k in METRICS]
 
     def summary_markdown(self) -> str:

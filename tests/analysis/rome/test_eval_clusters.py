@@ -95,3 +95,15 @@ def test_edit_eval_rows_get_their_facts_neighbourhood_groups():
                fact(3, "Colosseum", "Rome city", ("The Pantheon is in",), relation="P2")]
     rows = label_groups([{"case_id": r.case_id} for r in records], records)
     assert [r["group"] for r in rows] == [0, 0, 1]
+
+
+def test_findings_state_n_groups_and_the_cluster_interval():
+    dup = scores()
+    means = result(dup).means()
+    texts = {f.key: f.text for f in result(dup).findings()}
+    for m in METRICS:
+        lo, hi = means[m]["ci95"]
+        assert f"over 32 facts in 8 neighbourhood groups: {means[m]['mean']:.2f} [{lo:.2f}, {hi:.2f}]" in texts[m]
+        assert "95% cluster-bootstrap interval" in texts[m]
+    old = {f.key: f.text for f in result(dup.drop(columns="group")).findings()}
+    assert "over 32 facts:" in old["efficacy"] and "95% bootstrap interval" in old["efficacy"]
