@@ -87,3 +87,28 @@ def test_docs_links_resolve_on_github_too():
         for link in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
             if "://" not in link:
                 assert (page.parent / link).exists(), f"{page.relative_to(ROOT)}: {link}"
+
+
+def test_readme_edit_scale_numbers_are_the_committed_rows():
+    """The README's paragraph on many edits quotes experiments/results/edit-scale/.../scale.csv (Wilson 95%
+    intervals over the 100 edited facts and the 38 controls); a rerun that changes a row fails here."""
+    import csv
+
+    from interp.analysis.recall.stats import wilson
+
+    text = " ".join((ROOT / "README.md").read_text().split())
+    rows = {(r["method"], int(r["n_edits"])): r for r in
+            csv.DictReader((ROOT / "experiments/results/edit-scale/smollm2-135m/merged/scale.csv").open())}
+    rome, ftl, ft = rows["rome", 100], rows["ft-l", 100], rows["ft", 100]
+
+    def with_ci(p: float, n: int) -> str:
+        lo, hi = wilson(round(p * n), n)
+        return f"{p:.2f} [{lo:.2f}, {hi:.2f}]"
+
+    assert f"held {with_ci(float(rome['efficacy']), 100)} of them" in text
+    assert f"from 1.00 to {with_ci(float(rome['control_accuracy']), 38)}" in text
+    assert f"rose only {round(100 * (float(rome['perplexity_ratio']) - 1))}%" in text
+    assert f"FT-L wrote {round(100 * float(ftl['efficacy']))} of the 100" in text
+    assert f"perplexity x{float(ft['perplexity_ratio']):.1f}" in text
+    assert all(float(rows[m, 10]["control_accuracy"]) == 1.0 for m in ("memit", "alphaedit"))
+    assert "MEMIT and AlphaEdit were unharmed at 10 edits" in text
