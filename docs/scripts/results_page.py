@@ -48,12 +48,12 @@ READING = {
               "GPT-2 XL, and the last token's MLPs keep a late effect of their own, which ROME does not report. "
               "Editing works best below the trace's MLP peak, as Hase et al. (2023) found in GPT-J."),
     "neurons": ("neuron_controls.png", "Knowledge neurons (Dai et al., 2022) by integrated gradients with the "
-                "paper's refinement over a fact's prompts. The default model's section runs the paper's protocol "
-                "on ROME's known facts: p tuned per relation on the tuning part, the neurons found on test facts, "
-                "then suppressed and amplified on prompts held out of the search, against random units from the "
-                "same layers and unrelated facts; its last findings compare with the paper's BERT figures. The "
-                "second model's section is still the earlier run on one fact (not yet rerun). Units that also "
-                "move unrelated facts look generic rather than fact-specific."),
+                "paper's refinement over a fact's prompts, run as the paper ran them on ROME's known facts: p "
+                "tuned per relation on the tuning part, the neurons found on test facts, then suppressed and "
+                "amplified on prompts held out of the search, against random units from the same layers and "
+                "unrelated facts; the last findings compare with the paper's BERT figures. Where suppressing a "
+                "fact's units also lowers unrelated facts, the units look partly generic rather than "
+                "fact-specific."),
     "edit-eval": ("edit_eval.png", "ROME edits (Meng et al., 2022) scored as CounterFact scores them, on facts "
                   "drawn at random from the test part of the fact set (never the tuning part the editing defaults "
                   "were chosen on); the paper's protocol on held-out facts, against the original ROME and MEMIT, "
