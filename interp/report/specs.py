@@ -127,8 +127,12 @@ class ExperimentSpec:
         if profile not in PROFILES:
             raise InvalidInputError(f"Unknown profile {profile!r}; known: {', '.join(PROFILES)}.")
         small = self.demo.get("params", {})
-        if profile == "full" or self.profile == "demo" or not small:
-            return self  # no smaller sizes: the demo runs (and reuses) the full protocol's experiment
+        if profile == "full" or self.profile == "demo":
+            return self
+        if not small:  # no smaller sizes: the demo runs (and reuses) the full protocol's experiment,
+            if "seconds" in self.demo:  # with the estimate measured in a demo run where the spec gives one
+                return dataclasses.replace(self, seconds=self.demo["seconds"])
+            return self
         overrides = {m: {k: v for k, v in o.items() if k not in small} for m, o in self.overrides.items()}
         return dataclasses.replace(self, params={**self.params, **small}, overrides=overrides, profile="demo",
                                    seconds=self.demo.get("seconds", self.seconds), full=self)

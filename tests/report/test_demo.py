@@ -36,7 +36,7 @@ def demo_dir(tmp_path) -> Path:
     folder = tmp_path / "experiments"
     write_spec(folder, "alpha", order=10, extra=DEMO)
     write_spec(folder, "beta", order=20, params="n_tokens = 6")  # no [demo]: the same run in both profiles
-    write_spec(folder, "gamma", order=30, params="n_tokens = 5")
+    write_spec(folder, "gamma", order=30, params="n_tokens = 5", extra="seconds = 300\n[demo]\nseconds = 30\n")
     return folder
 
 
@@ -51,6 +51,11 @@ def test_the_demo_profile_changes_only_its_params_and_says_how(demo_dir):
     assert alpha.seconds == 2 and full["alpha"].seconds == 40
     assert demo["beta"] is not None and demo["beta"].profile == "full" and demo["beta"].demo_changes("tiny") == {}
     assert demo["beta"].run_command("tiny") == full["beta"].run_command("tiny")
+    # a [demo] table with seconds only: the same run (and cache entry), the estimate of a demo run
+    gamma = demo["gamma"]
+    assert gamma.profile == "full" and gamma.demo_changes("tiny") == {} and gamma.params == full["gamma"].params
+    assert gamma.seconds == 30 and full["gamma"].seconds == 300
+    assert gamma.run_command("tiny") == full["gamma"].run_command("tiny")
 
 
 def test_a_demo_run_has_its_own_cache_key(tiny_llama, demo_dir, cache_env, fake_calls):
