@@ -143,10 +143,11 @@ def part_records(data: str, part: str) -> list:
     return records if part == "all" else select(records, load_split(SPLITS_DIR / split_file), part)
 
 
-def part_dir(results: Path, model_name: str, data: str, part: str) -> Path:
-    """Where a part's rows are kept: the model's folder itself for the in-sample facts table."""
+def part_dir(results: Path, model_name: str, data: str, part: str, n_facts: int) -> Path:
+    """Where a part's rows are kept: the model's folder itself for the in-sample facts table, else one folder per
+    part and fact count (a row drawn from 8 facts is never read as one of 20)."""
     base = results / model_name
-    return base if (data, part) == ("facts", "all") else base / f"{data}-{part}"
+    return base if (data, part) == ("facts", "all") else base / f"{data}-{part}-{n_facts}facts"
 
 
 def part_out(model_name: str, data: str, part: str) -> Path:
@@ -524,6 +525,8 @@ def main() -> None:
     ap.add_argument("--part", default="all", help="all (the in-sample tables), or the tune or test part of the "
                     "data's committed split (runs the tune / test table)")
     ap.add_argument("--facts", type=int, default=50, help="known facts drawn at random (seed 0)")
+    ap.add_argument("--tune-facts", type=int, default=None, help="with --part test: the tune run whose choices it "
+                    "tests (its --facts; default: the same as --facts)")
     ap.add_argument("--tables", default=None, help="with --part all; default: all (main,ablation,stats,layers,memit)")
     ap.add_argument("--rows", default="", help="only these row ids (comma-separated), e.g. to run rows in "
                     "two one-thread processes side by side")
@@ -550,7 +553,8 @@ def main() -> None:
 
     from interp.model.load import load_model
 
-    out_dir = part_dir(args.results, args.model, args.data, args.part)
+    args.tune_facts = args.tune_facts or args.facts
+    out_dir = part_dir(args.results, args.model, args.data, args.part, args.facts)
     out_dir.mkdir(parents=True, exist_ok=True)
     model = None if args.only_write else load_model(args.model)
     n_layers = model.cfg.n_layers if model is not None else {"smollm2-135m": 30, "gemma3-270m": 18}[args.model]
@@ -608,7 +612,7 @@ def run_part(args, model, records: list, out_dir: Path, n_layers: int) -> None:
             row, _, changes = todo[0]
             run_row(model, known, out_dir, row, changes, args.facts, extra)
     else:
-        tune_dir = part_dir(args.results, args.model, args.data, "tune")
+        tune_dir = part_dir(args.results, args.model, args.data, "tune", args.tune_facts)
         chosen = choose(args.model, n_layers, kept_rows(tune_dir))
         for row, _, changes in test_rows(args.model, n_layers, chosen, meta.get("n_known", 0), args.facts):
             if model is not None and changes is not None and (only is None or row in only):
@@ -635,7 +639,7 @@ def write_part(args, out_dir: Path, n_layers: int, meta: dict) -> None:
     from interp.analysis.rome.hparams import default_layer, default_memit_layers
 
     results = kept_rows(out_dir)
-    tune_dir = part_dir(args.results, args.model, args.data, "tune")
+    tune_dir = part_dir(args.results, args.model, args.data, "tune", args.tune_facts)
     chosen = choose(args.model, n_layers, kept_rows(tune_dir))
     fact_file, split_file = DATA[args.data]
     some = next((facts_table(out_dir, results, r) for r in results if measured(results, out_dir, r)), None)
@@ -645,7 +649,9 @@ def write_part(args, out_dir: Path, n_layers: int, meta: dict) -> None:
                                                        else "") for r in results.values()})
     lines = [f"# ROME / MEMIT on {args.model}: the {args.part} part of {fact_file}", "",
              f"`.venv/bin/python benchmarks/rome_eval.py --model {args.model} --data {args.data} --part {args.part} "
-             f"--facts {args.facts} --threads 1"
+             f"--facts {args.facts}"
+             + ("" if args.part == "tune" or args.tune_facts == args.facts else f" --tune-facts {args.tune_facts}")
+             + " --threads 1"
              + ("" if STATS_BUDGETS == (4_000, 16_000, 64_000) else
                 f" --stats-budgets {','.join(str(n) for n in STATS_BUDGETS)}")
              + f"` (OMP_NUM_THREADS=1, nice 19); torch {torch.__version__}, "
@@ -691,7 +697,7 @@ def write_part(args, out_dir: Path, n_layers: int, meta: dict) -> None:
         done = sum(measured(results, out_dir, r[0]) for r in rows)
         if done < len(rows):
             lines += [f"**Partial: {done} of {len(rows)} rows measured**; the same command resumes it.", ""]
-        lines += ["Each method at the setting its tune rows chose (benchmarks/rome-eval-"
+        lines += [f"Each method at the setting its tune rows on {args.tune_facts} facts chose (benchmarks/rome-eval-"
                   f"{args.model}-{args.data}-tune.md).", "",
                   "## Original algorithms and ours", "",
                   "Fluency is not measured here (the in-sample table has it): it costs about as much as the edit "

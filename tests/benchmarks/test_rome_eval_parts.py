@@ -36,9 +36,10 @@ def test_parts_hold_their_split_ids_only(data):
 
 
 def test_in_sample_table_keeps_its_folder_and_file(tmp_path):
-    assert rome_eval.part_dir(tmp_path, MODEL, "facts", "all") == tmp_path / MODEL
+    assert rome_eval.part_dir(tmp_path, MODEL, "facts", "all", 50) == tmp_path / MODEL
     assert rome_eval.part_out(MODEL, "facts", "all").name == f"rome-eval-{MODEL}.md"
-    assert rome_eval.part_dir(tmp_path, MODEL, "known_edits", "test") == tmp_path / MODEL / "known_edits-test"
+    test_dir = rome_eval.part_dir(tmp_path, MODEL, "known_edits", "test", 20)
+    assert test_dir == tmp_path / MODEL / "known_edits-test-20facts"
     assert rome_eval.part_out(MODEL, "known_edits", "tune").name == f"rome-eval-{MODEL}-known_edits-tune.md"
     with pytest.raises(SystemExit):
         rome_eval.part_records("known_edits", "heldout")
@@ -103,19 +104,19 @@ def test_a_parts_rows_never_edit_another_parts_facts(tmp_path, monkeypatch):
     monkeypatch.setattr(evaluate, "known_facts", lambda model, records: [r.case_id % 3 != 0 for r in records])
     split = split_ids("known_edits")
     for part in ("tune", "test"):
-        args = Namespace(model=MODEL, data="known_edits", part=part, facts=5, rows="", results=tmp_path,
+        args = Namespace(model=MODEL, data="known_edits", part=part, facts=5, tune_facts=5, rows="", results=tmp_path,
                          out=tmp_path / f"{part}.md")
-        out_dir = rome_eval.part_dir(tmp_path, MODEL, "known_edits", part)
+        out_dir = rome_eval.part_dir(tmp_path, MODEL, "known_edits", part, 5)
         out_dir.mkdir(parents=True)
         rome_eval.run_part(args, object(), rome_eval.part_records("known_edits", part), out_dir, N_LAYERS)
-    tune_rows = [k for k in seen if k.startswith("known_edits-tune/")]
-    test_rows = [k for k in seen if k.startswith("known_edits-test/")]
+    tune_rows = [k for k in seen if k.startswith("known_edits-tune-5facts/")]
+    test_rows = [k for k in seen if k.startswith("known_edits-test-5facts/")]
     assert len(tune_rows) == 6 + 6 + 2 + 3 + 3 and len(test_rows) == 8
     for key, ids in seen.items():
-        part = "tune" if key.startswith("known_edits-tune/") else "test"
+        part = "tune" if key.startswith("known_edits-tune-5facts/") else "test"
         assert ids and set(ids) <= set(split[part]), key
         assert all(i % 3 != 0 for i in ids)  # known facts only
-    assert "known_edits-tune/rome-original-L10-64k" in seen  # the budget rows at the original's best layer
+    assert "known_edits-tune-5facts/rome-original-L10-64k" in seen  # the budget rows at the original's best layer
     assert {k.split("/")[1] for k in test_rows} >= {"rome-ours-L4", "rome-original-L10-4k", "memit-ours-5-8-b10"}
     assert "Chosen for rome-ours" in (tmp_path / "tune.md").read_text()
     assert "ROME: ours wins" in (tmp_path / "test.md").read_text()
