@@ -433,6 +433,49 @@ def measured(results: dict, out_dir: Path, row: str) -> bool:
     return row in results and facts_table(out_dir, results, row) is not None
 
 
+def tune_part_scores(model_name: str, n_layers: int, results: dict | None = None,
+                     out_dir: Path | None = None) -> dict[int, tuple[float, float, float, int, int]]:
+    """The in-sample layer sweep (the `layers` table's rows of ours) re-scored on the facts that fall in the
+    tune part of facts.json's committed split: {layer: (S, lo, hi, facts, groups)}. The library's default layer is
+    the one with the highest S here (ties: the earlier), so the reports' edit-eval, drawn from the test part,
+    never sees the facts that chose it."""
+    import numpy as np
+
+    from interp.analysis.facts.splits import SPLITS_DIR, load_split
+
+    out_dir = out_dir or ROOT / "benchmarks" / "results" / "rome-eval" / model_name
+    results = results if results is not None else kept_rows(out_dir)
+    tune = set(load_split(SPLITS_DIR / DATA["facts"][1])["tune"])
+    out = {}
+    for row, _, changes in rows_of("layers", model_name, n_layers):
+        if row.endswith("-original") or not measured(results, out_dir, row):
+            continue
+        df = facts_table(out_dir, results, row)
+        df = df[df["case_id"].isin(tune)].reset_index(drop=True)
+        s = harmonic([df[m].mean() for m in METRICS])
+        lo, hi = np.percentile(score_draws(df), [2.5, 97.5])
+        out[changes["rome"].layer] = (s, float(lo), float(hi), len(df), len(set(fact_groups(df))))
+    return out
+
+
+def tune_part_lines(model_name: str, n_layers: int, results: dict, out_dir: Path) -> list[str]:
+    """The layer sweep on the tune part alone, and whether the default is its choice."""
+    from interp.analysis.rome.hparams import default_layer
+
+    scores = tune_part_scores(model_name, n_layers, results, out_dir)
+    if not scores:
+        return []
+    best = max(scores, key=lambda layer: (scores[layer][0], -layer))
+    default = default_layer(model_name, n_layers)
+    _, _, _, n, groups = scores[best]
+    cells = ", ".join(f"{layer}: {s:.2f} [{lo:.2f}, {hi:.2f}]" for layer, (s, lo, hi, _, _) in sorted(scores.items()))
+    verdict = ("the library's default" if best == default else
+               f"not the library's default (layer {default}): move the default")
+    return [f"On the tune part of facts.json alone ({n} of these facts, in {groups} neighbourhood groups; the "
+            f"test part, which the reports' edit-eval draws from, left out), S by layer: {cells}. Highest: layer "
+            f"{best}, {verdict}.", ""]
+
+
 def best_line(rows, results: dict, out_dir: Path, baseline: str, what: str) -> list[str]:
     """Which measured row has the highest S, and the paired bootstrap interval of its S minus the baseline's."""
     kept = [(row, label) for row, label, _ in rows if measured(results, out_dir, row)]
@@ -773,6 +816,7 @@ def write(args, tables, results, n_layers) -> None:
         if table == "layers":
             sweep = [r for r in rows if not r[0].endswith("-original")]
             lines += best_line(sweep, results, out_dir, f"layer-{at}", f"layer {at}")
+            lines += tune_part_lines(args.model, n_layers, results, out_dir)
             default = default_layer(args.model, n_layers)
             lines += pair_lines(results, out_dir, ((f"layer-{default}", f"layer-{default}-original",
                                                     f"At layer {default}, ours minus the original ROME"),))

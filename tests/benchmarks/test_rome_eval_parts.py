@@ -132,3 +132,17 @@ def test_a_fact_without_neighbours_is_left_out_of_the_intervals():
     assert 0.1 <= lo < hi <= 0.7
     draws = rome_eval.score_draws(df)
     assert draws.min() > 0 and not pd.isna(draws).any()
+
+
+@pytest.mark.parametrize("model,n_layers", [("smollm2-135m", 30), ("gemma3-270m", 18)])
+def test_the_default_rome_layer_is_the_tune_parts_choice(model, n_layers):
+    """The library's default ROME layer is the layer sweep's best S on the facts of facts.json's tune part only
+    (the committed per-fact rows re-scored), so the reports' edit-eval, drawn from the test part, is out of
+    sample for it; the scores use tune facts only (fewer than the sweep's 50)."""
+    from interp.analysis.rome.hparams import default_layer
+
+    scores = rome_eval.tune_part_scores(model, n_layers)
+    assert len(scores) >= 8  # the whole sweep was kept
+    assert all(0 < n < 50 for _, _, _, n, _ in scores.values())
+    best = max(scores, key=lambda layer: (scores[layer][0], -layer))
+    assert default_layer(model, n_layers) == best, scores
