@@ -3,7 +3,8 @@
 Everything here is a plain library call (no web framework): `predict` is `interp.analysis.inspect`,
 `trace` is `interp.analysis.facts.run_trace` with the report's heatmaps, edits are
 `interp.analysis.rome` `Edit` objects (computed with `rome_edit` / `memit_edit`, applied, undone exactly,
-saved and loaded as edit files). The web layer (`interp.serve.app`) only turns requests into these calls.
+saved and loaded as edit files; a fact file's batch is one such edit: `interp.serve.batch_edit`). The web
+layer (`interp.serve.app`) only turns requests into these calls.
 
 The model is shared, so every call takes one lock. A long call (a trace, an edit) publishes its progress
 in `Lab.progress`; while one runs, other calls are refused at once with a sentence saying what the model
@@ -281,91 +282,10 @@ class Lab:
         return {"edit": active.to_json(), "target": request.target_new, "probes": rows}
 
     def apply_facts(self, data: bytes, method: str = "memit", batch_size: int = 100, limit: int | None = None) -> dict:
-        """Write every request of an uploaded fact file (CounterFact JSON or JSONL) into the model with one editor,
-        as one edit that undo restores bit for bit (`EditSession.as_applied_edit`). The held-out perplexity is
-        measured before and after; a collapsed model (the rail of `interp edit --facts`) is restored and
-        refused in one sentence, never kept. Update norms far outside the earlier steps' are flagged."""
-        from interp.analysis.rome.session import EDITORS
+        """Write every request of an uploaded fact file into the model as one edit (`interp.serve.batch_edit`)."""
+        from interp.serve.batch_edit import apply_facts
 
-        if method not in EDITORS:
-            raise InvalidInputError(f"Unknown editor {method!r}; use one of {', '.join(EDITORS)}.")
-        most = self.limits.max_batch_facts
-        batch_size = self._count(batch_size, "batch_size", 1, 10_000)
-        if limit is not None:
-            limit = self._count(limit, "limit", 1, most)
-        if len(data) > self.limits.max_upload_bytes:
-            raise TooLargeError(f"The file is {len(data):,} bytes; this server takes fact files of at most "
-                                f"{self.limits.max_upload_bytes:,} bytes.")
-        if not data.strip():
-            raise InvalidInputError("The uploaded fact file is empty; choose a CounterFact-style JSON or JSONL file.")
-        records, requests = self._fact_requests(data)
-        records, requests = records[:limit], requests[:limit]
-        if len(requests) > most:
-            raise TooLargeError(f"The fact file holds {len(requests)} facts; this server writes at most {most} in "
-                                "one batch (give a limit, or split the file).")
-        if len(self.edits) >= self.limits.max_edits:
-            raise TooLargeError(f"{len(self.edits)} edits are active, this server's limit; undo one first.")
-        with self.using_model("batch edit"):
-            return self._write_batch(records, requests, method, batch_size)
-
-    def _fact_requests(self, data: bytes) -> tuple[list, list]:
-        """The fact file's records and their EditRequests (at most one past the batch limit, so a larger file is
-        refused by its count), each text within the limits of a single edit's."""
-        from interp.analysis.facts.records import parse_facts
-        from interp.analysis.rome import EditRequest
-
-        try:
-            records = parse_facts(data.decode("utf-8"), "The uploaded fact file")
-        except UnicodeDecodeError:
-            raise InvalidInputError("The uploaded fact file cannot be read as UTF-8 text.") from None
-        except InterpError as exc:
-            raise InvalidInputError(_one_line(exc)) from None
-        except Exception:  # noqa: BLE001 - a malformed file is one sentence, not a traceback
-            raise InvalidInputError("The uploaded file is not a CounterFact-style JSON or JSONL fact file.") from None
-        if not records:
-            raise InvalidInputError("The uploaded fact file holds no facts.")
-        requests = []
-        for i, f in enumerate(records[: self.limits.max_batch_facts + 1], 1):
-            try:
-                r = EditRequest.from_fact(f)
-            except InterpError as exc:
-                raise InvalidInputError(f"Fact {i} of the uploaded file: {_one_line(exc)}") from None
-            self._with_subject(r.prompt, r.subject, self.limits.max_prompt_tokens)
-            self._prompt_ids(r.text, what=f"prompt of fact {i}")
-            self._target(r.target_new, f"new answer of fact {i}")
-            requests.append(r)
-        return records[: len(requests)], requests
-
-    def _write_batch(self, records: list, requests: list, method: str, batch_size: int) -> dict:
-        from interp.analysis.rome import MEMITParams, ROMEParams, StatsParams
-        from interp.analysis.rome.alphaedit import AlphaEditParams
-        from interp.analysis.rome.scale import rewrite_success, write_requests
-        from interp.analysis.rome.session import EditorParams, EditSession, heldout_ids, perplexity
-
-        rome = ROMEParams(stats=self.stats or StatsParams())
-        memit = MEMITParams(rome=rome)
-        editors = EditorParams(rome=rome, memit=memit, alphaedit=AlphaEditParams(memit=memit))
-        self.progress.set_stage("measuring the held-out perplexity")
-        ids = heldout_ids(self.model, None, self.limits.heldout_tokens)
-        base = perplexity(self.model, ids)
-        session = EditSession(self.model, method, editors, progress=self.progress.wrap)
-        try:
-            self.progress.set_stage("reading the key statistics")
-            session.prepare()
-            n_steps = len(session.batches(requests, batch_size))
-            ppls = write_requests(session, requests, batch_size, ids, base, n_steps, self.progress.wrap,
-                                  "every edit of the batch was undone")
-            self.progress.set_stage("checking the rewrites")
-            held = rewrite_success(self.model, records)
-            edit = session.as_applied_edit()
-        except BaseException:
-            session.restore()  # a failed, stopped or collapsed batch never leaves the model edited
-            raise
-        active = self._add(edit, "computed")
-        after = ppls[max(ppls)]
-        return {"edit": active.to_json(), "steps": len(session.steps), "rewritten": sum(held), "facts": len(requests),
-                "flagged_steps": [st.index for st in session.steps if st.flagged],
-                "perplexity_before": base, "perplexity_after": after}
+        return apply_facts(self, data, method, batch_size, limit)
 
     def _compute_edit(self, request, method: str, layers: list[int]):
         from interp.analysis.rome import MEMITParams, ROMEParams, StatsParams, check_target, memit_edit, rome_edit

@@ -106,7 +106,8 @@ def test_weights_cache_is_keyed_on_the_code_and_fails_soft(tiny_gguf, tmp_path, 
     reference = load_model(str(tiny_gguf))
     entries = sorted(p.name for p in (tmp_path / "cache" / "weights").iterdir())
     assert len(entries) == 1 and entries[0].endswith(diskcache.code_version(
-        "interp.model.gguf", "interp.model.convert", "interp.model.families", "interp.model.config").replace("+", "-"))
+        "interp.model.gguf", "interp.model.gguf_config", "interp.model.convert", "interp.model.families",
+        "interp.model.config").replace("+", "-"))
     load_model(str(tiny_gguf))
     assert len(list((tmp_path / "cache" / "weights").iterdir())) == 1  # reused
     monkeypatch.setattr(diskcache, "_source_hash", lambda module: "changed")  # the converting code changed

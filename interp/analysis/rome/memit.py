@@ -40,7 +40,7 @@ import torch
 
 from interp.analysis.rome.covariance import StatsCache, second_moment
 from interp.analysis.rome.edit import Edit, LayerDelta, weight_hash
-from interp.analysis.rome.hparams import MEMITParams, default_memit_layers
+from interp.analysis.rome.hparams import MEMITParams, ROMEParams, default_memit_layers
 from interp.analysis.rome.key import EditRequest, context_templates, prefixed, subject_states
 from interp.analysis.rome.value import optimise_delta
 from interp.errors import EditError
@@ -128,18 +128,33 @@ def memit_edit(model, requests: Sequence[EditRequest], params: MEMITParams = MEM
     requests = list(requests)
     if not requests:
         raise EditError("MEMIT needs at least one request.")
-    layers = sorted(params.layers or default_memit_layers(model.cfg.name, model.cfg.n_layers))
-    if layers[0] < 0 or layers[-1] >= model.cfg.n_layers:
-        raise EditError(f"Layers {layers} do not all exist in {model.cfg.name} (0-{model.cfg.n_layers - 1}).")
-    last = layers[-1]
+    layers = _edit_layers(model, params)
     rp = params.rome
     stats = stats or StatsCache()
     covs = {l: second_moment(model, l, rp.stats, progress, stats) for l in layers}
     contexts = context_templates(model, rp.context_lengths, rp.context_seed, stats)
+    rows = "original" if params.update == "original" else ("mean+bare" if rp.fit_bare_key else "mean")
+    z, infos = _target_residuals(model, requests, contexts, layers, rows, rp)
+    deltas = _spread(model, requests, contexts, layers, rows, z, covs, params, solve)
+    info = {"layers": layers, "lambda": params.lam, "update": params.update, "z": infos}
+    edit = Edit(model.cfg.name, "memit", deltas, requests, info)
+    return edit.apply(model, check=False) if apply else edit
 
-    # 1. target residuals z at the last layer
-    original = params.update == "original"
-    rows = "original" if original else ("mean+bare" if rp.fit_bare_key else "mean")
+
+def _edit_layers(model, params: MEMITParams) -> list[int]:
+    """The layers to edit, in order: params.layers, or the model's default range."""
+    layers = sorted(params.layers or default_memit_layers(model.cfg.name, model.cfg.n_layers))
+    if layers[0] < 0 or layers[-1] >= model.cfg.n_layers:
+        raise EditError(f"Layers {layers} do not all exist in {model.cfg.name} (0-{model.cfg.n_layers - 1}).")
+    return layers
+
+
+def _target_residuals(model, requests: list[EditRequest], contexts: Sequence[str], layers: list[int], rows: str,
+                      rp: ROMEParams) -> tuple[torch.Tensor, list[dict]]:
+    """Step 1: the target residual z at the last layer of every row (rows, d_model), and each request's
+    optimisation record."""
+    last = layers[-1]
+    original = rows == "original"
     h0 = None if original else _states(model, requests, contexts, layers[0], last, rows)[1]
     deltas_z, infos, base = [], [], []
     for i, r in enumerate(requests):
@@ -153,25 +168,22 @@ def memit_edit(model, requests: Sequence[EditRequest], params: MEMITParams = MEM
         z = torch.stack(base).to(d) + d
     else:
         z = h0 + (torch.cat([d, d]) if rows == "mean+bare" else d)  # the target residual of every row
+    return z, infos
 
-    # 2. spread the change over the layers, in order, recomputing keys after each update
+
+def _spread(model, requests: list[EditRequest], contexts: Sequence[str], layers: list[int], rows: str,
+            z: torch.Tensor, covs: dict, params: MEMITParams, solve) -> list[LayerDelta]:
+    """Step 2: spread the change over the layers, in order, recomputing keys after each update. Each layer's
+    update is applied while the later layers are computed; every edited matrix is put back at the end."""
+    last = layers[-1]
     deltas: list[LayerDelta] = []
     originals = {l: model.blocks[l].mlp.w_out.detach().clone() for l in layers}
     try:
         for j, layer in enumerate(layers):
             keys, h = _states(model, requests, contexts, layer, last, rows)  # (rows, d_mlp), (rows, d_model)
             resid = (z - h) / (len(layers) - j)  # (rows, d_model)
+            ld = _layer_delta(model, layer, keys, resid, covs[layer], params, solve)
             w = model.blocks[layer].mlp.w_out
-            norm = model.blocks[layer].ln2_post
-            if params.post_norm == "invert" and not isinstance(norm, torch.nn.Identity):
-                mlp = model.blocks[layer].mlp  # W_out's output for these keys, then the change the norm needs
-                m = keys.to(w) @ w.detach().T + (0 if mlp.b_out is None else mlp.b_out.detach())
-                resid = through_norm(norm, m, resid.to(m))
-            if solve is None:
-                left, right = layer_update(keys, resid, covs[layer], params.lam)
-            else:
-                left, right = solve(layer, keys, resid, covs[layer])
-            ld = LayerDelta(layer, left.float().to(w.device), right.float().to(w.device), weight_hash(w))
             with torch.no_grad():
                 w.add_(ld.matrix.to(w.dtype))
             deltas.append(ld)
@@ -179,6 +191,20 @@ def memit_edit(model, requests: Sequence[EditRequest], params: MEMITParams = MEM
         with torch.no_grad():
             for l, o in originals.items():
                 model.blocks[l].mlp.w_out.copy_(o)
-    info = {"layers": layers, "lambda": params.lam, "update": params.update, "z": infos}
-    edit = Edit(model.cfg.name, "memit", deltas, requests, info)
-    return edit.apply(model, check=False) if apply else edit
+    return deltas
+
+
+def _layer_delta(model, layer: int, keys: torch.Tensor, resid: torch.Tensor, c: torch.Tensor,
+                 params: MEMITParams, solve) -> LayerDelta:
+    """One layer's update moving its keys' outputs by resid (through a post-MLP norm with post_norm="invert")."""
+    w = model.blocks[layer].mlp.w_out
+    norm = model.blocks[layer].ln2_post
+    if params.post_norm == "invert" and not isinstance(norm, torch.nn.Identity):
+        mlp = model.blocks[layer].mlp  # W_out's output for these keys, then the change the norm needs
+        m = keys.to(w) @ w.detach().T + (0 if mlp.b_out is None else mlp.b_out.detach())
+        resid = through_norm(norm, m, resid.to(m))
+    if solve is None:
+        left, right = layer_update(keys, resid, c, params.lam)
+    else:
+        left, right = solve(layer, keys, resid, c)
+    return LayerDelta(layer, left.float().to(w.device), right.float().to(w.device), weight_hash(w))
