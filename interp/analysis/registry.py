@@ -60,7 +60,7 @@ ANALYSES: dict[str, Analysis] = {a.name: a for a in (
        "params:TraceParams", "result:TraceResult", "cli.commands.facts:trace",
        "interp.sweep.tasks.trace:sharded_trace"),
     _a("neurons", "Knowledge neurons by integrated gradients, with controls.", "facts", "run:run_neurons",
-       "params:NeuronParams", "result:NeuronResult", "cli.commands.facts:neurons",
+       "params:NeuronParams", "neurons_result:NeuronResult", "cli.commands.facts:neurons",
        "interp.sweep.tasks.neurons:sharded_neurons"),
     _a("edit", "Rewrite a fact with a rank-one (ROME) edit; save, load, undo.", "rome", "run:run_edit",
        "params:EditParams", "result:EditResult", "cli.commands.edit:edit"),

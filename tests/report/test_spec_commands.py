@@ -59,8 +59,9 @@ def _round_trip(result_cls, params, model="smollm2-135m"):
 
 
 def test_results_default_command_reproduces_their_params():
+    from interp.analysis.facts.neurons_result import NeuronResult
     from interp.analysis.facts.params import NeuronParams, TraceParams
-    from interp.analysis.facts.result import NeuronResult, TraceResult
+    from interp.analysis.facts.result import TraceResult
     from interp.analysis.induction.params import InductionParams
     from interp.analysis.induction.result import InductionResult
     from interp.analysis.recall.params import RecallParams

@@ -4,8 +4,9 @@
     found = run_neurons(model, NeuronParams(paraphrases=("The Eiffel Tower is in the city of",)))
 
 Two analyses, one package laid out as every analysis package: `params.py` (`TraceParams`, `NeuronParams`),
-`run.py` (`run_trace`, `run_neurons`), `result.py` (`TraceResult`, `NeuronResult`), then the algorithm modules
-`causal_trace`, `neurons` (integrated gradients, refinement), `neuron_controls`, and `records` (fact files).
+`run.py` (`run_trace`, `run_neurons`), `result.py` (`TraceResult`) and `neurons_result.py` (`NeuronResult`),
+then the algorithm modules `causal_trace`, `neurons` (integrated gradients, refinement), `neuron_controls`, and
+`records` (fact files).
 """
 
 from __future__ import annotations
@@ -14,4 +15,4 @@ from interp.lazy import lazy_attributes
 
 __all__ = ["TraceParams", "NeuronParams", "TraceResult", "NeuronResult", "run_trace", "run_neurons"]
 __getattr__ = lazy_attributes(__name__, {"TraceParams": "params", "NeuronParams": "params", "TraceResult": "result",
-                                         "NeuronResult": "result", "run_trace": "run", "run_neurons": "run"})
+                                         "NeuronResult": "neurons_result", "run_trace": "run", "run_neurons": "run"})

@@ -24,9 +24,10 @@ from interp.analysis.facts.neurons import (
     refine_relation,
     relation_templates,
 )
+from interp.analysis.facts.neurons_result import NeuronResult
 from interp.analysis.facts.params import NOISE_SUBJECTS, NeuronParams, TraceParams
 from interp.analysis.facts.records import draw
-from interp.analysis.facts.result import NeuronResult, TraceResult
+from interp.analysis.facts.result import TraceResult
 from interp.progress import Progress, track
 
 

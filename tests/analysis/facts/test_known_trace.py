@@ -92,7 +92,8 @@ def test_census_counts_the_facts_the_driver_finds_known(tmp_path):
 
 
 def test_shards_share_one_parts_file_and_together_visit_what_one_process_does(tmp_path):
-    from interp.analysis.facts.known_trace import parse_shard, read_parts, run_known_trace, trace_order
+    from interp.analysis.facts.known_trace import read_parts, run_known_trace, trace_order
+    from interp.analysis.facts.known_trace_cli import parse_shard
 
     model, facts = _setup(tmp_path)
     params = TraceParams(samples=2, window=2, seed=3)
