@@ -798,7 +798,11 @@ def write(args, tables, results, n_layers) -> None:
               "the paper's score, with its 95% cluster-bootstrap interval (a row's groups redrawn, "
               f"its S recomputed). Seconds per edit: the edit alone, statistics cached, {threads} torch thread(s) "
               "per process on a 2-core machine where other work ran too (rows may run in processes side by side): "
-              "a rough guide only; `benchmarks/rome.md` has the timing.", ""]
+              "a rough guide only; `benchmarks/rome.md` has the timing.", "",
+              "**In-sample**: our objective's departures and the editing defaults were developed on these facts "
+              "(the default layer is re-checked on their tune part alone below). Each method on facts held out of "
+              f"every choice: `--data known_edits --part test` (rome-eval-{args.model}-known_edits-test.md, where "
+              "it was run).", ""]
     titles = {"main": "Original algorithms and ours (fluency over 100 new tokens, 2 prompts per fact)",
               "ablation": "The v* objective: the original ROME with one of our departures at a time",
               "stats": "The statistics budget: C from 4k / 16k / 64k tokens sampled from the model",
