@@ -159,7 +159,8 @@ def window_name(window) -> str:
     return f"{window[0]}-{window[-1]}"
 
 
-def tune_groups(model_name: str, n_layers: int, chosen: dict) -> dict[str, list[tuple[str, str, dict]]]:
+def tune_groups(model_name: str, n_layers: int, chosen: dict,
+                budgets: tuple[int, ...] | None = None) -> dict[str, list[tuple[str, str, dict]]]:
     """The tune table's rows by the method they choose a setting for, each list in the tie-break order (earlier,
     cheaper first). The original ROME's 16k / 64k rows sit at its best 4k layer, so they appear once that layer
     is chosen (`chosen["rome-original-layer"]`)."""
@@ -177,7 +178,8 @@ def tune_groups(model_name: str, n_layers: int, chosen: dict) -> dict[str, list[
     if at is not None:
         out["rome-original"] += [(f"rome-original-L{at}-{n // 1000}k", f"original ROME, layer {at}, C from "
                                   f"{n // 1000}k tokens", {"rome": ROMEParams.reference(
-                                      layer=at, stats=StatsParams(n_tokens=n)), **quiet}) for n in STATS_BUDGETS[1:]]
+                                      layer=at, stats=StatsParams(n_tokens=n)), **quiet})
+                                 for n in (budgets or STATS_BUDGETS)[1:]]
     windows = TUNE_MEMIT_WINDOWS.get(model_name, ())
     out["memit-ours"] = [(f"memit-ours-{window_name(w)}", f"MEMIT, ours, layers {window_name(w)}",
                           {"method": "memit", "memit": MEMITParams(layers=w), **quiet}) for w in windows]
@@ -197,14 +199,14 @@ def best_row(rows, results: dict) -> tuple[str, str, dict] | None:
     return best
 
 
-def choose(model_name: str, n_layers: int, results: dict) -> dict:
+def choose(model_name: str, n_layers: int, results: dict, budgets: tuple[int, ...] | None = None) -> dict:
     """Each method's chosen tune row (absent while its rows are not all measured), and the original ROME's
     layer (its best row at 4k) once chosen."""
     chosen: dict = {}
     first = best_row(tune_groups(model_name, n_layers, {})["rome-original"], results)
     if first is not None:
         chosen["rome-original-layer"] = first[2]["rome"].layer
-    for method, rows in tune_groups(model_name, n_layers, chosen).items():
+    for method, rows in tune_groups(model_name, n_layers, chosen, budgets).items():
         best = best_row(rows, results)
         if best is not None:
             chosen[method] = best
@@ -476,6 +478,29 @@ def tune_part_lines(model_name: str, n_layers: int, results: dict, out_dir: Path
             f"{best}, {verdict}.", ""]
 
 
+def held_out_rome(model_name: str, n_layers: int, n_facts: int, budgets: tuple[int, ...],
+                  data: str = "known_edits") -> dict:
+    """ROME ours and the original on the test part, each at the setting its tune rows chose (the README quotes
+    these): per method its row, layer, S with interval, PS and neighbours flipped; their paired S difference."""
+    import numpy as np
+
+    base = ROOT / "benchmarks" / "results" / "rome-eval"
+    chosen = choose(model_name, n_layers, kept_rows(part_dir(base, model_name, data, "tune", n_facts)), budgets)
+    out_dir = part_dir(base, model_name, data, "test", n_facts)
+    results = kept_rows(out_dir)
+    out: dict = {}
+    for method in ("rome-ours", "rome-original"):
+        row, _, changes = chosen[method]
+        df = facts_table(out_dir, results, row)
+        summary = results[row]["summary"]
+        lo, hi = np.percentile(score_draws(df), [2.5, 97.5])
+        out[method] = {"row": row, "layer": changes["rome"].layer, "S": row_score(results, row), "lo": lo,
+                       "hi": hi, "PS": summary["paraphrase"], "flipped": summary["neighborhood_flipped"],
+                       "n": len(df), "groups": len(set(fact_groups(df)))}
+    out["difference"] = paired_difference(results, out_dir, out["rome-ours"]["row"], out["rome-original"]["row"])
+    return out
+
+
 def best_line(rows, results: dict, out_dir: Path, baseline: str, what: str) -> list[str]:
     """Which measured row has the highest S, and the paired bootstrap interval of its S minus the baseline's."""
     kept = [(row, label) for row, label, _ in rows if measured(results, out_dir, row)]
@@ -697,7 +722,7 @@ def write_part(args, out_dir: Path, n_layers: int, meta: dict) -> None:
              + " --threads 1"
              + ("" if STATS_BUDGETS == (4_000, 16_000, 64_000) else
                 f" --stats-budgets {','.join(str(n) for n in STATS_BUDGETS)}")
-             + f"` (OMP_NUM_THREADS=1, nice 19); torch {torch.__version__}, "
+             + f"` (OMP_NUM_THREADS=1, at low priority beside other work); torch {torch.__version__}, "
              f"{platform.machine()}, CPU, fp32; code {', '.join(commits) or '?'}. "
              f"The {args.part} part of experiments/data/{fact_file} by the committed split "
              f"experiments/data/splits/{split_file} ({meta.get('n_part', '?')} facts, of which {args.model} knows "

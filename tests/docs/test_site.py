@@ -112,3 +112,31 @@ def test_readme_edit_scale_numbers_are_the_committed_rows():
     assert f"perplexity x{float(ft['perplexity_ratio']):.1f}" in text
     assert all(float(rows[m, 10]["control_accuracy"]) == 1.0 for m in ("memit", "alphaedit"))
     assert "MEMIT and AlphaEdit were unharmed at 10 edits" in text
+
+
+def test_readme_held_out_rome_numbers_are_the_committed_rows():
+    """The README's ROME sentence quotes the test part of known_edits (benchmarks/results/rome-eval/smollm2-135m/
+    known_edits-test-20facts), each method at the row its tune part chose; a rerun that changes a row, or a tune
+    run that chooses another layer, fails here."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import rome_eval
+
+    text = " ".join((ROOT / "README.md").read_text().split())
+    got = rome_eval.held_out_rome("smollm2-135m", 30, 20, (4_000, 16_000))
+    ours, original = got["rome-ours"], got["rome-original"]
+    d, lo, hi = got["difference"]
+    assert f"(ours {ours['layer']}, the original {original['layer']})" in text
+    assert f"on {ours['n']} held-out facts of its test part in {ours['groups']} neighbourhood groups" in text
+    assert (f"S {ours['S']:.2f} [{ours['lo']:.2f}, {ours['hi']:.2f}] and {original['S']:.2f} "
+            f"[{original['lo']:.2f}, {original['hi']:.2f}]") in text
+    assert f"(paired difference {d:+.2f} [{lo:+.2f}, {hi:+.2f}])" in text
+    assert ("a tie" in text) == (lo <= 0 <= hi)
+    assert f"({100 * ours['flipped']:.0f}% against {100 * original['flipped']:.0f}%)" in text
+    assert ours["flipped"] < original["flipped"] and "ours flipped fewer neighbours" in text
+    assert ours["PS"] == original["PS"] and f"both carried the edit to {ours['PS']:.2f} of paraphrases" in text
+    in_sample = (ROOT / "benchmarks" / "rome-eval-smollm2-135m.md").read_text()
+    lead = re.search(r"ROME, ours minus the original: S (\S+), paired 95% cluster-bootstrap interval over the same "
+                     r"facts (\[\S+, \S+\])", in_sample)
+    assert f"(S {lead[1]} {lead[2]}) did not hold" in text
