@@ -136,6 +136,10 @@ def test_readme_held_out_rome_numbers_are_the_committed_rows():
     assert f"({100 * ours['flipped']:.0f}% against {100 * original['flipped']:.0f}%)" in text
     assert ours["flipped"] < original["flipped"] and "ours flipped fewer neighbours" in text
     assert ours["PS"] == original["PS"] and f"both carried the edit to {ours['PS']:.2f} of paraphrases" in text
+    bench = " ".join((ROOT / "benchmarks" / "README.md").read_text().split())  # its rome_eval row quotes the same
+    assert (f"ROME ours (layer {ours['layer']}) S {ours['S']:.2f} [{ours['lo']:.2f}, {ours['hi']:.2f}], the original "
+            f"(layer {original['layer']}, 16k tokens) {original['S']:.2f} [{original['lo']:.2f}, "
+            f"{original['hi']:.2f}], a tie, paired {d:+.2f} [{lo:+.2f}, {hi:+.2f}]") in bench
     in_sample = (ROOT / "benchmarks" / "rome-eval-smollm2-135m.md").read_text()
     lead = re.search(r"ROME, ours minus the original: S (\S+), paired 95% cluster-bootstrap interval over the same "
                      r"facts (\[\S+, \S+\])", in_sample)
