@@ -60,6 +60,7 @@ def rows_of(table: str, model_name: str, n_layers: int) -> list[tuple[str, str, 
         return ROMEParams.reference(**{"layer": at, **changes})
 
     ours = ROMEParams(layer=at)
+    window = TABLE_MEMIT_LAYERS.get(model_name)
     quiet = {"n_gen_prompts": 0}
     if table == "main":
         return [("rome-original", ORIGINAL_ROME[:-1] + "; `--reference`)", {"rome": ref()}),
@@ -67,11 +68,13 @@ def rows_of(table: str, model_name: str, n_layers: int) -> list[tuple[str, str, 
                  {"rome": ref(update="r-rome")}),
                 ("rome-ours", "ROME, ours (the default objective and update)", {"rome": ours}),
                 ("memit-original", ORIGINAL_MEMIT[:-1] + "; `--method memit --reference`)",
-                 {"method": "memit", "memit": MEMITParams.reference()}),
-                ("memit-ours", "MEMIT, ours (`--method memit`)", {"method": "memit", "memit": MEMITParams()})] + (
+                 {"method": "memit", "memit": MEMITParams.reference(layers=window)}),
+                ("memit-ours", "MEMIT, ours (`--method memit`)",
+                 {"method": "memit", "memit": MEMITParams(layers=window)})] + (
                 # where a norm follows the MLP: ours as it was before it solved for the target through that norm
                 [("memit-ours-linear", "MEMIT, ours with the residual added before the post-FFN norm "
-                  "(`post_norm='linear'`)", {"method": "memit", "memit": MEMITParams(post_norm="linear")})]
+                  "(`post_norm='linear'`)",
+                  {"method": "memit", "memit": MEMITParams(layers=window, post_norm="linear")})]
                 if model_name in POST_NORM_MODELS else [])
     if table == "ablation":
         out = [("abl-reference", "original ROME: update and objective", {"rome": ref(), **quiet})]
@@ -100,18 +103,19 @@ def rows_of(table: str, model_name: str, n_layers: int) -> list[tuple[str, str, 
         return sweep + [(f"layer-{default}-original", f"original ROME at layer {default} (the default)",
                          {"rome": ref(layer=default), **quiet})]
     if table == "memit":
-        from interp.analysis.rome.hparams import DEFAULT_MEMIT_LAYERS
+        from interp.analysis.rome.hparams import default_memit_layers
 
         out = []
-        for window in (None, *MEMIT_WINDOWS.get(model_name, ())):
-            layers = window or DEFAULT_MEMIT_LAYERS.get(model_name)
+        for other in (None, *MEMIT_WINDOWS.get(model_name, ())):
+            layers = other or window  # None: the window of the other tables (row ids "memit-default-*")
             span = f"layers {layers[0]}-{layers[-1]}" if layers else "the default layers"
-            name = "default" if window is None else f"{window[0]}-{window[-1]}"
-            where = f"{span}{' (default)' if window is None and layers else ''}"
+            name = "default" if other is None else f"{other[0]}-{other[-1]}"
+            where = span + (" (default)" if layers and tuple(layers) == default_memit_layers(model_name, n_layers)
+                            else " (the other tables)" if other is None else "")
             out += [(f"memit-{name}-ours", f"{where}, ours",
-                     {"method": "memit", "memit": MEMITParams(layers=window), **quiet}),
+                     {"method": "memit", "memit": MEMITParams(layers=layers), **quiet}),
                     (f"memit-{name}-original", f"{where}, the original MEMIT",
-                     {"method": "memit", "memit": MEMITParams.reference(layers=window), **quiet})]
+                     {"method": "memit", "memit": MEMITParams.reference(layers=layers), **quiet})]
         return out
     if table in SPLIT_TABLES:
         raise SystemExit(f"The {table} table is run on a part: pass --part {table}.")
@@ -260,8 +264,9 @@ ALL_TABLES = ("main", "ablation", "stats", "layers", "memit")
 MEMIT_WINDOWS = {"gemma3-270m": ((0, 1, 2),)}
 POST_NORM_MODELS = {"gemma3-270m"}  # a norm after the MLP (Gemma's post-FFN norm)
 # the ROME layer of the main, ablation and statistics tables, as measured (the default before the layer sweep
-# moved it); MEMIT keeps its default layers
+# moved it), and MEMIT's layers there (SmolLM2's default before the tune part of known_edits moved it to 1-4)
 TABLE_LAYER = {"smollm2-135m": 6, "gemma3-270m": 4}
+TABLE_MEMIT_LAYERS = {"smollm2-135m": (3, 4, 5, 6), "gemma3-270m": (2, 3, 4)}
 
 
 def table_layer(model_name: str, n_layers: int) -> int:
@@ -435,12 +440,10 @@ def measured(results: dict, out_dir: Path, row: str) -> bool:
     return row in results and facts_table(out_dir, results, row) is not None
 
 
-def tune_part_scores(model_name: str, n_layers: int, results: dict | None = None,
-                     out_dir: Path | None = None) -> dict[int, tuple[float, float, float, int, int]]:
-    """The in-sample layer sweep (the `layers` table's rows of ours) re-scored on the facts that fall in the
-    tune part of facts.json's committed split: {layer: (S, lo, hi, facts, groups)}. The library's default layer is
-    the one with the highest S here (ties: the earlier), so the reports' edit-eval, drawn from the test part,
-    never sees the facts that chose it."""
+def tune_part_score(model_name: str, row: str, results: dict | None = None,
+                    out_dir: Path | None = None) -> tuple[float, float, float, int, int]:
+    """One in-sample row (of the 50 facts) re-scored on the facts that fall in the tune part of facts.json's
+    committed split: (S, lo, hi, facts, groups)."""
     import numpy as np
 
     from interp.analysis.facts.splits import SPLITS_DIR, load_split
@@ -448,16 +451,23 @@ def tune_part_scores(model_name: str, n_layers: int, results: dict | None = None
     out_dir = out_dir or ROOT / "benchmarks" / "results" / "rome-eval" / model_name
     results = results if results is not None else kept_rows(out_dir)
     tune = set(load_split(SPLITS_DIR / DATA["facts"][1])["tune"])
-    out = {}
-    for row, _, changes in rows_of("layers", model_name, n_layers):
-        if row.endswith("-original") or not measured(results, out_dir, row):
-            continue
-        df = facts_table(out_dir, results, row)
-        df = df[df["case_id"].isin(tune)].reset_index(drop=True)
-        s = harmonic([df[m].mean() for m in METRICS])
-        lo, hi = np.percentile(score_draws(df), [2.5, 97.5])
-        out[changes["rome"].layer] = (s, float(lo), float(hi), len(df), len(set(fact_groups(df))))
-    return out
+    df = facts_table(out_dir, results, row)
+    df = df[df["case_id"].isin(tune)].reset_index(drop=True)
+    lo, hi = np.percentile(score_draws(df), [2.5, 97.5])
+    return harmonic([df[m].mean() for m in METRICS]), float(lo), float(hi), len(df), len(set(fact_groups(df)))
+
+
+def tune_part_scores(model_name: str, n_layers: int, results: dict | None = None,
+                     out_dir: Path | None = None) -> dict[int, tuple[float, float, float, int, int]]:
+    """The in-sample layer sweep (the `layers` table's rows of ours) re-scored on the tune part of facts.json
+    (`tune_part_score`): {layer: (S, lo, hi, facts, groups)}. The library's default layer is the one with the
+    highest S here (ties: the earlier), so the reports' edit-eval, drawn from the test part, never sees the facts
+    that chose it."""
+    out_dir = out_dir or ROOT / "benchmarks" / "results" / "rome-eval" / model_name
+    results = results if results is not None else kept_rows(out_dir)
+    return {changes["rome"].layer: tune_part_score(model_name, row, results, out_dir)
+            for row, _, changes in rows_of("layers", model_name, n_layers)
+            if not row.endswith("-original") and measured(results, out_dir, row)}
 
 
 def tune_part_lines(model_name: str, n_layers: int, results: dict, out_dir: Path) -> list[str]:
@@ -834,7 +844,9 @@ def write(args, tables, results, n_layers) -> None:
               "layers": "ROME's layer (ours, statistics 4k; the last row: the original ROME at the default layer)",
               "memit": "MEMIT's layers (statistics 4k), ours and the original on each window"}
     at = table_layer(args.model, n_layers)
-    lines += [f"ROME edits layer {at} in the main, ablation and statistics tables; MEMIT its default layers.", ""]
+    window = TABLE_MEMIT_LAYERS.get(args.model)
+    memit_at = f"layers {window[0]}-{window[-1]}" if window else "its default layers"
+    lines += [f"ROME edits layer {at} in the main, ablation and statistics tables; MEMIT {memit_at}.", ""]
     for table in tables:
         rows = rows_of(table, args.model, n_layers)
         lines += [f"## {titles[table]}", ""] + table_lines(table, rows, results, table == "main", out_dir) + [""]
