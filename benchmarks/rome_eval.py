@@ -802,6 +802,8 @@ def write_part(args, out_dir: Path, n_layers: int, meta: dict) -> None:
         lines += winner_line(results, out_dir, ids["memit-ours"], ids["memit-original"], "MEMIT, one at a time")
         lines += winner_line(results, out_dir, f"{ids['memit-ours']}-b10", f"{ids['memit-original']}-b10",
                              "MEMIT, batches of 10")
+        lines += winner_line(results, out_dir, f"{ids['memit-ours']}-b100", f"{ids['memit-original']}-b100",
+                             "MEMIT, one batch of 100")
     text = "\n".join(lines)
     args.out.write_text(text)
     print(text)
