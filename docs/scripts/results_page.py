@@ -62,8 +62,8 @@ READING = {
 # in-sample: the 50 facts of facts.json the ROME/MEMIT departures were developed on
 EVALUATIONS = {"smollm2-135m": "rome-eval-smollm2-135m.md", "gemma3-270m": "rome-eval-gemma3-270m.md"}
 # held out: the test part of known_edits (ROME's known_1000), each method at the setting its tune part chose
-HELD_OUT = {"smollm2-135m": ("rome-eval-smollm2-135m-known_edits-test.md",
-                             "rome-eval-smollm2-135m-known_edits-tune.md")}
+HELD_OUT = {m: (f"rome-eval-{m}-known_edits-test.md", f"rome-eval-{m}-known_edits-tune.md")
+            for m in ("smollm2-135m", "gemma3-270m")}
 
 
 def _load(path: Path):

@@ -136,6 +136,15 @@ def test_readme_held_out_rome_numbers_are_the_committed_rows():
     assert f"({100 * ours['flipped']:.0f}% against {100 * original['flipped']:.0f}%)" in text
     assert ours["flipped"] < original["flipped"] and "ours flipped fewer neighbours" in text
     assert ours["PS"] == original["PS"] and f"both carried the edit to {ours['PS']:.2f} of paraphrases" in text
+    gemma = rome_eval.held_out_rome("gemma3-270m", 18, 20, (4_000, 16_000))
+    g_ours, g_original = gemma["rome-ours"], gemma["rome-original"]
+    gd, glo, ghi = gemma["difference"]
+    assert g_ours["layer"] == g_original["layer"] and f"(both at layer {g_ours['layer']}" in text
+    assert f"{g_ours['n']} test facts in {g_ours['groups']} groups) they tie too" in text and glo <= 0 <= ghi
+    assert (f"S {g_ours['S']:.2f} [{g_ours['lo']:.2f}, {g_ours['hi']:.2f}] and {g_original['S']:.2f} "
+            f"[{g_original['lo']:.2f}, {g_original['hi']:.2f}] (paired {gd:+.2f} [{glo:+.2f}, {ghi:+.2f}])") in text
+    assert f"({100 * g_ours['flipped']:.0f}% against {100 * g_original['flipped']:.0f}%)" in text
+    assert f"more paraphrases ({g_original['PS']:.2f} against {g_ours['PS']:.2f})" in text
     bench = " ".join((ROOT / "benchmarks" / "README.md").read_text().split())  # its rome_eval row quotes the same
     assert (f"ROME ours (layer {ours['layer']}) S {ours['S']:.2f} [{ours['lo']:.2f}, {ours['hi']:.2f}], the original "
             f"(layer {original['layer']}, 16k tokens) {original['S']:.2f} [{original['lo']:.2f}, "
