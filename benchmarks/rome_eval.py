@@ -40,6 +40,7 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "rome-eval"  # each row kept here, per model (--results)
 METRICS = ("efficacy", "paraphrase", "neighborhood")
 
 
@@ -448,7 +449,7 @@ def tune_part_score(model_name: str, row: str, results: dict | None = None,
 
     from interp.analysis.facts.splits import SPLITS_DIR, load_split
 
-    out_dir = out_dir or ROOT / "benchmarks" / "results" / "rome-eval" / model_name
+    out_dir = out_dir or RESULTS / model_name
     results = results if results is not None else kept_rows(out_dir)
     tune = set(load_split(SPLITS_DIR / DATA["facts"][1])["tune"])
     df = facts_table(out_dir, results, row)
@@ -463,7 +464,7 @@ def tune_part_scores(model_name: str, n_layers: int, results: dict | None = None
     (`tune_part_score`): {layer: (S, lo, hi, facts, groups)}. The library's default layer is the one with the
     highest S here (ties: the earlier), so the reports' edit-eval, drawn from the test part, never sees the facts
     that chose it."""
-    out_dir = out_dir or ROOT / "benchmarks" / "results" / "rome-eval" / model_name
+    out_dir = out_dir or RESULTS / model_name
     results = results if results is not None else kept_rows(out_dir)
     return {changes["rome"].layer: tune_part_score(model_name, row, results, out_dir)
             for row, _, changes in rows_of("layers", model_name, n_layers)
@@ -494,9 +495,8 @@ def held_out_rome(model_name: str, n_layers: int, n_facts: int, budgets: tuple[i
     these): per method its row, layer, S with interval, PS and neighbours flipped; their paired S difference."""
     import numpy as np
 
-    base = ROOT / "benchmarks" / "results" / "rome-eval"
-    chosen = choose(model_name, n_layers, kept_rows(part_dir(base, model_name, data, "tune", n_facts)), budgets)
-    out_dir = part_dir(base, model_name, data, "test", n_facts)
+    chosen = choose(model_name, n_layers, kept_rows(part_dir(RESULTS, model_name, data, "tune", n_facts)), budgets)
+    out_dir = part_dir(RESULTS, model_name, data, "test", n_facts)
     results = kept_rows(out_dir)
     out: dict = {}
     for method in ("rome-ours", "rome-original"):
@@ -609,7 +609,7 @@ def main() -> None:
     ap.add_argument("--rows", default="", help="only these row ids (comma-separated), e.g. to run rows in "
                     "two one-thread processes side by side")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "rome-eval",
+    ap.add_argument("--results", type=Path, default=RESULTS,
                     help="where each row is kept (per model)")
     ap.add_argument("--stats-budgets", default="4000,16000,64000", help="the original ROME's statistics budgets "
                     "tried on the tune part (tokens; the test part must be given the same)")
