@@ -78,7 +78,7 @@ def rome_parts(model, request, stats) -> dict[str, float]:
         stack.enter_context(t.wrap(torch.autograd, "backward", "v* loop: backwards"))
         stack.enter_context(t.wrap(edit, "update_direction", "update direction (C^-1 K, float64)"))
         t0 = time.perf_counter()
-        e = edit.rome_edit(model, request, ROMEParams(), apply=False, stats=stats)
+        e = edit.rome_edit(model, request, ROMEParams.ours(), apply=False, stats=stats)
         total = time.perf_counter() - t0
     t.seconds["rest"] = total - sum(t.seconds.values())
     t.seconds["total"] = total

@@ -60,14 +60,14 @@ def rows_of(table: str, model_name: str, n_layers: int) -> list[tuple[str, str, 
     def ref(**changes):
         return ROMEParams.reference(**{"layer": at, **changes})
 
-    ours = ROMEParams(layer=at)
+    ours = ROMEParams.ours(layer=at)
     window = TABLE_MEMIT_LAYERS.get(model_name)
     quiet = {"n_gen_prompts": 0}
     if table == "main":
-        return [("rome-original", ORIGINAL_ROME[:-1] + "; `--reference`)", {"rome": ref()}),
-                ("rome-r-rome", "r-ROME (the paper's equation, `--reference --update r-rome`)",
+        return [("rome-original", ORIGINAL_ROME, {"rome": ref()}),
+                ("rome-r-rome", "r-ROME (the paper's equation, `--update r-rome`)",
                  {"rome": ref(update="r-rome")}),
-                ("rome-ours", "ROME, ours (the default objective and update)", {"rome": ours}),
+                ("rome-ours", "ROME, ours (`--ours`: our objective and update)", {"rome": ours}),
                 ("memit-original", ORIGINAL_MEMIT[:-1] + "; `--method memit --reference`)",
                  {"method": "memit", "memit": MEMITParams.reference(layers=window)}),
                 ("memit-ours", "MEMIT, ours (`--method memit`)",
@@ -99,7 +99,7 @@ def rows_of(table: str, model_name: str, n_layers: int) -> list[tuple[str, str, 
         default = default_layer(model_name, n_layers)
         sweep = [(f"layer-{layer}", f"{layer}{' (default)' if layer == default else ''}"
                   f"{' (the other tables)' if layer == at else ''}",
-                  {"rome": ROMEParams(layer=layer), **quiet}) for layer in range(first, last + 1)]
+                  {"rome": ROMEParams.ours(layer=layer), **quiet}) for layer in range(first, last + 1)]
         # the original algorithm at the chosen layer too: does its gap to ours hold where ours is best?
         return sweep + [(f"layer-{default}-original", f"original ROME at layer {default} (the default)",
                          {"rome": ref(layer=default), **quiet})]
@@ -176,7 +176,7 @@ def tune_groups(model_name: str, n_layers: int, chosen: dict,
     first, last = LAYER_RANGE.get(model_name, (1, n_layers // 2))
     layers = range(first, last + 1, 2)  # every second layer of the sweep range
     out = {"rome-ours": [(f"rome-ours-L{layer}", f"ROME, ours, layer {layer}",
-                          {"rome": ROMEParams(layer=layer), **quiet}) for layer in layers],
+                          {"rome": ROMEParams.ours(layer=layer), **quiet}) for layer in layers],
            "rome-original": [(f"rome-original-L{layer}-4k", f"original ROME, layer {layer}, C from 4k tokens",
                               {"rome": ROMEParams.reference(layer=layer), **quiet}) for layer in layers]}
     at = chosen.get("rome-original-layer")
@@ -232,8 +232,8 @@ def test_rows(model_name: str, n_layers: int, chosen: dict, n_known: int, n_fact
         raise SystemExit("The tune part has not chosen a setting for any method; run --part tune first.")
     chosen = {**{m: (f"{m}-untuned", f"{m}: not tuned yet", None) for m in methods}, **chosen}
     out = []
-    for method, label in (("rome-original", ORIGINAL_ROME[:-1] + "; `--reference`)"),
-                          ("rome-ours", "ROME, ours (the default objective and update)"),
+    for method, label in (("rome-original", ORIGINAL_ROME),
+                          ("rome-ours", "ROME, ours (`--ours`: our objective and update)"),
                           ("memit-original", ORIGINAL_MEMIT), ("memit-ours", "MEMIT, ours")):
         row, setting, changes = chosen[method]
         if changes is None:
@@ -256,6 +256,20 @@ def test_rows(model_name: str, n_layers: int, chosen: dict, n_known: int, n_fact
                 label, more = f"{setting}, one batch of {edits} (its own {edits} facts)", {"sample": edits}
             out.append((f"{row}-b{edits}", label, {**changes, "edits": edits, **more}))
     return out
+
+
+def default_rows(model_name: str, n_layers: int, chosen: dict) -> list[tuple[str, str, dict]]:
+    """The default ROME editor as it ships (the original at the default layer, C from 4k tokens), where the tune
+    part chose another setting for the original: a row of its own on the test part."""
+    from interp.analysis.rome import ROMEParams
+    from interp.analysis.rome.hparams import default_layer
+
+    layer = default_layer(model_name, n_layers)
+    row = f"rome-original-L{layer}-4k"
+    if row == chosen.get("rome-original", ("",))[0]:
+        return []
+    return [(row, f"the default ROME editor: the {ORIGINAL_ROME}, layer {layer}, C from 4k tokens",
+             {"rome": ROMEParams(layer=layer), "n_gen_prompts": 0})]
 
 
 LAYER_RANGE = {"smollm2-135m": (2, 12), "gemma3-270m": (1, 9)}  # the issue's sweep ranges
@@ -692,7 +706,8 @@ def run_part(args, model, records: list, out_dir: Path, n_layers: int) -> None:
     else:
         tune_dir = part_dir(args.results, args.model, args.data, "tune", args.tune_facts)
         chosen = choose(args.model, n_layers, kept_rows(tune_dir))
-        for row, _, changes in test_rows(args.model, n_layers, chosen, meta.get("n_known", 0), args.facts):
+        for row, _, changes in (test_rows(args.model, n_layers, chosen, meta.get("n_known", 0), args.facts)
+                                + default_rows(args.model, n_layers, chosen)):
             if model is not None and changes is not None and (only is None or row in only):
                 run_row(model, known, out_dir, row, changes, args.facts, extra)
     write_part(args, out_dir, n_layers, meta)
@@ -770,6 +785,8 @@ def write_part(args, out_dir: Path, n_layers: int, meta: dict) -> None:
     else:
         rows = test_rows(args.model, n_layers, chosen, meta.get("n_known", 0), args.facts)
         main_rows, batch_rows = rows[:4], rows[4:]
+        shipped = default_rows(args.model, n_layers, chosen)
+        rows = rows + shipped
         chosen = {**{m: (f"{m}-untuned", "", None) for m in ("rome-original", "rome-ours", "memit-original",
                                                              "memit-ours")}, **chosen}
         done = sum(measured(results, out_dir, r[0]) for r in rows)
@@ -796,6 +813,16 @@ def write_part(args, out_dir: Path, n_layers: int, meta: dict) -> None:
             pairs.append((f"{ids['memit-ours']}-b100", f"{ids['memit-original']}-b100",
                           "MEMIT in one batch of 100, ours minus the original"))
         lines += ["Paired differences (the same facts in both rows):", ""] + pair_lines(results, out_dir, pairs)
+        if shipped:
+            (row, _, _), = shipped
+            lines += ["## The default ROME editor as it ships", "",
+                      "The original ROME at the library's default layer with C from 4k tokens (the default "
+                      "statistics budget, shared with MEMIT): the setting `interp edit` runs without options.", ""]
+            lines += table_lines("test", shipped, results, False, out_dir) + [""]
+            lines += pair_lines(results, out_dir, [(row, ids["rome-original"], "the default minus the original at "
+                                                   "its tuned setting"),
+                                                  (row, ids["rome-ours"], "the default minus ROME ours at its tuned "
+                                                   "setting")])
         lines += ["Which editor wins on the test part (ours only where the paired interval lies above 0, the "
                   "original where they tie):", ""]
         lines += winner_line(results, out_dir, ids["rome-ours"], ids["rome-original"], "ROME")

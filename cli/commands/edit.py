@@ -12,13 +12,13 @@ from cli.common import model_options, output_options, run_analysis, seed_option,
 
 
 def _stats_options(f):
-    f = click.option("--reference", is_flag=True,
-                     help="The original ROME/MEMIT (our re-implementations; ROME's update equals the authors' "
-                          "within 1e-5 on 5 facts): their update and v*/z objective.")(f)
+    from cli.commands.scale import variant_options
+
+    f = variant_options(f)
     f = click.option("--update", type=click.Choice(["ours", "original", "r-rome"]), default=None,
-                     help="ROME's rank-one update: ours (default), original (our re-implementation of the authors'), "
-                          "r-rome (the paper's "
-                          "equation); with --reference the v* objective is the reference's.")(f)
+                     help="ROME's rank-one update only: original (the default; our re-implementation of the "
+                          "authors'), ours, r-rome (the paper's equation); the v* objective stays the variant's "
+                          "(the original's unless --ours).")(f)
     f = click.option("--stats-tokens", type=int, default=None,
                      help="Tokens of text for the key statistics C (default 4000, sampled from the model, cached).")(f)
     f = click.option("--corpus", type=click.Path(exists=True, path_type=Path), default=None,
@@ -26,25 +26,38 @@ def _stats_options(f):
     return f
 
 
-def _rome_params(layer, stats_tokens, corpus, reference, seed, update=None):
+def _rome_params(layer, stats_tokens, corpus, reference, seed, update=None, ours=False):
+    """ROME's params: the original (the default, or --reference) or ours (--ours); --update swaps the update only."""
     from interp.analysis.rome import ROMEParams, StatsParams
+    from interp.errors import InvalidInputError
 
     from cli.checks import at_least, text_source
 
     at_least("--stats-tokens", stats_tokens)
     at_least("--layer", layer, 0)
     text_source("--corpus", corpus)
+    if reference and ours:
+        raise InvalidInputError("Give --reference or --ours, not both.")
 
     stats = StatsParams(corpus=str(corpus) if corpus else None, n_tokens=stats_tokens or StatsParams.n_tokens,
                         seed=seed)
-    common = dict(layer=layer, stats=stats, context_seed=seed)
-    if reference:
-        return ROMEParams.reference(**common, **({"update": update} if update else {}))
-    return ROMEParams(**common, update=update or "ours")
+    common = dict(layer=layer, stats=stats, context_seed=seed, **({"update": update} if update else {}))
+    return ROMEParams.ours(**common) if ours else ROMEParams.reference(**common)
+
+
+def memit_params(rp, layers: tuple[int, ...] | None, reference: bool):
+    """MEMIT's params beside ROME's (`rp`: its statistics and context seed): ours (the default) or, with
+    --reference, the original's contexts, clamp, steps and objective."""
+    from dataclasses import replace
+
+    from interp.analysis.rome import MEMITParams
+
+    base = MEMITParams.reference() if reference else MEMITParams()
+    return replace(base, layers=layers, rome=replace(base.rome, stats=rp.stats, context_seed=rp.context_seed))
 
 
 def edit_params(prompt, subject, target, layer, save, load, undo, export, gen_tokens, stats_tokens, corpus,
-                reference, seed, update=None, facts=None, **opts):
+                reference, seed, update=None, facts=None, ours=False, **opts):
     """The EditParams these options stand for (EditFactsParams with --facts); files that would be overwritten
     are refused before loading."""
     from interp.analysis.rome.key import EditRequest
@@ -61,17 +74,18 @@ def edit_params(prompt, subject, target, layer, save, load, undo, export, gen_to
 
     if facts is not None:
         return edit_facts_params(facts, prompt, subject, target, load, export, save, undo, layer, stats_tokens,
-                                 corpus, reference, seed, update, **opts)
+                                 corpus, reference, seed, update, ours=ours, **opts)
     if load is None and None not in (prompt, subject, target):
         EditRequest(prompt, subject, target)  # checks the prompt, subject and target before loading
     return EditParams(prompt=prompt, subject=subject, target=target, load=str(load) if load else None,
                       save=str(save) if save else None, export=str(export) if export else None, undo=undo,
-                      gen_tokens=gen_tokens, rome=_rome_params(layer, stats_tokens, corpus, reference, seed, update))
+                      gen_tokens=gen_tokens,
+                      rome=_rome_params(layer, stats_tokens, corpus, reference, seed, update, ours))
 
 
 def edit_facts_params(facts, prompt, subject, target, load, export, save, undo, layer, stats_tokens, corpus,
                       reference, seed, update, method="memit", batch_size=100, limit=None, check_every=None,
-                      heldout=None, **opts):
+                      heldout=None, ours=False, **opts):
     """`edit --facts`: every request of a fact file with one editor (EditFactsParams)."""
     from interp.analysis.rome.scale import EditFactsParams
     from interp.errors import InvalidInputError
@@ -85,7 +99,7 @@ def edit_facts_params(facts, prompt, subject, target, load, export, save, undo, 
     at_least("--batch-size", batch_size)
     at_least("--limit", limit)
     at_least("--check-every", check_every)
-    rp = _rome_params(layer, stats_tokens, corpus, reference, seed, update)
+    rp = _rome_params(layer, stats_tokens, corpus, reference, seed, update, ours)
     return EditFactsParams(facts=str(facts), method=method, batch_size=batch_size, limit=limit,
                            save=str(save) if save else None, undo=undo, heldout=str(heldout) if heldout else None,
                            check_every=check_every or 10, seed=seed, editors=editor_params(rp, reference, **opts))
@@ -157,34 +171,20 @@ edit.params_from_options = edit_params
 
 
 def edit_eval_params(facts, limit, sample, all_facts, method, edits, layer, layers, gen_tokens, gen_prompts,
-                     stats_tokens, corpus, reference, seed, update=None, **_):
+                     stats_tokens, corpus, reference, seed, update=None, ours=False, **_):
     """The EditEvalParams these options stand for."""
-    from dataclasses import replace
-
-    from interp.analysis.rome import EditEvalParams, MEMITParams
-    from interp.errors import InvalidInputError
+    from interp.analysis.rome import EditEvalParams
 
     from cli.checks import at_least
+    from cli.commands.scale import parse_layers
 
     at_least("--limit", limit)
     at_least("--gen-tokens", gen_tokens)
     at_least("--gen-prompts", gen_prompts, 0)
-    rp = _rome_params(layer, stats_tokens, corpus, reference, 0, update)
-    try:
-        layer_tuple = tuple(int(x) for x in layers.split(",")) if layers else None
-    except ValueError:
-        raise InvalidInputError(f"--layers must be comma-separated integers, got {layers!r}.") from None
-    if layer_tuple is not None and len(set(layer_tuple)) != len(layer_tuple):
-        raise InvalidInputError(f"--layers names a layer twice: {layers!r}.")
-    for value in layer_tuple or ():
-        at_least("--layers", value, 0)
-    if reference:  # MEMIT's own contexts, clamp and steps; the layer statistics as asked
-        memit = MEMITParams.reference(layers=layer_tuple, rome=replace(MEMITParams.reference().rome, stats=rp.stats))
-    else:
-        memit = MEMITParams(layers=layer_tuple, rome=rp)
+    rp = _rome_params(layer, stats_tokens, corpus, reference, 0, update, ours)
     return EditEvalParams(facts=str(facts), limit=limit, sample=sample, known_only=not all_facts, method=method,
-                          edits=edits, rome=rp, memit=memit, gen_tokens=gen_tokens,
-                          n_gen_prompts=gen_prompts, seed=seed)
+                          edits=edits, rome=rp, memit=memit_params(rp, parse_layers(layers), reference),
+                          gen_tokens=gen_tokens, n_gen_prompts=gen_prompts, seed=seed)
 
 
 @click.command("edit-eval")

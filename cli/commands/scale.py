@@ -13,9 +13,19 @@ from cli.common import model_options, output_options, run_analysis, seed_option
 EDITORS = ("rome", "memit", "alphaedit", "ft", "ft-l")
 
 
+def variant_options(f):
+    """--reference / --ours: which variant of each editor. Without either, each editor is the one that won on the
+    test part of known_edits (the original where they tied): the original ROME, our MEMIT."""
+    f = click.option("--ours", is_flag=True, help="Our ROME and MEMIT (edit.py, value.py): our update and v*/z "
+                     "objective. The default for MEMIT already.")(f)
+    return click.option("--reference", is_flag=True, help="The original ROME and MEMIT (our re-implementations; "
+                        "ROME's update equals the authors' within 1e-5 on 5 facts): their update and v*/z "
+                        "objective. The default for ROME already.")(f)
+
+
 def editor_options(f):
-    """The options of the editors beyond ROME's own (--layer, --stats-tokens, --corpus, --reference live with
-    the command), and of the safety rails."""
+    """The options of the editors beyond ROME's own (--layer, --stats-tokens, --corpus, --reference, --ours live
+    with the command), and of the safety rails."""
     f = click.option("--layers", default=None, help="MEMIT / AlphaEdit layers, comma-separated (default per model).")(f)
     f = click.option("--null-threshold", type=float, default=None,
                      help="AlphaEdit: singular values of the key statistics below this span the null space "
@@ -55,25 +65,19 @@ def parse_layers(layers: str | None) -> tuple[int, ...] | None:
 def editor_params(rp, reference: bool, layers=None, null_threshold=None, null_relative=None, alpha_l2=None,
                   ft_eps=None, collapse_factor=None, on_outlier=None, **_):
     """EditorParams from ROME's params (`rp`, built by the command) and the options of `editor_options`."""
-    from dataclasses import replace
-
-    from interp.analysis.rome import MEMITParams
     from interp.analysis.rome.alphaedit import AlphaEditParams
     from interp.analysis.rome.finetune import FTParams
     from interp.analysis.rome.session import EditorParams
 
     from cli.checks import finite
+    from cli.commands.edit import memit_params
 
     finite("--null-threshold", null_threshold, 0, low_open=True)
     finite("--null-relative", null_relative, 0, 1, low_open=True)
     finite("--alpha-l2", alpha_l2, 0)
     finite("--ft-eps", ft_eps, 0, low_open=True)
     finite("--collapse-factor", collapse_factor, 1, low_open=True)
-    layer_tuple = parse_layers(layers)
-    if reference:  # MEMIT's own contexts, clamp and steps; the statistics as asked
-        memit = MEMITParams.reference(layers=layer_tuple, rome=replace(MEMITParams.reference().rome, stats=rp.stats))
-    else:
-        memit = MEMITParams(layers=layer_tuple, rome=rp)
+    memit = memit_params(rp, parse_layers(layers), reference)
     alpha = AlphaEditParams(memit=memit, **{k: v for k, v in (("threshold", null_threshold), ("l2", alpha_l2),
                                                             ("relative_threshold", null_relative)) if v is not None})
     ft = FTParams(layer=rp.layer, **({"norm_constraint": ft_eps} if ft_eps is not None else {}))
@@ -92,7 +96,7 @@ def _ints(option: str, text: str) -> tuple[int, ...]:
 
 def edit_scale_params(facts, methods, checkpoints, batch_size, all_facts, sample, controls, heldout, heldout_tokens,
                       gen_prompts, gen_tokens, check_every, layer, stats_tokens, corpus, reference, seed,
-                      max_minutes=None, **opts):
+                      max_minutes=None, ours=False, **opts):
     """The EditScaleParams these options stand for."""
     from interp.analysis.rome.scale import EditScaleParams
     from interp.errors import InvalidInputError
@@ -110,7 +114,7 @@ def edit_scale_params(facts, methods, checkpoints, batch_size, all_facts, sample
     unknown = [m for m in names if m not in EDITORS]
     if unknown or not names:
         raise InvalidInputError(f"--methods takes editors from {', '.join(EDITORS)}, got {methods!r}.")
-    rp = _rome_params(layer, stats_tokens, corpus, reference, 0)
+    rp = _rome_params(layer, stats_tokens, corpus, reference, 0, ours=ours)
     return EditScaleParams(facts=str(facts), methods=names, checkpoints=_ints("--checkpoints", checkpoints),
                            batch_size=batch_size, known_only=not all_facts, sample=sample, n_control=controls,
                            heldout=str(heldout) if heldout else None, heldout_tokens=heldout_tokens,
@@ -137,8 +141,7 @@ def edit_scale_params(facts, methods, checkpoints, batch_size, all_facts, sample
 @click.option("--stats-tokens", type=int, default=None, help="Tokens of text for the key statistics (default 4000).")
 @click.option("--corpus", type=click.Path(exists=True, path_type=Path), default=None,
               help="A .txt file or folder for the statistics instead of text sampled from the model.")
-@click.option("--reference", is_flag=True,
-              help="The original ROME / MEMIT objectives (our re-implementations of the authors').")
+@variant_options
 @click.option("--max-minutes", type=float, default=None,
               help="Per editor: stop after a checkpoint when the next would end past this many minutes.")
 @editor_options

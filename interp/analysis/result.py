@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -66,15 +67,17 @@ class AnalysisResult(Protocol):
     def findings(self) -> list[Finding]: ...
 
 
-def command_line(name: str, model: str, params: Any, flags: dict[str, str], always: tuple[str, ...] = ()) -> str:
+def command_line(name: str, model: str, params: Any, flags: dict[str, str], always: tuple[str, ...] = (),
+                 extra: Sequence[str] = ()) -> str:
     """``interp <name> --model <model>`` plus an option for every field of `params` that differs from its
     default and has one in `flags` (field -> "--flag"; a dotted field such as "rome.layer" reaches into a nested
     params dataclass): a bool field's flag alone (it is the one that turns the default around: "--no-text",
     "--all-facts"); a tuple as "a,b", or, for a flag ending in "*" (a repeatable option), one "--flag item" per
     item. Fields in `always` are written even at their default (unless None): options the command wants
     together, such as --prompt with --subject. A flag without a leading dash ("PROMPT") is the command's
-    positional argument: its value is always written, after the options. Fields without a flag are left out."""
-    parts, positional = ["interp", name, "--model", model], []
+    positional argument: its value is always written, after the options. Fields without a flag are left out.
+    `extra`: options that no single field stands for (a flag that sets several), written after --model."""
+    parts, positional = ["interp", name, "--model", model, *extra], []
     for path, flag in flags.items():
         value, default = _field(params, path)
         if not flag.startswith("-"):
@@ -116,7 +119,12 @@ class ResultBase:
         """The `interp` command that runs this analysis on `model` with `params` (see `command_line`)."""
         if not cls.cli_name:
             raise TypeError(f"{cls.__name__} names no CLI command (cli_name); register it in interp.analysis.registry.")
-        return command_line(cls.cli_name, model, params, cls.cli_flags, cls.cli_always)
+        return command_line(cls.cli_name, model, params, cls.cli_flags, cls.cli_always, cls.cli_extra(params))
+
+    @classmethod
+    def cli_extra(cls, params: Any) -> list[str]:
+        """Options of `params` that no single field's flag writes (see `command_line`); none by default."""
+        return []
 
     def reproduce(self) -> str:
         """The command that reproduces this result: the one that produced it, else one built from params."""

@@ -83,8 +83,9 @@ def _write_batch(lab: Lab, records: list, requests: list, method: str, batch_siz
     from interp.analysis.rome.scale import rewrite_success, write_requests
     from interp.analysis.rome.session import EditorParams, EditSession, heldout_ids, perplexity
 
-    rome = ROMEParams(stats=lab.stats or StatsParams())
-    memit = MEMITParams(rome=rome)
+    stats = lab.stats or StatsParams()
+    rome = ROMEParams(stats=stats)  # the default editors: the original ROME, our MEMIT
+    memit = MEMITParams(rome=ROMEParams.ours(stats=stats))
     editors = EditorParams(rome=rome, memit=memit, alphaedit=AlphaEditParams(memit=memit))
     lab.progress.set_stage("measuring the held-out perplexity")
     ids = heldout_ids(lab.model, None, lab.limits.heldout_tokens)

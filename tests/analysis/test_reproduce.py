@@ -43,7 +43,7 @@ CASES = {
               "--layer", "1", "--update", "r-rome", "--stats-tokens", "40", "--corpus", "{text}"]],
     "edit-eval": [["--facts", "facts.json", "--limit", "3", "--sample", "2", "--all-facts", "--method", "memit",
                    "--edits", "2", "--gen-tokens", "5", "--gen-prompts", "1", "--seed", "6", "--layer", "1",
-                   "--layers", "1,2", "--update", "original", "--stats-tokens", "40", "--corpus", "{text}"]],
+                   "--layers", "1,2", "--update", "r-rome", "--stats-tokens", "40", "--corpus", "{text}"]],
     "edit-scale": [["--facts", "facts.json", "--methods", "rome,alphaedit", "--checkpoints", "1,5", "--batch-size",
                     "3", "--all-facts", "--sample", "4", "--controls", "2", "--heldout", "{text}", "--heldout-tokens",
                     "64", "--gen-prompts", "1", "--gen-tokens", "5", "--check-every", "2", "--seed", "7", "--layer",
@@ -114,6 +114,26 @@ def test_reproduce_parses_back_into_the_params(name, i, tmp_path, monkeypatch):
     args = shlex.split(command)
     assert args[:4] == ["interp", name, "--model", MODEL]
     assert _parse(args) == params, command
+
+
+EDIT = ["--prompt", "The {} is in", "--subject", "Eiffel Tower", "--target", "Rome"]
+
+
+@pytest.mark.parametrize("variant", ["--ours", "--reference", None])
+@pytest.mark.parametrize("name, args", [("edit", EDIT), ("edit-eval", ["--facts", "facts.json", "--method", "memit"]),
+                                        ("edit-eval", ["--facts", "facts.json", "--update", "r-rome"]),
+                                        ("edit-scale", ["--facts", "facts.json"])])
+def test_the_editor_variant_flags_round_trip(name, args, variant):
+    """--ours and --reference set several fields at once, so no single field's flag writes them: the derived
+    command must still give back the same editors (and --reference with --ours is refused)."""
+    result_cls = resolve(ANALYSES[name].result)
+    params = _parse(["interp", name, *args, *([variant] if variant else [])])
+    command = result_cls.command_for(MODEL, params)
+    assert _parse(shlex.split(command)) == params, command
+    if variant == "--ours" or (variant == "--reference" and name != "edit"):  # edit has no MEMIT to tell apart
+        assert variant in shlex.split(command)
+    else:
+        assert "--ours" not in command and "--reference" not in command
 
 
 def test_a_result_reproduces_its_own_command_first():

@@ -111,7 +111,7 @@ def test_a_parts_rows_never_edit_another_parts_facts(tmp_path, monkeypatch):
         rome_eval.run_part(args, object(), rome_eval.part_records("known_edits", part), out_dir, N_LAYERS)
     tune_rows = [k for k in seen if k.startswith("known_edits-tune-5facts/")]
     test_rows = [k for k in seen if k.startswith("known_edits-test-5facts/")]
-    assert len(tune_rows) == 6 + 6 + 2 + 3 + 3 and len(test_rows) == 8
+    assert len(tune_rows) == 6 + 6 + 2 + 3 + 3 and len(test_rows) == 8 + 1  # + the default editor as it ships
     for key, ids in seen.items():
         part = "tune" if key.startswith("known_edits-tune-5facts/") else "test"
         assert ids and set(ids) <= set(split[part]), key
@@ -120,6 +120,10 @@ def test_a_parts_rows_never_edit_another_parts_facts(tmp_path, monkeypatch):
     assert {k.split("/")[1] for k in test_rows} >= {"rome-ours-L4", "rome-original-L10-4k", "memit-ours-5-8-b10"}
     assert "Chosen for rome-ours" in (tmp_path / "tune.md").read_text()
     assert "ROME: ours wins" in (tmp_path / "test.md").read_text()
+    # the default ROME editor (the original at the default layer 2, C from 4k tokens) where the tune part chose
+    # another setting for the original
+    assert "known_edits-test-5facts/rome-original-L2-4k" in test_rows
+    assert "the default minus the original at its tuned setting" in (tmp_path / "test.md").read_text()
 
 
 def test_a_fact_without_neighbours_is_left_out_of_the_intervals():
@@ -162,3 +166,12 @@ def test_the_default_memit_windows_are_tune_part_choices():
     assert len(rows) == 2
     scores = {row: rome_eval.tune_part_score("gemma3-270m", row)[0] for row in rows}
     assert tuple(rows[max(scores, key=scores.get)]) == default_memit_layers("gemma3-270m", 18)
+
+
+def test_the_default_editor_gets_its_own_test_row_only_where_the_tune_part_chose_another_setting():
+    from interp.analysis.rome import ROMEParams
+
+    (row, label, changes), = rome_eval.default_rows(MODEL, N_LAYERS, {"rome-original": ("rome-original-L2-16k",)})
+    assert row == "rome-original-L2-4k" and "default ROME editor" in label
+    assert changes["rome"] == ROMEParams(layer=2) == ROMEParams.reference(layer=2)  # the default is the original
+    assert rome_eval.default_rows(MODEL, N_LAYERS, {"rome-original": ("rome-original-L2-4k",)}) == []

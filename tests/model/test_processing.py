@@ -349,11 +349,12 @@ def test_folded_norms_are_weightless_and_the_others_kept(family):
     assert all(torch.equal(params[n], p) and not torch.equal(p, torch.ones_like(p)) for n, p in kept.items())
 
 
+@pytest.mark.parametrize("variant", ["reference", "ours"])
 @pytest.mark.parametrize("family", ["llama", "gpt2"])
-def test_rome_edit_on_processed_weights_is_the_checkpoints_edit(family, tmp_path, monkeypatch):
+def test_rome_edit_on_processed_weights_is_the_checkpoints_edit(family, variant, tmp_path, monkeypatch):
     """ROME end to end (layer 0 of 2, so the value reaches the predictions): on processed weights it finds the
     checkpoint's edit (RMSNorm: the same numbers; LayerNorm: |v0| in its weight decay moves with the centred
-    W_out), and the edited models predict alike."""
+    W_out), and the edited models predict alike; for the original ROME (the default) and ours."""
     from interp.analysis.rome import covariance
     from interp.analysis.rome.edit import rome_edit
     from interp.analysis.rome.hparams import ROMEParams, StatsParams
@@ -364,7 +365,7 @@ def test_rome_edit_on_processed_weights_is_the_checkpoints_edit(family, tmp_path
     g = torch.Generator().manual_seed(0)
     docs = [torch.randint(1, len(CHARS), (12,), generator=g).tolist() for _ in range(40)]
     monkeypatch.setattr(covariance, "sample_corpus", lambda m, p, progress=None, cache=None: docs)
-    params = ROMEParams(layer=0, steps=8, context_lengths=((3, 2),), stats=StatsParams(n_tokens=300))
+    params = getattr(ROMEParams, variant)(layer=0, steps=8, context_lengths=((3, 2),), stats=StatsParams(n_tokens=300))
     found = []
     for processed in (False, True):
         model = tiny_model(family, d_vocab=len(CHARS) + 1, n_ctx=256)
@@ -378,5 +379,6 @@ def test_rome_edit_on_processed_weights_is_the_checkpoints_edit(family, tmp_path
     (plain, before), (processed, after) = found
     tol = 1e-4 if family == "llama" else 1e-2
     assert processed["nll_after"] == pytest.approx(plain["nll_after"], abs=tol)
-    assert processed["delta_norm"] == pytest.approx(plain["delta_norm"], abs=tol)
+    # (the original's clamped delta, |delta| ~ 12 here, moves by 0.15 % with the centred v0 on LayerNorm)
+    assert processed["delta_norm"] == pytest.approx(plain["delta_norm"], abs=tol, rel=tol / 5)
     torch.testing.assert_close(after, before, rtol=0, atol=tol)

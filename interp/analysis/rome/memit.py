@@ -12,7 +12,7 @@ in a Transformer", Algorithm 1).
 
    which keeps W_l k ~ unchanged for typical keys (weighted by lambda C_l) while adding R to the
    new keys. Apply it before moving to the next layer.
-With ``fit_bare_key`` (our default, as for ROME: see edit.py) each request adds a second row, the bare
+With ``fit_bare_key`` (ours, MEMIT's default; see edit.py) each request adds a second row, the bare
 prompt's own key with its own target residual (h_0 + delta_i), so a prompt that opens with the subject
 is edited too. The result is one :class:`Edit` of rank n (2n with the bare rows) per layer.
 

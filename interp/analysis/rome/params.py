@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from interp.analysis.rome.hparams import MEMITParams, ROMEParams
+from interp.analysis.rome.hparams import OURS_ROME, MEMITParams, ROMEParams
 from interp.errors import EditError, InvalidInputError
 
 METRICS = ("efficacy", "paraphrase", "neighborhood")
 # params field -> the `interp edit-eval` / `interp edit` option that sets it (the command a result reproduces)
-# (dotted: a field of the nested ROME / MEMIT params; --reference, which sets several, is not derived)
+# (dotted: a field of the nested ROME / MEMIT params; --reference and --ours, which set several: `variant_flags`)
 _STATS_FLAGS = {"rome.layer": "--layer", "rome.update": "--update", "rome.stats.n_tokens": "--stats-tokens",
                 "rome.stats.corpus": "--corpus"}
 EVAL_FLAGS = {"facts": "--facts", "limit": "--limit", "sample": "--sample", "known_only": "--all-facts",
@@ -19,6 +19,14 @@ EVAL_FLAGS = {"facts": "--facts", "limit": "--limit", "sample": "--sample", "kno
 EDIT_FLAGS = {"prompt": "--prompt", "subject": "--subject", "target": "--target", "load": "--load",
               "save": "--save", "export": "--export", "undo": "--undo", "gen_tokens": "--gen-tokens",
               "rome.context_seed": "--seed", **_STATS_FLAGS}
+
+
+def variant_flags(rome: ROMEParams, memit: MEMITParams | None = None) -> list[str]:
+    """The variant option that gives these editors: --ours where ROME has our v* objective, --reference where
+    MEMIT is the original, none for the defaults (the original ROME, our MEMIT)."""
+    if all(getattr(rome, k) == v for k, v in OURS_ROME.items() if k != "update"):
+        return ["--ours"]
+    return ["--reference"] if memit is not None and memit.update == "original" else []
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from interp.analysis.result import Finding, ResultBase
 from interp.analysis.rome.edit import Edit
 from interp.analysis.rome.evaluate import bootstrap_ci
 from interp.analysis.rome.key import EditRequest
-from interp.analysis.rome.params import EDIT_FLAGS, EVAL_FLAGS, METRICS, EditEvalParams, EditParams
+from interp.analysis.rome.params import EDIT_FLAGS, EVAL_FLAGS, METRICS, EditEvalParams, EditParams, variant_flags
 from interp.figures import new_figure
 from interp.markdown import escape
 
@@ -30,6 +30,10 @@ class EditEvalResult(ResultBase):
 
     cli_name = "edit-eval"
     cli_flags = EVAL_FLAGS
+
+    @classmethod
+    def cli_extra(cls, params: EditEvalParams) -> list[str]:
+        return variant_flags(params.rome, params.memit)
 
     def groups(self) -> list | None:
         """Each fact's neighbourhood group (facts sharing prompts, `facts.splits.neighbourhood_groups`), the
@@ -144,6 +148,10 @@ class EditResult(ResultBase):
 
     cli_name = "edit"
     cli_flags = EDIT_FLAGS
+
+    @classmethod
+    def cli_extra(cls, params: EditParams) -> list[str]:
+        return variant_flags(params.rome)
 
     def to_json(self) -> dict:
         out = {"model": self.model, "seconds": self.seconds, "request": self.request.to_dict(),

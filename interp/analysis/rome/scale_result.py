@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from interp.analysis.result import Finding, ResultBase
+from interp.analysis.rome.params import variant_flags
 from interp.analysis.rome.scale import EditFactsParams, EditScaleParams
 from interp.figures import new_figure
 from interp.markdown import escape
@@ -32,6 +33,11 @@ SCALE_FLAGS = {"facts": "--facts", "methods": "--methods", "checkpoints": "--che
 FACTS_FLAGS = {"facts": "--facts", "method": "--method", "batch_size": "--batch-size", "limit": "--limit",
                "sample": "--sample", "save": "--save", "undo": "--undo", "heldout": "--heldout",
                "check_every": "--check-every", "seed": "--seed", **_EDITOR_FLAGS}
+def editors_variant(params) -> list[str]:
+    """--ours / --reference for the editors of EditScaleParams / EditFactsParams (`variant_flags`)."""
+    return variant_flags(params.editors.rome, params.editors.memit)
+
+
 _METRICS = ("efficacy", "paraphrase", "neighborhood", "earlier_held", "control_accuracy")
 
 
@@ -52,6 +58,7 @@ class EditScaleResult(ResultBase):
 
     cli_name = "edit-scale"
     cli_flags = SCALE_FLAGS
+    cli_extra = classmethod(lambda cls, params: editors_variant(params))
 
     def _edited(self) -> pd.DataFrame:
         return self.rows[self.rows["method"] != "none"]
@@ -140,6 +147,7 @@ class EditFactsResult(ResultBase):
 
     cli_name = "edit"
     cli_flags = FACTS_FLAGS
+    cli_extra = classmethod(lambda cls, params: editors_variant(params))
 
     def per_fact(self) -> pd.DataFrame:
         return pd.DataFrame([{"case_id": f.case_id, "subject": f.subject, "target_new": f.target_new,

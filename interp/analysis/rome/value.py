@@ -9,10 +9,11 @@ minimises
   + weight_decay * decay(delta)                                              (stay small)
 
 with ||delta|| clamped to clamp_norm_factor * ||v0|| after every step, and an early stop. The reference
-(rome/compute_v.py, memit/compute_z.py; ``ROMEParams.reference()``) and ours differ in four named places:
+(rome/compute_v.py, memit/compute_z.py; ``ROMEParams()``, the default) and ours (``ROMEParams.ours()``, which
+MEMIT's default uses) differ in four named places:
 
   ===================  ==========================================  ==========================================
-  ROMEParams field     reference                                   ours (the default)
+  ROMEParams field     reference (ROME's default)                  ours (MEMIT's default)
   ===================  ==========================================  ==========================================
   decay                "norm": ||delta|| / ||v0||^2                "squared": ||delta||^2 / ||v0||^2
   kl_at                "subject": at the subject's last token      "last": at the KL prompt's last token

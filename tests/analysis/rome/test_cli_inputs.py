@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from click.testing import CliRunner
 
 from interp.analysis.rome import EditEvalParams
@@ -43,20 +44,37 @@ def test_edit_eval_bad_inputs(tmp_path):
             raise AssertionError("expected an InterpError")
 
 
-def test_reference_flag_is_the_original_algorithms():
+def test_each_editor_defaults_to_its_test_part_winner_and_the_flags_pick_a_variant():
+    """No flag: the original ROME (it tied with ours on the test part) and our MEMIT (it won); --reference: both
+    originals; --ours: both ours; --update swaps ROME's update only; both flags together are refused."""
     from cli.commands.edit import edit_eval_params
 
     common = dict(facts="f.json", limit=None, sample=None, all_facts=False, method="rome", edits=1, layer=None,
                   layers=None, gen_tokens=100, gen_prompts=2, stats_tokens=None, corpus=None, seed=0)
+    original = ("original", "norm", "subject", "edited", "loss")
+    ours_fields = ("ours", "squared", "last", "orig", "nll")
+
+    def rome_fields(p):
+        return (p.rome.update, p.rome.decay, p.rome.kl_at, p.rome.kl_direction, p.rome.early_stop)
+
+    default = edit_eval_params(**common, reference=False)
+    assert rome_fields(default) == original
+    assert default.memit.update == "ours" and default.memit.post_norm == "invert"
+    assert rome_fields(default.memit) == ours_fields  # MEMIT's z optimisation: our objective
     ref = edit_eval_params(**common, reference=True)
-    assert (ref.rome.update, ref.rome.decay, ref.rome.kl_at, ref.rome.kl_direction, ref.rome.early_stop) == (
-        "original", "norm", "subject", "edited", "loss")
+    assert rome_fields(ref) == original
     assert ref.memit.update == "original" and ref.memit.rome.clamp_norm_factor == 0.75
     assert ref.memit.rome.context_lengths == ((10, 5),) and ref.memit.rome.steps == 25
-    ours = edit_eval_params(**common, reference=False)
-    assert (ours.rome.update, ours.rome.decay, ours.memit.update) == ("ours", "squared", "ours")
-    rrome = edit_eval_params(**common, reference=True, update="r-rome")
+    ours = edit_eval_params(**common, reference=False, ours=True)
+    assert rome_fields(ours) == ours_fields and ours.memit.update == "ours"
+    stats = edit_eval_params(**{**common, "stats_tokens": 123}, reference=False)
+    assert stats.rome.stats.n_tokens == stats.memit.rome.stats.n_tokens == 123
+    rrome = edit_eval_params(**common, reference=False, update="r-rome")
     assert rrome.rome.update == "r-rome" and rrome.rome.decay == "norm"
+    ours_rrome = edit_eval_params(**common, reference=False, ours=True, update="r-rome")
+    assert ours_rrome.rome.update == "r-rome" and ours_rrome.rome.decay == "squared"
+    with pytest.raises(InterpError, match="not both"):
+        edit_eval_params(**common, reference=True, ours=True)
     try:
         EditEvalParams(rome=__import__("interp.analysis.rome", fromlist=["ROMEParams"]).ROMEParams(update="x"))
     except InterpError as e:
