@@ -3,8 +3,8 @@
 Everything here is a plain library call (no web framework): `predict` is `interp.analysis.inspect`,
 `trace` is `interp.analysis.facts.run_trace` with the report's heatmaps, edits are
 `interp.analysis.rome` `Edit` objects (computed with `rome_edit` / `memit_edit`, applied, undone exactly,
-saved and loaded as edit files; a fact file's batch is one such edit: `interp.serve.batch_edit`). The web
-layer (`interp.serve.app`) only turns requests into these calls.
+saved and loaded as edit files: `interp.serve.edit_files`; a fact file's batch is one such edit:
+`interp.serve.batch_edit`). The web layer (`interp.serve.app`) only turns requests into these calls.
 
 The model is shared, so every call takes one lock. A long call (a trace, an edit) publishes its progress
 in `Lab.progress`; while one runs, other calls are refused at once with a sentence saying what the model
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from interp.errors import EditError, InterpError, InvalidInputError
+from interp.errors import InvalidInputError
 from interp.serve.limits import BusyError, Limits, NotFoundError, TooLargeError
 from interp.serve.progress import Progress
 
@@ -341,59 +341,16 @@ class Lab:
         return active.to_json()
 
     def edit_file(self, edit_id: int) -> tuple[bytes, str]:
-        """The edit as an edit file (Edit.save's format) and a file name for it."""
-        active = self._find(edit_id)
-        with tempfile.TemporaryDirectory() as tmp:
-            data = active.edit.save(Path(tmp) / "edit.safetensors").read_bytes()
-        r = active.edit.requests[0]
-        words = f"{self.model.cfg.name} {r.subject} {r.target_new}".replace("/", " ")
-        stem = "-".join("".join(c for c in w if c.isalnum() or c in "._") for w in words.split())
-        return data, f"{stem[:80] or 'edit'}-{active.id}.edit"
+        """The edit as an edit file (Edit.save's format) and a file name for it (`interp.serve.edit_files`)."""
+        from interp.serve.edit_files import edit_file
+
+        return edit_file(self, self._find(edit_id))
 
     def load_edit_file(self, data: bytes) -> dict:
-        """Read an uploaded edit file, check it as Edit.load does (refusing another model's edit or other
-        base weights) and that its factors are well formed, then apply it."""
-        from interp.analysis.rome import Edit
+        """Check an uploaded edit file and apply it (`interp.serve.edit_files`)."""
+        from interp.serve.edit_files import load_edit_file
 
-        if len(data) > self.limits.max_upload_bytes:
-            raise TooLargeError(f"The file is {len(data):,} bytes; this server takes edit files of at most "
-                                f"{self.limits.max_upload_bytes:,} bytes.")
-        if not data:
-            raise EditError("The uploaded file is empty; choose an edit file saved by interp.")
-        if len(self.edits) >= self.limits.max_edits:
-            raise TooLargeError(f"{len(self.edits)} edits are active, this server's limit; undo one first.")
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "upload.edit"
-            path.write_bytes(data)
-            try:
-                edit = Edit.load(path)
-            except InterpError as exc:
-                raise EditError("The uploaded file " + _one_line(exc).replace(str(path), "").strip()) from None
-            except Exception:  # noqa: BLE001 - a malformed file is one sentence, not a traceback
-                raise EditError("The uploaded file is not a valid interp edit file.") from None
-        if not edit.deltas or not edit.requests:
-            raise EditError("The uploaded file holds no edit.")
-        self._check_file_texts(edit)
-        with self.using_model():
-            edit.check(self.model)
-            edit.apply(self.model, check=False)
-            active = self._add(edit, "file")
-        return active.to_json()
-
-    def _check_file_texts(self, edit) -> None:
-        """The uploaded edit's texts reach the page: each within the limits a request's would be, valid Unicode."""
-        import json
-
-        prompt, answer = self.limits.max_prompt_tokens, self.limits.max_target_tokens
-        for r in edit.requests:
-            for what, text, tokens in (("prompt", r.prompt, prompt), ("subject", r.subject, prompt),
-                                       ("target", r.target_new, answer), ("true target", r.target_true or "", answer)):
-                self._text(text, f"uploaded edit's {what}", tokens, empty=None)
-        try:
-            json.dumps(ActiveEdit(0, edit, "file").to_json(), ensure_ascii=False).encode("utf-8")
-        except (TypeError, ValueError):  # UnicodeEncodeError is a ValueError
-            raise EditError("The uploaded file holds text that is not valid Unicode or data that is not text."
-                            ) from None
+        return load_edit_file(self, data)
 
 
 def _figures(result) -> dict[str, str]:
