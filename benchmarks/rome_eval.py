@@ -506,15 +506,20 @@ def tune_part_lines(model_name: str, n_layers: int, results: dict, out_dir: Path
 def held_out_rome(model_name: str, n_layers: int, n_facts: int, budgets: tuple[int, ...],
                   data: str = "known_edits") -> dict:
     """ROME ours and the original on the test part, each at the setting its tune rows chose (the README quotes
-    these): per method its row, layer, S with interval, PS and neighbours flipped; their paired S difference."""
+    these): per method its row, layer, S with interval, PS and neighbours flipped; their paired S difference;
+    and, once measured, the default editor as it ships ("default", `default_rows`) with its paired difference
+    to ours ("default-difference")."""
     import numpy as np
 
     chosen = choose(model_name, n_layers, kept_rows(part_dir(RESULTS, model_name, data, "tune", n_facts)), budgets)
     out_dir = part_dir(RESULTS, model_name, data, "test", n_facts)
     results = kept_rows(out_dir)
+    rows = {method: chosen[method] for method in ("rome-ours", "rome-original")}
+    for shipped in default_rows(model_name, n_layers, chosen):
+        if measured(results, out_dir, shipped[0]):
+            rows["default"] = shipped
     out: dict = {}
-    for method in ("rome-ours", "rome-original"):
-        row, _, changes = chosen[method]
+    for method, (row, _, changes) in rows.items():
         df = facts_table(out_dir, results, row)
         summary = results[row]["summary"]
         lo, hi = np.percentile(score_draws(df), [2.5, 97.5])
@@ -522,6 +527,26 @@ def held_out_rome(model_name: str, n_layers: int, n_facts: int, budgets: tuple[i
                        "hi": hi, "PS": summary["paraphrase"], "flipped": summary["neighborhood_flipped"],
                        "n": len(df), "groups": len(set(fact_groups(df)))}
     out["difference"] = paired_difference(results, out_dir, out["rome-ours"]["row"], out["rome-original"]["row"])
+    if "default" in out:
+        out["default-difference"] = paired_difference(results, out_dir, out["default"]["row"],
+                                                      out["rome-ours"]["row"])
+    return out
+
+
+def held_out_memit(model_name: str, n_layers: int, n_facts: int, budgets: tuple[int, ...],
+                   data: str = "known_edits") -> dict:
+    """MEMIT ours and the original on the test part at the window each one's tune rows chose (the README quotes
+    these): S of each, and ours minus the original, paired, one at a time ("difference") and in one batch of 100
+    ("difference-b100", where measured)."""
+    chosen = choose(model_name, n_layers, kept_rows(part_dir(RESULTS, model_name, data, "tune", n_facts)), budgets)
+    out_dir = part_dir(RESULTS, model_name, data, "test", n_facts)
+    results = kept_rows(out_dir)
+    ours, original = chosen["memit-ours"], chosen["memit-original"]
+    out = {"window": ours[2]["memit"].layers, "ours": row_score(results, ours[0]),
+           "original": row_score(results, original[0]),
+           "difference": paired_difference(results, out_dir, ours[0], original[0])}
+    if measured(results, out_dir, f"{ours[0]}-b100") and measured(results, out_dir, f"{original[0]}-b100"):
+        out["difference-b100"] = paired_difference(results, out_dir, f"{ours[0]}-b100", f"{original[0]}-b100")
     return out
 
 

@@ -153,3 +153,34 @@ def test_readme_held_out_rome_numbers_are_the_committed_rows():
     lead = re.search(r"ROME, ours minus the original: S (\S+), paired 95% cluster-bootstrap interval over the same "
                      r"facts (\[\S+, \S+\])", in_sample)
     assert f"(S {lead[1]} {lead[2]}) did not hold" in text
+
+
+def test_readme_default_editors_are_the_test_parts_winners_with_the_committed_rows():
+    """The README's default-editor sentences: ROME's default is the original because the two tied on both models'
+    test parts, and its row as it ships (C from 4k tokens) scores what the README says; MEMIT's default is ours
+    because its paired interval over the original lies above 0. A rerun that changes a row, or a default that
+    is not the winner, fails here."""
+    import sys
+
+    from interp.analysis.rome import MEMITParams, ROMEParams
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import rome_eval
+
+    text = " ".join((ROOT / "README.md").read_text().split())
+    quoted = []
+    for model, n_layers, name in (("smollm2-135m", 30, "SmolLM2"), ("gemma3-270m", 18, "Gemma-3")):
+        got = rome_eval.held_out_rome(model, n_layers, 20, (4_000, 16_000))
+        _, lo, hi = got["difference"]
+        assert lo <= 0 <= hi, f"ROME ours and the original no longer tie on {model}'s test part"
+        default = got["default"]
+        quoted.append(f"{default['S']:.2f} [{default['lo']:.2f}, {default['hi']:.2f}] on {name}")
+    assert ROMEParams() == ROMEParams.reference() and "So the default ROME editor is the original" in text
+    assert f"scores the same on those facts: S {quoted[0]}, {quoted[1]}." in text
+    memit = rome_eval.held_out_memit("smollm2-135m", 30, 20, (4_000, 16_000))
+    d, lo, hi = memit["difference"]
+    assert lo > 0 and MEMITParams().update == "ours" and MEMITParams().rome == ROMEParams.ours()
+    assert (f"(S {memit['ours']:.2f} against {memit['original']:.2f}, paired {d:+.2f} [{lo:+.2f}, {hi:+.2f}])"
+            in text)
+    d100, lo100, hi100 = memit["difference-b100"]
+    assert f"in one batch of 100 ({d100:+.2f} [{lo100:+.2f}, {hi100:+.2f}])" in text

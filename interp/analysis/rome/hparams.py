@@ -51,6 +51,10 @@ MEMIT_POST_NORMS = ("invert", "linear")
 
 @dataclass(frozen=True)
 class ROMEParams:
+    """ROME's settings. The defaults are the original ROME (the authors' update and v* objective, our
+    re-implementation) at our per-model layer; `ROMEParams.ours()` is our variant, `ROMEParams.reference()` the
+    original spelled out."""
+
     layer: int | None = None  # None: DEFAULT_LAYERS[model], else DEPTH_FRACTION of depth
     lr: float = 0.5
     steps: int = 20  # forward passes of the v* loop at most
@@ -114,6 +118,9 @@ OURS_ROME = dict(update="ours", decay="squared", kl_at="last", kl_direction="ori
 
 @dataclass(frozen=True)
 class MEMITParams:
+    """MEMIT's settings. The defaults are our MEMIT (our key rows, post-norm targets and z objective) at our
+    per-model layers; `MEMITParams.reference()` is the original MEMIT (our re-implementation)."""
+
     layers: tuple[int, ...] | None = None  # None: DEFAULT_MEMIT_LAYERS[model]
     lam: float = 15_000.0  # lambda: weight of C against the new keys (MEMIT's mom2_update_weight)
     rome: ROMEParams = field(default_factory=ROMEParams.ours)  # z optimisation and contexts: ROME's settings
