@@ -135,7 +135,8 @@ def _facts_options(f):
 @seed_option
 @output_options
 def edit(**opts):
-    """Rewrite one fact with ROME and show the model before and after; or, with --facts, every fact of a file.
+    """Rewrite one fact with ROME (the original algorithm; --ours for ours) and show the model before and after;
+    or, with --facts, every fact of a file.
 
     \b
     Example:

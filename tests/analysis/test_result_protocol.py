@@ -183,6 +183,20 @@ def test_edit_result_undoes_exactly(model, tmp_path, monkeypatch):
     assert 0 <= result.before["p_new"] <= 1 and 0 <= result.after["p_new"] <= 1
 
 
+def test_interp_edit_names_the_editor_it_ran(model, tmp_path, monkeypatch):
+    """The default editor is the original ROME, and `interp edit` says so beside the layer; ours says ours."""
+    from dataclasses import replace
+
+    from interp.analysis.rome import EditParams, ROMEParams, run_edit
+
+    monkeypatch.setenv("INTERP_CACHE", str(tmp_path))
+    assert "(layer 1, original ROME)" in _edit(model).render().splitlines()[0]
+    ours = replace(ROMEParams.ours(), **{k: getattr(_small_rome(), k) for k in ("layer", "steps", "context_lengths",
+                                                                                "stats")})
+    result = run_edit(model, EditParams("The {} is in", "Eiffel Tower", "Rome", undo=True, gen_tokens=3, rome=ours))
+    assert "(layer 1, ROME ours)" in result.render().splitlines()[0]
+
+
 def test_no_hidden_state_on_the_model(model, tmp_path, monkeypatch):
     monkeypatch.setenv("INTERP_CACHE", str(tmp_path))
     before = set(vars(model))

@@ -16,6 +16,9 @@ from interp.analysis.rome.params import EDIT_FLAGS, EVAL_FLAGS, METRICS, EditEva
 from interp.figures import new_figure
 from interp.markdown import escape
 
+# ROME's update (Edit.info["update"]) -> the editor `interp edit` names beside the layer
+EDITOR_NAMES = {"original": "original ROME", "ours": "ROME ours", "r-rome": "r-ROME"}
+
 
 @dataclass(repr=False)
 class EditEvalResult(ResultBase):
@@ -191,7 +194,8 @@ class EditResult(ResultBase):
     def render(self) -> str:
         """The lines `interp edit` prints."""
         r, t = self.request, self.true_answer
-        lines = [f"{r.text!r}  (layer {', '.join(map(str, self.edit.layers))})"]
+        editor = EDITOR_NAMES.get(self.edit.info.get("update"), "")  # a MEMIT edit's update names no ROME variant
+        lines = [f"{r.text!r}  (layer {', '.join(map(str, self.edit.layers))}{', ' + editor if editor else ''})"]
         for label, p in (("before", self.before), ("after", self.after)):
             probs = f"p({r.target_new})={p['p_new']:.3f}" + (f"  p({t})={p['p_true']:.3f}" if t else "")
             lines.append(f"{label:>6}: {probs}  ->{p['generation']!r}")
