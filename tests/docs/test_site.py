@@ -184,3 +184,15 @@ def test_readme_default_editors_are_the_test_parts_winners_with_the_committed_ro
             in text)
     d100, lo100, hi100 = memit["difference-b100"]
     assert f"in one batch of 100 ({d100:+.2f} [{lo100:+.2f}, {hi100:+.2f}])" in text
+
+
+def test_the_committed_reports_edit_with_the_default_editors():
+    """reports/<model>/edit-eval ran the editor the library ships (its run.json params): a change of default
+    without a rerun of the reports fails here."""
+    from interp.analysis.rome import ROMEParams
+
+    fields = ("update", "decay", "kl_at", "kl_direction", "early_stop")
+    for model in ("smollm2-135m", "gemma3-270m"):
+        params = json.loads((ROOT / "reports" / model / "edit-eval" / "run.json").read_text())["params"]
+        assert params["method"] == "rome"
+        assert {k: params["rome"][k] for k in fields} == {k: getattr(ROMEParams(), k) for k in fields}, model
