@@ -121,7 +121,11 @@ def page() -> str:
                          for m, (test, tune) in HELD_OUT.items())
              + "; in-sample, on the 50 facts our departures were developed on: "
              + ", ".join(f"[{m}](../benchmarks/{f})" for m, f in EVALUATIONS.items()) + "; the "
-             "method, its departures from the paper and their ablations: [ROME](../benchmarks/rome.md).", ""]
+             "method, its departures from the paper and their ablations: [ROME](../benchmarks/rome.md).", "",
+             "Causal tracing on ROME's own facts (`known_1000.json`, the paper's settings), averaged over the "
+             "first 200-odd facts each model knows in a seeded order, beside the paper's GPT-2 XL figures: "
+             + ", ".join(f"[{m}](../experiments/results/known-1000-trace/{m}/summary.md)" for m in manifests)
+             + ".", ""]
     for name, entries in order.items():
         lines += section(name, entries)
     return "\n".join(lines).rstrip("\n") + "\n"

@@ -204,9 +204,8 @@ class KnownTraceResult(ResultBase):
                  "resamples).", "",
                  f"Command: `{self.command}`", "",
                  f"Compute: {self.seconds:.0f} s wall-clock in all; {self.seconds_per_known():.1f} s per known fact "
-                 f"(mean; {self._cpu_text()}), on one "
-                 f"thread at nice 19, 1-minute load average {np.mean([r['load1'] for r in self.rows]):.2f} (mean "
-                 f"over facts; 2 cores).", ""]
+                 f"(mean; {self._cpu_text()}), on one thread at low priority (nice 10-19), 1-minute load average "
+                 f"{np.mean([r['load1'] for r in self.rows]):.2f} (mean over facts; 2 cores).", ""]
         if n:
             t = self.comparison()
             cols = list(t.columns)
