@@ -153,14 +153,15 @@ def test_the_default_rome_layer_is_the_tune_parts_choice(model, n_layers):
 
 
 def test_the_default_memit_windows_are_tune_part_choices():
-    """SmolLM2's MEMIT window is the best of the three its tune part of known_edits tried (the committed 20-fact
-    rows); Gemma-3's beats the other window of the in-sample table on facts.json's tune part alone."""
+    """Each model's MEMIT window is the best of the three its tune part of known_edits tried (the committed 20-fact
+    rows); Gemma-3's also beats the other window of the in-sample table on facts.json's tune part alone."""
     from interp.analysis.rome.hparams import default_memit_layers
 
     base = ROOT / "benchmarks" / "results" / "rome-eval"
-    tune = rome_eval.kept_rows(rome_eval.part_dir(base, MODEL, "known_edits", "tune", 20))
-    chosen = rome_eval.choose(MODEL, N_LAYERS, tune, (4_000, 16_000))
-    assert tuple(chosen["memit-ours"][2]["memit"].layers) == default_memit_layers(MODEL, N_LAYERS)
+    for model, n_layers in ((MODEL, N_LAYERS), ("gemma3-270m", 18)):
+        tune = rome_eval.kept_rows(rome_eval.part_dir(base, model, "known_edits", "tune", 20))
+        chosen = rome_eval.choose(model, n_layers, tune, (4_000, 16_000))
+        assert tuple(chosen["memit-ours"][2]["memit"].layers) == default_memit_layers(model, n_layers), model
     rows = {row: changes["memit"].layers for row, _, changes in rome_eval.rows_of("memit", "gemma3-270m", 18)
             if row.endswith("-ours")}
     assert len(rows) == 2

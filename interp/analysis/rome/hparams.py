@@ -16,8 +16,9 @@ layer of highest S (the harmonic mean of ES, PS, NS) in the layer sweep re-score
 tune part of facts.json's split (20 facts per model; the reports' edit-eval draws from the test part): SmolLM2
 layer 2 (S 0.87 [0.79, 0.96]; 0.82 at layer 6, the earlier default), Gemma-3 layer 1 (0.90 [0.82, 0.99]; 0.52-0.86
 at 2-9). MEMIT's is the window of highest S on the tune part of known_edits (20 facts; windows 1-4, 3-6, 5-8):
-SmolLM2 layers 1-4 (0.93 [0.85, 0.99], +0.01 [+0.00, +0.03] over 3-6, the earlier default); Gemma-3 keeps 2-4, ahead
-of 0-2 on facts.json's tune part (0.92 against 0.82). On known_edits' tune part ROME ours would pick SmolLM2's layer
+SmolLM2 layers 1-4 (0.93 [0.85, 0.99], +0.01 [+0.00, +0.03] over 3-6, the earlier default); Gemma-3 layers 2-4
+(0.94 [0.89, 0.98] against 0.93 for 0-2 and 0.79 for 4-6; also ahead of 0-2 on facts.json's tune part, 0.92
+against 0.82). On known_edits' tune part ROME ours would pick SmolLM2's layer
 6 (0.96, +0.02 [-0.01, +0.05] over layer 2): a tie, so the default stays where facts.json's tune part put it.
 """
 
