@@ -184,6 +184,11 @@ def test_readme_default_editors_are_the_test_parts_winners_with_the_committed_ro
             in text)
     d100, lo100, hi100 = memit["difference-b100"]
     assert f"in one batch of 100 ({d100:+.2f} [{lo100:+.2f}, {hi100:+.2f}])" in text
+    gemma = rome_eval.held_out_memit("gemma3-270m", 18, 20, (4_000, 16_000))
+    d, lo, hi = gemma["difference"]
+    assert lo > 0 and (f"on Gemma-3's 20 test facts (S {gemma['ours']:.2f} against {gemma['original']:.2f}, "
+                       f"paired {d:+.2f} [{lo:+.2f}, {hi:+.2f}]") in text
+    assert ("difference-b100" in gemma) == ("its batches not run yet" not in text)
 
 
 def test_the_committed_reports_edit_with_the_default_editors():
