@@ -3,8 +3,9 @@
 The default editors, each the one that wins on the test part of known_edits (the original where they tie;
 benchmarks/rome-eval-<model>-known_edits-test.md): ROME is the original (`ROMEParams()`, the same as
 `ROMEParams.reference()`; ours, `ROMEParams.ours()`, tied with it on both models: SmolLM2 +0.01 [-0.06, +0.07],
-Gemma-3 -0.03 [-0.13, +0.08]); MEMIT is ours (`MEMITParams()`, +0.05 [+0.00, +0.15] over the original on SmolLM2),
-whose z optimisation uses our v* objective (`MEMITParams().rome` is `ROMEParams.ours()`).
+Gemma-3 -0.03 [-0.13, +0.08]); MEMIT is ours (`MEMITParams()`; over the original +0.05 [+0.00, +0.15] on SmolLM2,
++0.45 [+0.19, +0.71] on Gemma-3), whose z optimisation uses our v* objective (`MEMITParams().rome` is
+`ROMEParams.ours()`).
 
 Reference values (Meng et al. 2022, rome/hparams/ROME/gpt2-xl.json; Meng et al. 2023, MEMIT/hparams):
 Adam lr 0.5, at most 20 steps, early stop when the target NLL < 0.05, KL weight 0.0625, weight decay 0.5,
