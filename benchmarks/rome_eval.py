@@ -536,8 +536,8 @@ def held_out_rome(model_name: str, n_layers: int, n_facts: int, budgets: tuple[i
 def held_out_memit(model_name: str, n_layers: int, n_facts: int, budgets: tuple[int, ...],
                    data: str = "known_edits") -> dict:
     """MEMIT ours and the original on the test part at the window each one's tune rows chose (the README quotes
-    these): S of each, and ours minus the original, paired, one at a time ("difference") and in one batch of 100
-    ("difference-b100", where measured)."""
+    these): S of each, and ours minus the original, paired, one at a time ("difference") and in batches of 10 and
+    100 ("difference-b10", "difference-b100", where measured)."""
     chosen = choose(model_name, n_layers, kept_rows(part_dir(RESULTS, model_name, data, "tune", n_facts)), budgets)
     out_dir = part_dir(RESULTS, model_name, data, "test", n_facts)
     results = kept_rows(out_dir)
@@ -545,8 +545,10 @@ def held_out_memit(model_name: str, n_layers: int, n_facts: int, budgets: tuple[
     out = {"window": ours[2]["memit"].layers, "ours": row_score(results, ours[0]),
            "original": row_score(results, original[0]),
            "difference": paired_difference(results, out_dir, ours[0], original[0])}
-    if measured(results, out_dir, f"{ours[0]}-b100") and measured(results, out_dir, f"{original[0]}-b100"):
-        out["difference-b100"] = paired_difference(results, out_dir, f"{ours[0]}-b100", f"{original[0]}-b100")
+    for edits in BATCHES:
+        if measured(results, out_dir, f"{ours[0]}-b{edits}") and measured(results, out_dir, f"{original[0]}-b{edits}"):
+            out[f"difference-b{edits}"] = paired_difference(results, out_dir, f"{ours[0]}-b{edits}",
+                                                             f"{original[0]}-b{edits}")
     return out
 
 

@@ -188,7 +188,9 @@ def test_readme_default_editors_are_the_test_parts_winners_with_the_committed_ro
     d, lo, hi = gemma["difference"]
     assert lo > 0 and (f"on Gemma-3's 20 test facts (S {gemma['ours']:.2f} against {gemma['original']:.2f}, "
                        f"paired {d:+.2f} [{lo:+.2f}, {hi:+.2f}]") in text
-    assert ("difference-b100" in gemma) == ("its batches not run yet" not in text)
+    d10, lo10, hi10 = gemma["difference-b10"]
+    assert lo10 > 0 and f"in batches of 10 {d10:+.2f} [{lo10:+.2f}, {hi10:+.2f}]" in text
+    assert ("difference-b100" in gemma) == ("its batch of 100 not run yet" not in text)
 
 
 def test_the_committed_reports_edit_with_the_default_editors():
