@@ -7,23 +7,32 @@ so the full spec (``experiments/lost-in-middle-kv75.toml``: 43 examples x 4 posi
 driver runs exactly the spec's scoring (``evaluate.score_examples`` with the spec's parameters) one base
 example at a time, in file order, appending each example's four scores to ``parts.jsonl`` with the git
 commit that made them; it stops before starting an example past ``--until`` and, on a later call, skips
-the examples already done. Whatever has been completed is then reduced by the analysis' own
-``reduce_scores`` and written in the analysis' result format (``summary.md``, ``curves.csv``, figures),
-with ``n_examples`` set to the number of complete examples, so every point has the same n.
+the examples already done. Several workers may share one ``--out`` (one core each): a worker claims an
+example with an exclusive lock that the system drops if the worker dies, so no example is run twice and a
+killed worker's example is taken up again. What has been completed, as far as the first gap in file order,
+is then reduced by the analysis' own ``reduce_scores`` and written in the analysis' result format
+(``summary.md``, ``curves.csv``, figures), with ``n_examples`` set to that count, so every point has the same
+n and the examples are always the file's first n.
 
 Which examples are run does not depend on any answer: always the file's first n, in its order.
 
     python -m interp.analysis.recall.kv75 --model smollm2-135m --n 43 --until 01:40 \\
         --out experiments/results/lost-in-middle-kv75/smollm2-135m
+
+(run it twice side by side, each with ``OMP_NUM_THREADS=1``, to use two cores).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import fcntl
+import hashlib
 import json
 import subprocess
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -89,43 +98,77 @@ def read_parts(path: Path) -> dict[str, dict]:
     return read_jsonl_by(path, "example_id")
 
 
+@contextmanager
+def claimed(out: Path, example_id: str) -> Iterator[bool]:
+    """Hold an exclusive lock on `example_id` for the run writing into `out` (True), or yield False when another
+    live worker holds it. The lock files live in the temporary directory, not among the results."""
+    locks = Path(tempfile.gettempdir()) / ("interp-kv75-" + hashlib.sha1(str(out.resolve()).encode()).hexdigest()[:12])
+    locks.mkdir(exist_ok=True)
+    name = hashlib.sha1(example_id.encode()).hexdigest()[:16]
+    with open(locks / f"{name}.lock", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def append_part(parts: Path, rec: dict) -> None:
+    """One line of parts.jsonl, written whole under a lock so that workers sharing the file never interleave."""
+    with parts.open("a", encoding="utf-8") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        f.write(json.dumps(rec) + "\n")
+        f.flush()
+        fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def run_kv75(model, n: int, out: Path, *, until: datetime | None = None, seed: int = 0, n_boot: int = 1000,
              log=print):
-    """Score the file's first n examples at the paper's positions, resuming from ``out/parts.jsonl``; write the
-    result of the complete examples into ``out``. Returns the RecallResult (None when none is complete)."""
+    """Score the file's first n examples at the paper's positions, resuming from ``out/parts.jsonl`` and skipping
+    examples another worker on the same ``out`` is running; write the result of the complete examples into
+    ``out``. Returns the RecallResult (None when none is complete)."""
     params = spec_params(n, seed, n_boot)
     out.mkdir(parents=True, exist_ok=True)
     parts = out / "parts.jsonl"
-    done = read_parts(parts)
     commit = code_commit()
     for base in base_examples(params):
-        if base.example_id in done:
+        if base.example_id in read_parts(parts):
             continue
         if until is not None and datetime.now(UTC) >= until:
-            log(f"stopping at {until:%H:%M} UTC with {len(done)} of {n} examples done")
+            log(f"stopping at {until:%H:%M} UTC with {len(read_parts(parts))} of {n} examples done")
             break
-        swept = [base.with_gold_at(p) for p in resolve_positions(params.positions, base.n_items)]
-        t0 = time.perf_counter()
-        scores = score_examples(model, swept, batch_size=params.batch_size, generate=True,
-                                max_new_tokens=params.max_new_tokens, attention=True, reuse_prefix=True)
-        rec = {"example_id": base.example_id, "model": model.cfg.name, "commit": commit,
-               "seconds": time.perf_counter() - t0,
-               "finished": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
-               "positions": [e.gold_position for e in swept], "scores": [score_to_json(s) for s in scores]}
-        with parts.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(rec) + "\n")
-        done[base.example_id] = rec
-        log(f"{len(done)}/{n} {base.example_id}: correct {[s.correct for s in scores]} "
+        with claimed(out, base.example_id) as mine:
+            if not mine or base.example_id in read_parts(parts):  # another worker has it, or just finished it
+                continue
+            swept = [base.with_gold_at(p) for p in resolve_positions(params.positions, base.n_items)]
+            t0 = time.perf_counter()
+            scores = score_examples(model, swept, batch_size=params.batch_size, generate=True,
+                                    max_new_tokens=params.max_new_tokens, attention=True, reuse_prefix=True)
+            rec = {"example_id": base.example_id, "model": model.cfg.name, "commit": commit,
+                   "seconds": time.perf_counter() - t0,
+                   "finished": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+                   "positions": [e.gold_position for e in swept], "scores": [score_to_json(s) for s in scores]}
+            append_part(parts, rec)
+        log(f"{len(read_parts(parts))}/{n} {base.example_id}: correct {[s.correct for s in scores]} "
             f"({rec['seconds']:.0f} s)")
     return write_result(model.cfg.name, n, out, seed=seed, n_boot=n_boot)
 
 
 def write_result(model_name: str, n: int, out: Path, *, seed: int = 0, n_boot: int = 1000):
-    """Reduce the complete examples of ``out/parts.jsonl`` (the file's first n, in order) and write the result."""
+    """Reduce the complete examples of ``out/parts.jsonl`` that are the file's first ones, in order (an example
+    done past a gap, by another worker, waits for the gap) and write the result."""
     from interp.analysis.recall.run import reduce_scores
 
     done = read_parts(out / "parts.jsonl")
-    bases = [b for b in base_examples(spec_params(n, seed, n_boot)) if b.example_id in done]
+    bases = []
+    for b in base_examples(spec_params(n, seed, n_boot)):  # the complete examples up to the first gap
+        if b.example_id not in done:
+            break
+        bases.append(b)
     if not bases:
         return None
     params = spec_params(len(bases), seed, n_boot)

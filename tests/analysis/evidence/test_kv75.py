@@ -70,3 +70,36 @@ def test_scores_round_trip_through_json():
     back = kv75.score_from_json(json.loads(json.dumps(kv75.score_to_json(s))))
     assert back.prediction == s.prediction and back.correct == s.correct
     assert np.array_equal(back.gold_attention, s.gold_attention)
+
+
+def test_an_example_another_worker_holds_is_skipped_and_the_result_stops_at_the_first_gap(tmp_path, scored):
+    first = kv75.base_examples(kv75.spec_params(1))[0].example_id
+    with kv75.claimed(tmp_path, first) as mine:
+        assert mine
+        with kv75.claimed(tmp_path, first) as again:  # a second worker on the same out
+            assert not again
+        result = kv75.run_kv75(MODEL, 3, tmp_path, log=lambda *_: None)
+    assert [c[0][0] for c in scored] == ["kv-retrieval-75_keys.jsonl.gz:2", "kv-retrieval-75_keys.jsonl.gz:3"]
+    assert result is None  # examples 2 and 3 wait for the first
+    scored.clear()
+    result = kv75.run_kv75(MODEL, 3, tmp_path, log=lambda *_: None)  # the lock is free again: the gap is filled
+    assert [c[0][0] for c in scored] == [first]
+    assert result.params.n_examples == 3 and set(result.curves["n"]) == {3}
+
+
+def test_a_worker_killed_mid_example_frees_its_claim(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys, time; from pathlib import Path; from interp.analysis.recall import kv75\n"
+            "with kv75.claimed(Path(sys.argv[1]), 'x') as mine:\n    print(mine, flush=True); time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "True"
+        with kv75.claimed(tmp_path, "x") as mine:
+            assert not mine
+    finally:
+        proc.kill()
+        proc.wait()
+    with kv75.claimed(tmp_path, "x") as mine:
+        assert mine
