@@ -53,7 +53,7 @@ def memit_params(rp, layers: tuple[int, ...] | None, reference: bool):
     from interp.analysis.rome import MEMITParams
 
     base = MEMITParams.reference() if reference else MEMITParams()
-    return replace(base, layers=layers, rome=replace(base.rome, stats=rp.stats, context_seed=rp.context_seed))
+    return replace(base, layers=layers).with_rome(stats=rp.stats, context_seed=rp.context_seed)
 
 
 def edit_params(prompt, subject, target, layer, save, load, undo, export, gen_tokens, stats_tokens, corpus,

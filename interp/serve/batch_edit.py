@@ -85,7 +85,7 @@ def _write_batch(lab: Lab, records: list, requests: list, method: str, batch_siz
 
     stats = lab.stats or StatsParams()
     rome = ROMEParams(stats=stats)  # the default editors: the original ROME, our MEMIT
-    memit = MEMITParams(rome=ROMEParams.ours(stats=stats))
+    memit = MEMITParams().with_rome(stats=stats)
     editors = EditorParams(rome=rome, memit=memit, alphaedit=AlphaEditParams(memit=memit))
     lab.progress.set_stage("measuring the held-out perplexity")
     ids = heldout_ids(lab.model, None, lab.limits.heldout_tokens)

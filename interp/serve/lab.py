@@ -297,7 +297,7 @@ class Lab:
         if method == "rome":
             params = ROMEParams(layer=layers[0] if layers else None, stats=stats)
             return rome_edit(self.model, request, params, apply=False, progress=self.progress.wrap)
-        params = MEMITParams(layers=tuple(sorted(set(layers))) or None, rome=ROMEParams.ours(stats=stats))
+        params = MEMITParams(layers=tuple(sorted(set(layers))) or None).with_rome(stats=stats)
         return memit_edit(self.model, [request], params, apply=False, progress=self.progress.wrap)
 
     @torch.no_grad()

@@ -25,7 +25,7 @@ against 0.82). On known_edits' tune part ROME ours would pick SmolLM2's layer
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 # model name -> ROME layer (0-based) and MEMIT layer range; evidence (layer sweeps) in benchmarks/rome-eval-<model>.md
 DEFAULT_LAYERS: dict[str, int] = {"smollm2-135m": 2, "gemma3-270m": 1}
@@ -141,6 +141,10 @@ class MEMITParams:
         if self.post_norm not in MEMIT_POST_NORMS:
             raise InvalidInputError(f"MEMIT post_norm must be one of {', '.join(MEMIT_POST_NORMS)}, "
                                     f"not {self.post_norm!r}.")
+
+    def with_rome(self, **changes) -> MEMITParams:
+        """These settings with the z optimisation's ROME settings changed (e.g. `stats=`, `context_seed=`)."""
+        return replace(self, rome=replace(self.rome, **changes))
 
     @classmethod
     def reference(cls, **changes) -> MEMITParams:

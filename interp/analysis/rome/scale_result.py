@@ -33,8 +33,12 @@ SCALE_FLAGS = {"facts": "--facts", "methods": "--methods", "checkpoints": "--che
 FACTS_FLAGS = {"facts": "--facts", "method": "--method", "batch_size": "--batch-size", "limit": "--limit",
                "sample": "--sample", "save": "--save", "undo": "--undo", "heldout": "--heldout",
                "check_every": "--check-every", "seed": "--seed", **_EDITOR_FLAGS}
-def editors_variant(params) -> list[str]:
-    """--ours / --reference for the editors of EditScaleParams / EditFactsParams (`variant_flags`)."""
+
+
+@classmethod
+def editors_variant(cls, params) -> list[str]:
+    """The results' `cli_extra`: --ours / --reference for the editors of EditScaleParams / EditFactsParams
+    (`variant_flags`)."""
     return variant_flags(params.editors.rome, params.editors.memit)
 
 
@@ -58,7 +62,7 @@ class EditScaleResult(ResultBase):
 
     cli_name = "edit-scale"
     cli_flags = SCALE_FLAGS
-    cli_extra = classmethod(lambda cls, params: editors_variant(params))
+    cli_extra = editors_variant
 
     def _edited(self) -> pd.DataFrame:
         return self.rows[self.rows["method"] != "none"]
@@ -147,7 +151,7 @@ class EditFactsResult(ResultBase):
 
     cli_name = "edit"
     cli_flags = FACTS_FLAGS
-    cli_extra = classmethod(lambda cls, params: editors_variant(params))
+    cli_extra = editors_variant
 
     def per_fact(self) -> pd.DataFrame:
         return pd.DataFrame([{"case_id": f.case_id, "subject": f.subject, "target_new": f.target_new,
