@@ -32,3 +32,29 @@ def test_the_readme_quotes_how_many_known_facts_each_trace_averages():
     text = " ".join((ROOT / "README.md").read_text().split())
     counts = {json.loads((TRACE / m / "summary.json").read_text())["n_known"] for m in ("smollm2-135m", "gemma3-270m")}
     assert len(counts) == 1 and f"causal tracing averaged over {counts.pop()} facts of ROME's" in text
+
+
+KV75 = ROOT / "experiments" / "results" / "lost-in-middle-kv75" / "smollm2-135m"
+
+
+def test_the_kv75_table_and_counts_are_the_committed_run():
+    import pandas as pd
+
+    text = " ".join((ROOT / "experiments" / "results" / "README.md").read_text().split())
+    curves = pd.read_csv(KV75 / "curves.csv").set_index("gold_position")
+    rule = pd.read_csv(KV75 / "paper_rule.csv").set_index("gold_position")
+    examples = pd.read_csv(KV75 / "examples.csv")
+    n = int(json.loads((KV75 / "run.json").read_text())["n_examples"])
+    assert set(curves["n"]) == {n} and set(rule["n"]) == {n}
+    for pos, c in curves.iterrows():
+        r = rule.loc[pos]
+        row = (f"| {pos} | {n} | {r['paper_kv']:.2f} [{r['paper_kv_lo']:.2f}, {r['paper_kv_hi']:.2f}] | "
+               f"{c['choice_accuracy']:.2f} [{c['choice_accuracy_lo']:.2f}, {c['choice_accuracy_hi']:.2f}] | "
+               f"{c['logprob']:.1f} [{c['logprob_lo']:.1f}, {c['logprob_hi']:.1f}] | {c['median_rank']:g} |")
+        assert row in text, row
+    assert f"SmolLM2, {n} base examples (the file's first {n})" in text
+    copied = int(rule["correct"].mul(rule["n"]).sum())
+    assert f"{copied} of {4 * n} prompts" in text
+    best = examples.loc[examples.groupby("example_id")["logprob"].idxmax(), "gold_position"].value_counts()
+    top = int(best.index[0])
+    assert f"highest with the key at position {top} (in {best.iloc[0]} of the {n} examples" in text
