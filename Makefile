@@ -49,7 +49,7 @@ test: $(STAMP) $(DOCS_STAMP)
 	wait $$docs; built=$$?; echo "make docs (run beside the slow tier):"; cat build/docs.log; \
 	test $$built -eq 0 || echo "make docs failed (exit $$built)"; test $$slow -eq 0 -a $$built -eq 0
 
-SLOW_TESTS = OMP_NUM_THREADS=1 timeout 2400 $(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup \
+SLOW_TESTS = OMP_NUM_THREADS=1 timeout 2400 $(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup --durations=15 \
 	-m slow tests
 test-slow: $(STAMP)
 	HF_HUB_OFFLINE=1 $(SLOW_TESTS)
