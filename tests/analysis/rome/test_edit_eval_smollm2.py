@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from interp.analysis.facts.records import load_facts
-from interp.analysis.rome import EditEvalParams, run_edit_eval
+from interp.analysis.rome import EditEvalParams, ROMEParams, run_edit_eval
 from interp.analysis.rome.evaluate import known_facts
 
 pytestmark = pytest.mark.slow
@@ -33,8 +33,11 @@ def test_known_facts_drops_a_fact_whose_true_answer_is_wrong(smollm2, records):
 @pytest.mark.parametrize("method", ["rome", "memit"])
 def test_edit_eval_edits_both_facts_and_leaves_the_model_unedited(smollm2, records, method):
     weights = {k: v.clone() for k, v in smollm2.state_dict().items()}
-    result = run_edit_eval(smollm2, EditEvalParams(method=method, edits=2, gen_tokens=8, n_gen_prompts=1),
-                           records=records)
+    # What is tested is edit-eval's bookkeeping, not an editor, so ROME is ours here: its early stop makes an edit
+    # 2.4x faster than the default (the original runs all 20 steps). The default's edit of the same Eiffel fact
+    # is tested in test_rome_smollm2.py and, through the lab, in tests/serve.
+    params = EditEvalParams(method=method, edits=2, gen_tokens=8, n_gen_prompts=1, rome=ROMEParams.ours())
+    result = run_edit_eval(smollm2, params, records=records)
     summary = result.to_json()
     assert KEYS <= summary.keys()
     assert summary["n"] == 2 and summary["skipped_unknown"] == 1
