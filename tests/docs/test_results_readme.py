@@ -55,6 +55,18 @@ def test_the_kv75_table_and_counts_are_the_committed_run():
     assert f"SmolLM2, {n} base examples (the file's first {n})" in text
     copied = int(rule["correct"].mul(rule["n"]).sum())
     assert f"{copied} of {4 * n} prompts" in text
-    best = examples.loc[examples.groupby("example_id")["logprob"].idxmax(), "gold_position"].value_counts()
-    top = int(best.index[0])
-    assert f"highest with the key at position {top} (in {best.iloc[0]} of the {n} examples" in text
+    contrasts = pd.read_csv(KV75 / "contrasts.csv").set_index(["metric", "contrast"])
+    best = contrasts.loc["best_logprob", "mean"].astype(int)
+    top = int(best.idxmax())
+    assert f"highest with the key at position {top} (in {best.max()} of the {n} examples" in text
+    assert best.sum() == n == examples["example_id"].nunique()
+    c = contrasts.loc[("choice_correct", "ends - middle")]
+    assert f"ends minus middle, paired over examples: {c['mean']:+.2f} [{c['lo']:+.2f}, {c['hi']:+.2f}]" in text
+    for name in ("49 - 0", "49 - 74"):
+        c = contrasts.loc[("logprob", name)]
+        assert f"{name.replace('-', 'minus')}, {c['mean']:+.1f}" in text and f"[{c['lo']:+.1f}, {c['hi']:+.1f}]" in text
+    kinds = pd.read_csv(KV75 / "answer_kinds.csv").sum()
+    assert kinds["the value"] == 0 and kinds["n"] == 4 * n
+    assert (f"{kinds['empty']} are empty (a newline first), {kinds['uuid in the prompt'] + kinds['uuid elsewhere']} "
+            f"are UUIDs ({kinds['uuid in the prompt']} another key or value of the same prompt, "
+            f"{kinds['uuid elsewhere']} found nowhere in it) and {kinds['other']} numbers or fragments") in text

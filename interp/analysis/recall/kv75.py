@@ -179,9 +179,13 @@ def write_result(model_name: str, n: int, out: Path, *, seed: int = 0, n_boot: i
             pairs.append(("baseline", b.with_gold_at(pos)))
             scores.append(score_from_json(s))
     result = reduce_scores(model_name, params, pairs, scores, sum(done[b.example_id]["seconds"] for b in bases))
-    result.command = ("python -m interp.analysis.recall.kv75 " f"--model {model_name} --n {n} --out {out}")
+    shown = out.resolve().relative_to(REPO) if out.resolve().is_relative_to(REPO) else out  # as run from the root
+    result.command = f"python -m interp.analysis.recall.kv75 --model {model_name} --n {n} --out {shown}"
     result.write(out)
     paper_rule_table(result.examples).to_csv(out / "paper_rule.csv", index=False)
+    position_contrasts(result.examples, n_boot=n_boot, seed=seed).to_csv(out / "contrasts.csv", index=False)
+    answer_kinds(result.examples, {b.example_id: b.with_gold_at(0).prompt() for b in bases}).to_csv(
+        out / "answer_kinds.csv", index=False)
     commits = sorted({done[b.example_id]["commit"] for b in bases})
     (out / "run.json").write_text(json.dumps({
         "model": model_name, "n_examples": len(bases), "asked": n, "commits": commits,
@@ -209,6 +213,66 @@ def paper_rule_table(examples):
             lo, hi = wilson(k, len(g))
             row |= {col: k / len(g), f"{col}_lo": lo, f"{col}_hi": hi}
         rows.append(row)
+    return pd.DataFrame(rows)
+
+
+CONTRASTS = (("ends - middle", (0, 74), (24, 49)), ("49 - 0", (49,), (0,)), ("49 - 74", (49,), (74,)),
+             ("74 - 0", (74,), (0,)))
+
+
+def position_contrasts(examples, n_boot: int = 1000, seed: int = 0):
+    """Paired differences between the key's positions, over the same base examples: for choice accuracy and the
+    value's log p, the mean of each CONTRASTS pair (the mean over the first positions minus the mean over the
+    second) with a 95% percentile-bootstrap interval resampling examples; and how many examples have their
+    highest log p at each position (`best_logprob`)."""
+    import pandas as pd
+
+    from interp.analysis.recall.stats import bootstrap_mean
+
+    rows = []
+    for metric in ("choice_correct", "logprob"):
+        wide = examples.pivot(index="example_id", columns="gold_position", values=metric)
+        for name, first, second in CONTRASTS:
+            d = wide[list(first)].mean(axis=1) - wide[list(second)].mean(axis=1)
+            lo, hi = bootstrap_mean(d.to_numpy(), n_boot=n_boot, seed=seed)
+            rows.append({"metric": metric, "contrast": name, "n": len(d), "mean": float(d.mean()), "lo": lo,
+                         "hi": hi})
+    best = examples.pivot(index="example_id", columns="gold_position", values="logprob").idxmax(axis=1)
+    for pos in sorted(examples["gold_position"].unique()):
+        rows.append({"metric": "best_logprob", "contrast": str(pos), "n": len(best),
+                     "mean": float((best == pos).sum())})
+    return pd.DataFrame(rows)
+
+
+UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+
+
+def answer_kinds(examples, prompts: dict[str, str]):
+    """What the greedy answers are, by position of the key: empty (the first line is blank or a lone quote), the
+    queried value, another UUID of the same prompt (a key or another value), a UUID found nowhere in the prompt,
+    or anything else. `prompts`: example_id -> one of its prompts (every position holds the same pairs)."""
+    import re
+
+    import pandas as pd
+
+    uuid = re.compile(UUID)
+    kinds = ("empty", "the value", "uuid in the prompt", "uuid elsewhere", "other")
+    rows = []
+    for pos, g in examples.groupby("gold_position", sort=True):
+        counts = dict.fromkeys(kinds, 0)
+        for ex_id, pred, value in zip(g["example_id"], g["prediction"], g["answer"]):
+            line = str(pred).split("\n")[0].strip() if isinstance(pred, str) else ""
+            found = uuid.search(line)
+            if line in ("", '"'):
+                kind = "empty"
+            elif found and found.group(0) == str(value):
+                kind = "the value"
+            elif found:
+                kind = "uuid in the prompt" if found.group(0) in prompts[ex_id] else "uuid elsewhere"
+            else:
+                kind = "other"
+            counts[kind] += 1
+        rows.append({"gold_position": int(pos), "n": len(g), **counts})
     return pd.DataFrame(rows)
 
 

@@ -103,3 +103,26 @@ def test_a_worker_killed_mid_example_frees_its_claim(tmp_path):
         proc.wait()
     with kv75.claimed(tmp_path, "x") as mine:
         assert mine
+
+
+def test_contrasts_pair_positions_within_examples_and_answer_kinds_sort_the_answers():
+    import pandas as pd
+
+    rows = []
+    for i, (lp0, lp49) in enumerate([(-5.0, -1.0), (-6.0, -1.0), (-4.0, -3.0)]):
+        for pos, lp, pred in ((0, lp0, ' "nope"\n'), (24, -9.0, "\n"), (49, lp49, f' "{UUID_A}"\n'), (74, -9.5, " 42")):
+            rows.append({"example_id": f"e{i}", "gold_position": pos, "logprob": lp, "choice_correct": float(pos == 0),
+                         "prediction": pred, "answer": UUID_A if i == 0 else UUID_B})
+    ex = pd.DataFrame(rows)
+    c = kv75.position_contrasts(ex, n_boot=200).set_index(["metric", "contrast"])
+    assert c.loc[("logprob", "49 - 0"), "mean"] == pytest.approx((4 + 5 + 1) / 3)
+    assert 1 <= c.loc[("logprob", "49 - 0"), "lo"] <= c.loc[("logprob", "49 - 0"), "hi"] <= 5
+    assert c.loc[("choice_correct", "ends - middle"), "mean"] == 0.5
+    assert list(c.loc["best_logprob", "mean"]) == [0, 0, 3, 0]
+    kinds = kv75.answer_kinds(ex, {"e0": "x", "e1": f"k {UUID_A} v", "e2": "y"}).set_index("gold_position")
+    assert kinds.loc[49, ["the value", "uuid in the prompt", "uuid elsewhere"]].tolist() == [1, 1, 1]
+    assert kinds.loc[24, "empty"] == 3 and kinds.loc[74, "other"] == 3 and kinds.loc[0, "other"] == 3
+
+
+UUID_A = "2a8d601d-1d69-4e64-9f90-8ad825a74195"
+UUID_B = "973f4ff1-00a2-4866-963d-b351b8666667"
