@@ -537,7 +537,8 @@ def held_out_memit(model_name: str, n_layers: int, n_facts: int, budgets: tuple[
                    data: str = "known_edits") -> dict:
     """MEMIT ours and the original on the test part at the window each one's tune rows chose (the README quotes
     these): S of each, and ours minus the original, paired, one at a time ("difference") and in batches of 10 and
-    100 ("difference-b10", "difference-b100", where measured)."""
+    100 ("difference-b10", "difference-b100", with each row's S as "ours-b10", "original-b10"..., where
+    measured)."""
     chosen = choose(model_name, n_layers, kept_rows(part_dir(RESULTS, model_name, data, "tune", n_facts)), budgets)
     out_dir = part_dir(RESULTS, model_name, data, "test", n_facts)
     results = kept_rows(out_dir)
@@ -549,6 +550,8 @@ def held_out_memit(model_name: str, n_layers: int, n_facts: int, budgets: tuple[
         if measured(results, out_dir, f"{ours[0]}-b{edits}") and measured(results, out_dir, f"{original[0]}-b{edits}"):
             out[f"difference-b{edits}"] = paired_difference(results, out_dir, f"{ours[0]}-b{edits}",
                                                              f"{original[0]}-b{edits}")
+            out[f"ours-b{edits}"] = row_score(results, f"{ours[0]}-b{edits}")
+            out[f"original-b{edits}"] = row_score(results, f"{original[0]}-b{edits}")
     return out
 
 

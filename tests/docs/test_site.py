@@ -190,7 +190,10 @@ def test_readme_default_editors_are_the_test_parts_winners_with_the_committed_ro
                        f"paired {d:+.2f} [{lo:+.2f}, {hi:+.2f}]") in text
     d10, lo10, hi10 = gemma["difference-b10"]
     assert lo10 > 0 and f"in batches of 10 {d10:+.2f} [{lo10:+.2f}, {hi10:+.2f}]" in text
-    assert ("difference-b100" in gemma) == ("its batch of 100 not run yet" not in text)
+    d100, lo100, hi100 = gemma["difference-b100"]
+    assert lo100 > 0 and (f"in one batch of 100 test facts S {gemma['ours-b100']:.2f} against "
+                          f"{gemma['original-b100']:.2f}, "
+                          f"{d100:+.2f} [{lo100:+.2f}, {hi100:+.2f}])") in text
 
 
 def test_the_committed_reports_edit_with_the_default_editors():
