@@ -37,7 +37,7 @@ def test_the_readme_quotes_how_many_known_facts_each_trace_averages():
 KV75 = ROOT / "experiments" / "results" / "lost-in-middle-kv75"
 
 
-@pytest.mark.parametrize("model, label", [("smollm2-135m", "SmolLM2")])
+@pytest.mark.parametrize("model, label", [("smollm2-135m", "SmolLM2"), ("gemma3-270m", "Gemma-3")])
 def test_the_kv75_tables_and_counts_are_the_committed_runs(model, label):
     import pandas as pd
 
@@ -69,5 +69,6 @@ def test_the_kv75_tables_and_counts_are_the_committed_runs(model, label):
     assert k["n"] == 4 * n
     assert (f"Of the {4 * n} greedy answers {k['empty']} are empty (a newline first), {k['the value']} the queried "
             f"value, {k['uuid in the prompt'] + k['uuid elsewhere']} other UUIDs ({k['uuid in the prompt']} another "
-            f"key or value of the same prompt, {k['uuid elsewhere']} found nowhere in it) and {k['other']} numbers "
-            "or fragments") in text
+            f"key or value of the same prompt, {k['uuid elsewhere']} found nowhere in it") in text
+    assert f"found nowhere in it) and {k['other']} numbers or fragments" in text or (
+        f"one of them the value with one character wrong) and {k['other']} numbers or fragments" in text)
