@@ -72,3 +72,18 @@ def test_the_kv75_tables_and_counts_are_the_committed_runs(model, label):
             f"key or value of the same prompt, {k['uuid elsewhere']} found nowhere in it") in text
     assert f"found nowhere in it) and {k['other']} numbers or fragments" in text or (
         f"one of them the value with one character wrong) and {k['other']} numbers or fragments" in text)
+
+
+def test_the_readme_quotes_the_kv75_accuracy_of_both_models():
+    import pandas as pd
+
+    text = " ".join((ROOT / "README.md").read_text().split())
+    smol = pd.read_csv(KV75 / "smollm2-135m" / "paper_rule.csv")
+    gemma = pd.read_csv(KV75 / "gemma3-270m" / "paper_rule.csv").set_index("gold_position")
+    n = int(gemma["n"].iloc[0])
+    assert f"on the file's first {n} examples at each of the paper's four positions" in text
+    assert smol["paper_kv"].sum() == 0 and f"SmolLM2 copies no value (0 of {smol['n'].sum()})" in text
+    first, rest = gemma.loc[0], gemma.drop(index=0)
+    assert rest["paper_kv"].sum() == 0
+    assert (f"Gemma-3 copies {first['paper_kv']:.2f} [{first['paper_kv_lo']:.2f}, {first['paper_kv_hi']:.2f}] with the "
+            f"key first and none elsewhere (0 of {rest['n'].sum()}") in text
