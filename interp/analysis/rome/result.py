@@ -53,7 +53,8 @@ class EditEvalResult(ResultBase):
                 continue
             vals = self.per_fact[col].to_numpy(dtype=float)
             lo, hi = bootstrap_ci(vals, self.params.seed, groups=groups)
-            out[col] = {"mean": float(np.nanmean(vals)), "ci95": [lo, hi]}
+            mean = float(np.nanmean(vals)) if not np.isnan(vals).all() else float("nan")  # nan: not measured
+            out[col] = {"mean": mean, "ci95": [lo, hi]}
         return out
 
     def to_json(self) -> dict:
