@@ -547,11 +547,10 @@ def held_out_memit(model_name: str, n_layers: int, n_facts: int, budgets: tuple[
            "original": row_score(results, original[0]),
            "difference": paired_difference(results, out_dir, ours[0], original[0])}
     for edits in BATCHES:
-        if measured(results, out_dir, f"{ours[0]}-b{edits}") and measured(results, out_dir, f"{original[0]}-b{edits}"):
-            out[f"difference-b{edits}"] = paired_difference(results, out_dir, f"{ours[0]}-b{edits}",
-                                                             f"{original[0]}-b{edits}")
-            out[f"ours-b{edits}"] = row_score(results, f"{ours[0]}-b{edits}")
-            out[f"original-b{edits}"] = row_score(results, f"{original[0]}-b{edits}")
+        a, b = f"{ours[0]}-b{edits}", f"{original[0]}-b{edits}"
+        if measured(results, out_dir, a) and measured(results, out_dir, b):
+            out[f"difference-b{edits}"] = paired_difference(results, out_dir, a, b)
+            out[f"ours-b{edits}"], out[f"original-b{edits}"] = row_score(results, a), row_score(results, b)
     return out
 
 

@@ -120,21 +120,26 @@ def scratch_dir(prefix: str = "interp-uncached-") -> Path:
 
 
 @contextlib.contextmanager
-def one_writer(path: Path):
+def one_writer(path: Path, wait: bool = True):
     """Hold an exclusive lock on ``<path>.lock`` for the block: the caller checks whether `path` exists
     inside it, and computes it only if not. The kernel releases the lock when a process dies, so a killed
     writer never blocks the next. Where locks are unavailable (no `fcntl`, an unwritable cache) the block runs
-    unlocked: at worst the entry is computed twice, as without this."""
+    unlocked: at worst the entry is computed twice, as without this. Yields True when the block may write;
+    with ``wait=False`` it yields False at once, instead of waiting, while another process holds the lock."""
     try:
         import fcntl
 
         path.parent.mkdir(parents=True, exist_ok=True)
         handle = open(path.with_name(path.name + ".lock"), "a")  # noqa: SIM115 - closed below
     except (ImportError, OSError):
-        yield
+        yield True
         return
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
     finally:
         handle.close()  # releases the lock

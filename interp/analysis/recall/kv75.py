@@ -25,14 +25,12 @@ Which examples are run does not depend on any answer: always the file's first n,
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import hashlib
 import json
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -98,32 +96,22 @@ def read_parts(path: Path) -> dict[str, dict]:
     return read_jsonl_by(path, "example_id")
 
 
-@contextmanager
-def claimed(out: Path, example_id: str) -> Iterator[bool]:
-    """Hold an exclusive lock on `example_id` for the run writing into `out` (True), or yield False when another
-    live worker holds it. The lock files live in the temporary directory, not among the results."""
+def claimed(out: Path, example_id: str):
+    """A context that holds `example_id` for the run writing into `out` (it yields True), or yields False when
+    another live worker holds it (`diskcache.one_writer` without waiting). The lock files live in the temporary
+    directory, not among the results."""
+    from interp.diskcache import one_writer
+
     locks = Path(tempfile.gettempdir()) / ("interp-kv75-" + hashlib.sha1(str(out.resolve()).encode()).hexdigest()[:12])
-    locks.mkdir(exist_ok=True)
-    name = hashlib.sha1(example_id.encode()).hexdigest()[:16]
-    with open(locks / f"{name}.lock", "w") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    return one_writer(locks / hashlib.sha1(example_id.encode()).hexdigest()[:16], wait=False)
 
 
 def append_part(parts: Path, rec: dict) -> None:
     """One line of parts.jsonl, written whole under a lock so that workers sharing the file never interleave."""
-    with parts.open("a", encoding="utf-8") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+    from interp.diskcache import one_writer
+
+    with one_writer(parts), parts.open("a", encoding="utf-8") as f:
         f.write(json.dumps(rec) + "\n")
-        f.flush()
-        fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def run_kv75(model, n: int, out: Path, *, until: datetime | None = None, seed: int = 0, n_boot: int = 1000,
@@ -230,14 +218,15 @@ def position_contrasts(examples, n_boot: int = 1000, seed: int = 0):
     from interp.analysis.recall.stats import bootstrap_mean
 
     rows = []
-    for metric in ("choice_correct", "logprob"):
-        wide = examples.pivot(index="example_id", columns="gold_position", values=metric)
+    wide = {m: examples.pivot(index="example_id", columns="gold_position", values=m) for m in ("choice_correct",
+                                                                                           "logprob")}
+    for metric, w in wide.items():
         for name, first, second in CONTRASTS:
-            d = wide[list(first)].mean(axis=1) - wide[list(second)].mean(axis=1)
+            d = w[list(first)].mean(axis=1) - w[list(second)].mean(axis=1)
             lo, hi = bootstrap_mean(d.to_numpy(), n_boot=n_boot, seed=seed)
             rows.append({"metric": metric, "contrast": name, "n": len(d), "mean": float(d.mean()), "lo": lo,
                          "hi": hi})
-    best = examples.pivot(index="example_id", columns="gold_position", values="logprob").idxmax(axis=1)
+    best = wide["logprob"].idxmax(axis=1)
     for pos in sorted(examples["gold_position"].unique()):
         rows.append({"metric": "best_logprob", "contrast": str(pos), "n": len(best),
                      "mean": float((best == pos).sum())})
